@@ -1,0 +1,529 @@
+//! Accounts and sessions (SPEC §2): the rules behind register, login,
+//! refresh with rotation and reuse detection, logout and password change.
+//! Handlers in `api/` only translate HTTP to these functions and back.
+
+use chrono::{Duration, Utc};
+use serde::Serialize;
+
+use axum::http::StatusCode;
+
+use crate::app::AppState;
+use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};
+use crate::error::{ApiError, ApiResult};
+use crate::security::client::ClientInfo;
+use crate::security::jwt::{Claims, TokenType};
+use crate::security::token_hash;
+use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, UserRecord};
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub two_factor_enabled: bool,
+    #[serde(with = "ts")]
+    pub created_at: chrono::DateTime<Utc>,
+    #[serde(serialize_with = "ts::option::serialize")]
+    pub last_login_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            full_name: u.full_name.clone(),
+            role: u.role,
+            two_factor_enabled: u.two_factor_enabled,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// A fresh access/refresh pair.
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// The body of a successful register or login.
+#[derive(Debug, Serialize)]
+pub struct AuthSuccess {
+    pub user: UserView,
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    pub device_token: String,
+}
+
+/// An authenticated request's identity.
+#[derive(Clone)]
+pub struct AuthContext {
+    pub user: UserRecord,
+    pub session_id: String,
+    pub claims: Claims,
+    pub token_hash: String,
+}
+
+pub fn weak_password(r: PasswordRejection) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", r.reason)
+        .with("field", "password")
+        .with("suggestions", r.suggestions)
+}
+
+pub fn validate_full_name(name: Option<String>) -> ApiResult<Option<String>> {
+    let Some(name) = name else { return Ok(None) };
+    let name = name.trim().to_string();
+    if name.chars().count() > 200 {
+        return Err(ApiError::validation(
+            "full_name",
+            "full_name must be at most 200 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "full_name",
+            "full_name must not contain control characters",
+        ));
+    }
+    Ok((!name.is_empty()).then_some(name))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e)
+}
+
+/// Creates an account (register, or `admin user create`).
+pub async fn create_user(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    full_name: Option<String>,
+    role: Role,
+) -> ApiResult<UserRecord> {
+    let email = Email::parse(email).map_err(|e| ApiError::validation("email", e))?;
+    let full_name = validate_full_name(full_name)?;
+    let password =
+        NewPassword::parse(password, &email, full_name.as_deref()).map_err(weak_password)?;
+    let hash = state
+        .hasher
+        .hash(password.secret())
+        .await
+        .map_err(internal)?;
+    let now = Utc::now();
+    let user = UserRecord {
+        id: new_id(),
+        email_key: email.key(),
+        email: email.as_str().to_string(),
+        full_name,
+        role,
+        password_hash: hash,
+        disabled: false,
+        created_at: now,
+        last_login_at: None,
+        password_changed_at: now,
+        two_factor_enabled: false,
+    };
+    match state.store.create_user(user.clone()).await {
+        Ok(()) => Ok(user),
+        Err(CreateUserError::EmailTaken) => Err(ApiError::conflict(
+            "email_taken",
+            "an account with this email already exists",
+        )),
+        Err(CreateUserError::Store(e)) => Err(e.into()),
+    }
+}
+
+pub async fn register(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    full_name: Option<String>,
+    client: &ClientInfo,
+) -> ApiResult<AuthSuccess> {
+    let user = create_user(state, email, password, full_name, Role::User).await?;
+    start_session(state, user, client).await
+}
+
+/// The lookup key for a login email: no validation, so a malformed address
+/// is simply an unknown account (and costs the same dummy hash).
+pub fn login_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Checks email and password. `Ok(None)` means the credentials are wrong
+/// (unknown email or wrong password: indistinguishable to the caller).
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &Secret,
+) -> ApiResult<Option<UserRecord>> {
+    let user = if email.len() <= 254 {
+        state.store.user_by_email(&login_key(email)).await?
+    } else {
+        None
+    };
+    let ok = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    Ok(if ok { user } else { None })
+}
+
+pub fn account_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "this account has been disabled",
+    )
+}
+
+/// Opens a session for a user whose credentials (and second factor) passed.
+pub async fn start_session(
+    state: &AppState,
+    mut user: UserRecord,
+    client: &ClientInfo,
+) -> ApiResult<AuthSuccess> {
+    let now = Utc::now();
+    let cfg = &state.config.auth;
+    let refresh_ttl = Duration::from_std(cfg.refresh_ttl.0).map_err(internal)?;
+    let session_id = new_id();
+    let (refresh_token, refresh_claims) = state
+        .jwt
+        .issue(TokenType::Refresh, &user.id, Some(&session_id), refresh_ttl)
+        .map_err(internal)?;
+    let session = SessionRecord {
+        id: session_id.clone(),
+        user_id: user.id.clone(),
+        created_at: now,
+        last_used_at: now,
+        ip: client.ip.to_string(),
+        user_agent: client.user_agent.clone(),
+        expires_at: refresh_claims.expires_at(),
+        revoked_at: None,
+    };
+    let refresh = RefreshRecord {
+        session_id: session_id.clone(),
+        user_id: user.id.clone(),
+        expires_at: refresh_claims.expires_at(),
+        rotated_at: None,
+    };
+    state
+        .store
+        .create_session(session, token_hash(&refresh_token), refresh)
+        .await?;
+    user.last_login_at = Some(now);
+    state.store.update_user(user.clone()).await?;
+    let access_token = issue_access(state, &user.id, &session_id)?;
+    let (device_token, _) = state
+        .jwt
+        .issue(TokenType::Device, &user.id, None, Duration::days(365))
+        .map_err(internal)?;
+    Ok(AuthSuccess {
+        user: UserView::from(&user),
+        tokens: TokenPair {
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: cfg.access_ttl.0.as_secs(),
+        },
+        device_token,
+    })
+}
+
+fn issue_access(state: &AppState, user_id: &str, session_id: &str) -> ApiResult<String> {
+    let ttl = Duration::from_std(state.config.auth.access_ttl.0).map_err(internal)?;
+    state
+        .jwt
+        .issue(TokenType::Access, user_id, Some(session_id), ttl)
+        .map(|(t, _)| t)
+        .map_err(internal)
+}
+
+/// Exchanges a refresh token for a new pair; a retired token revokes the
+/// whole session (theft detection).
+pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPair> {
+    let invalid = || ApiError::unauthorized("the refresh token is invalid or expired");
+    let claims = state
+        .jwt
+        .verify(refresh_token, TokenType::Refresh)
+        .ok_or_else(invalid)?;
+    let session_id = claims.sid.clone().ok_or_else(invalid)?;
+    let refresh_ttl = Duration::from_std(state.config.auth.refresh_ttl.0).map_err(internal)?;
+    let (new_refresh, new_claims) = state
+        .jwt
+        .issue(
+            TokenType::Refresh,
+            &claims.sub,
+            Some(&session_id),
+            refresh_ttl,
+        )
+        .map_err(internal)?;
+    let rotation = state
+        .store
+        .rotate_refresh(
+            &token_hash(refresh_token),
+            token_hash(&new_refresh),
+            new_claims.expires_at(),
+            Utc::now(),
+        )
+        .await?;
+    match rotation {
+        Rotation::Rotated(session) => {
+            let user = state
+                .store
+                .user_by_id(&session.user_id)
+                .await?
+                .ok_or_else(invalid)?;
+            if user.disabled {
+                state.store.revoke_session(&session.id, Utc::now()).await?;
+                return Err(account_disabled());
+            }
+            Ok(TokenPair {
+                access_token: issue_access(state, &user.id, &session.id)?,
+                refresh_token: new_refresh,
+                token_type: "Bearer",
+                expires_in: state.config.auth.access_ttl.0.as_secs(),
+            })
+        }
+        Rotation::Reused {
+            session_id,
+            user_id,
+        } => {
+            tracing::warn!(%user_id, %session_id, "refresh token reused: session revoked");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been revoked",
+            ))
+        }
+        Rotation::Invalid => Err(invalid()),
+    }
+}
+
+/// Resolves an access token to its user and live session.
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthContext> {
+    let unauthorized =
+        || ApiError::unauthorized("missing, invalid, expired or revoked access token");
+    let claims = state
+        .jwt
+        .verify(token, TokenType::Access)
+        .ok_or_else(unauthorized)?;
+    let hash = token_hash(token);
+    if state.revocations.is_revoked(&hash) {
+        return Err(unauthorized());
+    }
+    let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
+    let session = state
+        .store
+        .session(&session_id)
+        .await?
+        .ok_or_else(unauthorized)?;
+    if !session.is_active(Utc::now()) || session.user_id != claims.sub {
+        return Err(unauthorized());
+    }
+    let user = state
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(unauthorized)?;
+    if user.disabled {
+        return Err(unauthorized());
+    }
+    Ok(AuthContext {
+        user,
+        session_id,
+        claims,
+        token_hash: hash,
+    })
+}
+
+/// Ends the caller's session and revokes the presented access token.
+pub async fn logout(state: &AppState, ctx: &AuthContext) -> ApiResult<()> {
+    state
+        .revocations
+        .revoke(&ctx.token_hash, ctx.claims.expires_at())
+        .await?;
+    state
+        .store
+        .revoke_session(&ctx.session_id, Utc::now())
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of the caller; returns how many ended.
+pub async fn logout_all(state: &AppState, ctx: &AuthContext) -> ApiResult<usize> {
+    state
+        .revocations
+        .revoke(&ctx.token_hash, ctx.claims.expires_at())
+        .await?;
+    let ended = state
+        .store
+        .revoke_user_sessions(&ctx.user.id, None, Utc::now())
+        .await?;
+    Ok(ended.len())
+}
+
+/// Changes the password and ends every other session of the user.
+pub async fn change_password(
+    state: &AppState,
+    ctx: &AuthContext,
+    current: &Secret,
+    new: &str,
+) -> ApiResult<usize> {
+    if !state
+        .hasher
+        .verify(current, Some(&ctx.user.password_hash))
+        .await
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the current password is wrong",
+        )
+        .with("field", "current_password"));
+    }
+    let email = Email::parse(&ctx.user.email).map_err(internal)?;
+    let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref()).map_err(|r| {
+        let mut e = weak_password(r);
+        e.extra.insert("field".into(), "new_password".into());
+        e
+    })?;
+    if state
+        .hasher
+        .verify(new.secret(), Some(&ctx.user.password_hash))
+        .await
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            "the new password must differ from the current one",
+        )
+        .with("field", "new_password"));
+    }
+    let hash = state.hasher.hash(new.secret()).await.map_err(internal)?;
+    let mut user = state
+        .store
+        .user_by_id(&ctx.user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
+    user.password_hash = hash;
+    user.password_changed_at = Utc::now();
+    state.store.update_user(user).await?;
+    let ended = state
+        .store
+        .revoke_user_sessions(&ctx.user.id, Some(&ctx.session_id), Utc::now())
+        .await?;
+    Ok(ended.len())
+}
+
+/// What a correct password leads to.
+pub enum LoginOutcome {
+    Tokens(AuthSuccess),
+    /// 2FA is on: the client must finish with a code.
+    Challenge {
+        challenge_token: String,
+        expires_in: u64,
+    },
+}
+
+pub fn invalid_credentials(attempts_remaining: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "email or password is wrong",
+    )
+    .with("attempts_remaining", attempts_remaining)
+}
+
+pub fn account_locked(until: chrono::DateTime<Utc>) -> ApiError {
+    let retry = (until - Utc::now()).num_seconds().max(1);
+    ApiError::new(
+        StatusCode::LOCKED,
+        "account_locked",
+        "too many failed attempts; the account is temporarily locked",
+    )
+    .with("locked_until", crate::domain::rfc3339(until))
+    .with_header(axum::http::header::RETRY_AFTER, &retry.to_string())
+}
+
+/// The throttle key for a login: the device token's own key when the client
+/// presents a valid device token of this account, else the account's.
+pub fn throttle_key(
+    state: &AppState,
+    email_key: &str,
+    user: Option<&UserRecord>,
+    device_token: Option<&str>,
+) -> String {
+    use crate::security::lockout::{account_key, device_key};
+    let device = device_token
+        .and_then(|t| state.jwt.verify(t, TokenType::Device))
+        .filter(|c| user.is_some_and(|u| u.id == c.sub));
+    match device {
+        Some(c) => device_key(&c.jti),
+        None => account_key(email_key),
+    }
+}
+
+/// Records a failed attempt under `key` and returns the error to answer.
+pub async fn failed_attempt(
+    state: &AppState,
+    key: &str,
+    user: Option<&UserRecord>,
+    client: &ClientInfo,
+) -> ApiError {
+    use crate::security::lockout::Failure;
+    match state
+        .throttle
+        .fail(key, user.map(|u| u.id.clone()), &client.ip.to_string())
+        .await
+    {
+        Ok(Failure::Remaining(n)) => invalid_credentials(n),
+        Ok(Failure::Locked { until, newly }) => {
+            if newly {
+                tracing::warn!(ip = %client.ip, "login throttle key locked");
+            }
+            account_locked(until)
+        }
+        Err(e) => e.into(),
+    }
+}
+
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &Secret,
+    client: &ClientInfo,
+    device_token: Option<&str>,
+) -> ApiResult<LoginOutcome> {
+    let email_key = login_key(email);
+    let user = if email_key.len() <= 254 {
+        state.store.user_by_email(&email_key).await?
+    } else {
+        None
+    };
+    let key = throttle_key(state, &email_key, user.as_ref(), device_token);
+    if let Some(until) = state.throttle.locked_until(&key).await? {
+        return Err(account_locked(until));
+    }
+    let ok = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    let user = match user {
+        Some(u) if ok => u,
+        other => return Err(failed_attempt(state, &key, other.as_ref(), client).await),
+    };
+    if user.disabled {
+        return Err(account_disabled());
+    }
+    state.throttle.succeed(&key).await?;
+    start_session(state, user, client)
+        .await
+        .map(LoginOutcome::Tokens)
+}

@@ -1,0 +1,90 @@
+//! Administration: the operations behind `fortfolio admin …`, shared by the
+//! admin Unix socket (server running) and direct access (server stopped).
+
+pub mod client;
+pub mod socket;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{self, UserView};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Role, UserRecord};
+
+/// A user as the admin sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminUser {
+    #[serde(flatten)]
+    pub user: serde_json::Value,
+    pub disabled: bool,
+    pub locked_until: Option<String>,
+}
+
+async fn admin_view(state: &AppState, u: &UserRecord) -> ApiResult<AdminUser> {
+    let locked = state
+        .throttle
+        .locked_until(&crate::security::lockout::account_key(&u.email_key))
+        .await?;
+    Ok(AdminUser {
+        user: serde_json::to_value(UserView::from(u)).map_err(ApiError::internal)?,
+        disabled: u.disabled,
+        locked_until: locked.map(crate::domain::rfc3339),
+    })
+}
+
+async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
+    state
+        .store
+        .user_by_email(&accounts::login_key(email))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))
+}
+
+pub async fn create_user(
+    state: &AppState,
+    email: &str,
+    role: Role,
+    password: &str,
+) -> ApiResult<AdminUser> {
+    let u = accounts::create_user(state, email, password, None, role).await?;
+    admin_view(state, &u).await
+}
+
+pub async fn list_users(state: &AppState) -> ApiResult<Vec<AdminUser>> {
+    let mut users = state.store.list_users().await?;
+    users.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    let mut out = Vec::with_capacity(users.len());
+    for u in &users {
+        out.push(admin_view(state, u).await?);
+    }
+    Ok(out)
+}
+
+/// Disabling also ends every session, so live tokens stop working at once.
+pub async fn set_disabled(state: &AppState, email: &str, disabled: bool) -> ApiResult<AdminUser> {
+    let mut u = find(state, email).await?;
+    u.disabled = disabled;
+    state.store.update_user(u.clone()).await?;
+    if disabled {
+        state
+            .store
+            .revoke_user_sessions(&u.id, None, Utc::now())
+            .await?;
+    }
+    admin_view(state, &u).await
+}
+
+pub async fn unlock(state: &AppState, email: &str) -> ApiResult<usize> {
+    let u = find(state, email).await?;
+    Ok(state.throttle.unlock_user(&u.id, &u.email_key).await?)
+}
+
+pub async fn revoke_sessions(state: &AppState, email: &str) -> ApiResult<usize> {
+    let u = find(state, email).await?;
+    Ok(state
+        .store
+        .revoke_user_sessions(&u.id, None, Utc::now())
+        .await?
+        .len())
+}

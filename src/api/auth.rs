@@ -1,0 +1,164 @@
+//! `/auth/*`: register, login, refresh, logout, CSRF token.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::cookies;
+use super::extract::{cookie, parse_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
+use crate::accounts::{self, AuthSuccess, LoginOutcome, TokenPair};
+use crate::app::AppState;
+use crate::domain::Secret;
+use crate::error::{ApiError, ApiResult};
+use crate::security::client::ClientInfo;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/auth/csrf", get(csrf))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    password: Secret,
+    #[serde(default)]
+    full_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: Secret,
+}
+
+/// A register/login success: JSON body plus the browser-mode cookies.
+pub fn auth_response(state: &AppState, status: StatusCode, body: AuthSuccess) -> Response {
+    let mut headers = HeaderMap::new();
+    cookies::set_session(
+        &mut headers,
+        &body.tokens.access_token,
+        state.config.auth.access_ttl.0.as_secs(),
+        &body.tokens.refresh_token,
+        state.config.auth.refresh_ttl.0.as_secs(),
+    );
+    cookies::set_device(&mut headers, &body.device_token);
+    (status, headers, Json(body)).into_response()
+}
+
+async fn register(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppJson(body): AppJson<RegisterBody>,
+) -> ApiResult<Response> {
+    let out = accounts::register(
+        &state,
+        &body.email,
+        body.password.expose(),
+        body.full_name,
+        &client,
+    )
+    .await?;
+    Ok(auth_response(&state, StatusCode::CREATED, out))
+}
+
+/// The device token a client presents: header first, then cookie.
+pub fn device_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-device-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| cookie(headers, DEVICE_COOKIE))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    AppJson(body): AppJson<LoginBody>,
+) -> ApiResult<Response> {
+    let outcome = accounts::login(
+        &state,
+        &body.email,
+        &body.password,
+        &client,
+        device_token(&headers),
+    )
+    .await?;
+    Ok(match outcome {
+        LoginOutcome::Tokens(out) => auth_response(&state, StatusCode::OK, out),
+        LoginOutcome::Challenge {
+            challenge_token,
+            expires_in,
+        } => Json(json!({
+            "two_factor_required": true,
+            "challenge_token": challenge_token,
+            "expires_in": expires_in,
+        }))
+        .into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    // The token comes in the body (API clients) or the refresh cookie (browsers).
+    let token = if body.iter().all(u8::is_ascii_whitespace) {
+        cookie(&headers, REFRESH_COOKIE)
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?
+    } else {
+        parse_json::<RefreshBody>(&body)?.refresh_token
+    };
+    let pair: TokenPair = accounts::refresh(&state, &token).await?;
+    let mut out = HeaderMap::new();
+    cookies::set_session(
+        &mut out,
+        &pair.access_token,
+        state.config.auth.access_ttl.0.as_secs(),
+        &pair.refresh_token,
+        state.config.auth.refresh_ttl.0.as_secs(),
+    );
+    Ok((out, Json(pair)).into_response())
+}
+
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
+    accounts::logout(&state, &auth.ctx).await?;
+    let mut headers = HeaderMap::new();
+    cookies::clear_session(&mut headers);
+    Ok((headers, Json(json!({"logged_out": true}))).into_response())
+}
+
+async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
+    let ended = accounts::logout_all(&state, &auth.ctx).await?;
+    let mut headers = HeaderMap::new();
+    cookies::clear_session(&mut headers);
+    Ok((
+        headers,
+        Json(json!({"logged_out": true, "sessions_ended": ended})),
+    )
+        .into_response())
+}
+
+async fn csrf() -> Response {
+    let mut headers = HeaderMap::new();
+    let token = cookies::set_csrf(&mut headers);
+    (headers, Json(json!({"csrf_token": token}))).into_response()
+}

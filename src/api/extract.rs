@@ -1,0 +1,189 @@
+//! Extractors that answer in our problem format: `AppJson<T>` for bodies
+//! (naming the offending field), `AuthUser` for access tokens.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::accounts::{self, AuthContext};
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// A JSON body. Malformed JSON → `400 invalid_json`; a missing or
+/// ill-typed field → `422 validation_failed` with `field` set.
+pub struct AppJson<T>(pub T);
+
+fn is_json(parts_ct: Option<&header::HeaderValue>) -> bool {
+    let Some(ct) = parts_ct.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Parses a JSON body into `T`, classifying errors as SPEC §1 asks.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        use serde_json::error::Category;
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::invalid_json(format!("request body is not valid JSON: {inner}"))
+            }
+            Category::Data => {
+                let msg = inner.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                let field = if path == "." || path.is_empty() {
+                    missing_field(&msg).unwrap_or_default()
+                } else if let Some(missing) = missing_field(&msg) {
+                    format!("{path}.{missing}")
+                } else {
+                    path
+                };
+                let detail = if field.is_empty() {
+                    msg.clone()
+                } else {
+                    format!("{field}: {msg}")
+                };
+                ApiError::validation(&field, detail)
+            }
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::invalid_json(format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn missing_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_json",
+                "request body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                payload_too_large()
+            } else {
+                ApiError::invalid_json(format!(
+                    "could not read the request body: {}",
+                    rej.body_text()
+                ))
+            }
+        })?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than the server accepts",
+    )
+}
+
+/// How the access token arrived; cookie-borne requests need a CSRF token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Bearer,
+    Cookie,
+}
+
+pub const ACCESS_COOKIE: &str = "fortfolio_access";
+pub const REFRESH_COOKIE: &str = "fortfolio_refresh";
+pub const CSRF_COOKIE: &str = "fortfolio_csrf";
+pub const DEVICE_COOKIE: &str = "fortfolio_device";
+
+/// The value of cookie `name`, if present.
+pub fn cookie<'a>(parts: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    parts
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The bearer token or access cookie of a request.
+pub fn access_token(headers: &axum::http::HeaderMap) -> Option<(String, Credential)> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let v = auth.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        return Some((token.trim().to_string(), Credential::Bearer));
+    }
+    cookie(headers, ACCESS_COOKIE).map(|t| (t.to_string(), Credential::Cookie))
+}
+
+/// An authenticated caller.
+pub struct AuthUser {
+    pub ctx: AuthContext,
+    pub via: Credential,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, via) = access_token(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+        let ctx = accounts::authenticate(state, &token).await?;
+        Ok(AuthUser { ctx, via })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        n: u32,
+    }
+
+    #[test]
+    fn classifies_json_errors() {
+        let e = parse_json::<Body>(b"{not json").unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        let e = parse_json::<Body>(br#"{"n": 1}"#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        assert_eq!(e.extra["field"], "email");
+        let e = parse_json::<Body>(br#"{"email": "a", "n": "x"}"#).unwrap_err();
+        assert_eq!(e.extra["field"], "n");
+        let e = parse_json::<Body>(br#"{"email": "a", "n": 1} trailing"#).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+    }
+}

@@ -1,0 +1,136 @@
+//! `/me*`: the caller's account, password and sessions.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::extract::{AppJson, AuthUser};
+use super::pagination::{Page, PageQuery};
+use crate::accounts::{self, UserView};
+use crate::app::AppState;
+use crate::domain::{ts, Secret};
+use crate::error::{ApiError, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(get_me).patch(patch_me))
+        .route("/me/password", post(change_password))
+        .route("/me/sessions", get(sessions))
+        .route("/me/sessions/{id}", delete(delete_session))
+}
+
+async fn get_me(auth: AuthUser) -> Json<UserView> {
+    Json(UserView::from(&auth.ctx.user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchMe {
+    #[serde(default, with = "double_option")]
+    full_name: Option<Option<String>>,
+}
+
+/// Tells "absent" (leave as is) from `null` (clear).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+async fn patch_me(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(body): AppJson<PatchMe>,
+) -> ApiResult<Json<UserView>> {
+    let mut user = state
+        .store
+        .user_by_id(&auth.ctx.user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
+    if let Some(name) = body.full_name {
+        user.full_name = accounts::validate_full_name(name)?;
+    }
+    state.store.update_user(user.clone()).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: Secret,
+    new_password: Secret,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(body): AppJson<PasswordBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ended = accounts::change_password(
+        &state,
+        &auth.ctx,
+        &body.current_password,
+        body.new_password.expose(),
+    )
+    .await?;
+    Ok(Json(
+        json!({"password_changed": true, "sessions_ended": ended}),
+    ))
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    #[serde(with = "ts")]
+    created_at: chrono::DateTime<Utc>,
+    #[serde(with = "ts")]
+    last_used_at: chrono::DateTime<Utc>,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+async fn sessions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<SessionView>>> {
+    let items: Vec<SessionView> = state
+        .store
+        .user_sessions(&auth.ctx.user.id, Utc::now())
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == auth.ctx.session_id,
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(Json(Page::paginate(items, &q, |s| s.id.clone())?))
+}
+
+async fn delete_session(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let not_found = || ApiError::not_found("no such session");
+    let session = state.store.session(&id).await?.ok_or_else(not_found)?;
+    if session.user_id != auth.ctx.user.id || !session.is_active(Utc::now()) {
+        return Err(not_found());
+    }
+    state.store.revoke_session(&id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,60 @@
+//! List conventions (SPEC §1): `limit` (default 50, max 500) and an opaque
+//! `cursor`; responses are `{"items": [...], "next_cursor": ... | null}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> ApiResult<usize> {
+        match &self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+                _ => Err(ApiError::validation(
+                    "limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Pages an already ordered list; the cursor is the key of the last item
+    /// of the previous page.
+    pub fn paginate(items: Vec<T>, q: &PageQuery, key: impl Fn(&T) -> String) -> ApiResult<Self> {
+        let limit = q.limit()?;
+        let start = match &q.cursor {
+            None => 0,
+            Some(c) => {
+                items.iter().position(|i| &key(i) == c).ok_or_else(|| {
+                    ApiError::validation("cursor", "cursor is not valid for this list")
+                })? + 1
+            }
+        };
+        let mut items: Vec<T> = items.into_iter().skip(start).collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(&key)
+        } else {
+            None
+        };
+        Ok(Self { items, next_cursor })
+    }
+}

@@ -1,0 +1,820 @@
+//! Typed configuration (SPEC §8), layered: built-in defaults → `config.toml`
+//! → `FORTFOLIO_<SECTION>__<KEY>` environment variables → CLI flags.
+//!
+//! Every layer is merged into one TOML table first and deserialised once, so
+//! a bad value anywhere is reported with the full key that holds it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::domain::Secret;
+
+/// The commented example shipped at the top of the repository.
+pub const EXAMPLE: &str = include_str!("../config.toml.example");
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub state: StateConfig,
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimits,
+    pub smtp: SmtpConfig,
+    pub logging: LoggingConfig,
+    pub market: MarketConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Off,
+    SelfSigned,
+    Files,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub tls: TlsMode,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_allowed_origins: Vec<String>,
+    pub max_concurrent_requests: usize,
+    pub max_queued_requests: usize,
+    pub queue_timeout: Dur,
+    pub request_timeout: Dur,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls: TlsMode::SelfSigned,
+            tls_cert: "cert.pem".into(),
+            tls_key: "key.pem".into(),
+            trusted_proxies: vec![],
+            cors_allowed_origins: vec![],
+            max_concurrent_requests: 100,
+            max_queued_requests: 1000,
+            queue_timeout: Dur::secs(30),
+            request_timeout: Dur::secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Embedded,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    pub data_dir: PathBuf,
+    #[serde(serialize_with = "redact_url")]
+    pub postgres_url: Secret,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Embedded,
+            data_dir: "./data".into(),
+            postgres_url: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub backend: StateBackend,
+    #[serde(serialize_with = "redact_url")]
+    pub redis_url: Secret,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            backend: StateBackend::Memory,
+            redis_url: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(serialize_with = "redact")]
+    pub jwt_secret: Secret,
+    pub issuer: String,
+    pub access_ttl: Dur,
+    pub refresh_ttl: Dur,
+    pub lockout_threshold: u32,
+    pub lockout_window: Dur,
+    pub lockout_duration: Dur,
+    pub require_email_verification: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::default(),
+            issuer: "fortfolio".into(),
+            access_ttl: Dur::secs(15 * 60),
+            refresh_ttl: Dur::secs(7 * 86400),
+            lockout_threshold: 5,
+            lockout_window: Dur::secs(3600),
+            lockout_duration: Dur::secs(3600),
+            require_email_verification: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub register: Rate,
+    pub login: Rate,
+    pub two_factor: Rate,
+    pub refresh: Rate,
+    pub logout: Rate,
+    pub password: Rate,
+    pub account: Rate,
+    pub portfolio: Rate,
+    pub prices: Rate,
+    pub news: Rate,
+    pub predictions: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let m = Rate::per_minute;
+        Self {
+            register: m(3),
+            login: m(5),
+            two_factor: m(10),
+            refresh: m(10),
+            logout: m(10),
+            password: m(5),
+            account: m(60),
+            portfolio: m(60),
+            prices: m(60),
+            news: m(30),
+            predictions: m(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: String,
+    #[serde(serialize_with = "redact")]
+    pub password: Secret,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password: Secret::default(),
+            from: "fortfolio <alerts@localhost>".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub dir: PathBuf,
+    pub retention_days: u32,
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            dir: "./logs".into(),
+            retention_days: 90,
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketConfig {
+    pub news_feeds: Vec<String>,
+    pub news_refresh: Dur,
+    pub price_provider: String,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        Self {
+            news_feeds: vec![],
+            news_refresh: Dur::secs(15 * 60),
+            price_provider: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    #[serde(serialize_with = "redact")]
+    pub token: Secret,
+}
+
+/// A duration written as `"30s"`, `"15m"`, `"1h"`, `"7d"` (or `"500ms"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("duration `{s}` needs a unit (ms, s, m, h, d)"))?;
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("duration `{s}` must start with a whole number"))?;
+        let ms = match unit {
+            "ms" => Some(n),
+            "s" => n.checked_mul(1000),
+            "m" | "min" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            "d" => n.checked_mul(86_400_000),
+            _ => {
+                return Err(format!(
+                    "duration `{s}` has unknown unit `{unit}` (ms, s, m, h, d)"
+                ))
+            }
+        }
+        .ok_or_else(|| format!("duration `{s}` is too large"))?;
+        Ok(Self(Duration::from_millis(ms)))
+    }
+
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        let (n, unit) = if ms % 86_400_000 == 0 && ms > 0 {
+            (ms / 86_400_000, "d")
+        } else if ms % 3_600_000 == 0 && ms > 0 {
+            (ms / 3_600_000, "h")
+        } else if ms % 60_000 == 0 && ms > 0 {
+            (ms / 60_000, "m")
+        } else if ms % 1000 == 0 {
+            (ms / 1000, "s")
+        } else {
+            (ms, "ms")
+        };
+        write!(f, "{n}{unit}")
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dur::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A rate limit written as `"N/s"`, `"N/min"` or `"N/h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn per_minute(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (n, unit) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("rate `{s}` must look like \"5/min\""))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("rate `{s}` must start with a whole number"))?;
+        if count == 0 {
+            return Err(format!("rate `{s}` must allow at least 1 request"));
+        }
+        let per = match unit.trim() {
+            "s" | "sec" => Duration::from_secs(1),
+            "m" | "min" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86400),
+            other => {
+                return Err(format!(
+                    "rate `{s}` has unknown period `{other}` (s, min, h)"
+                ))
+            }
+        };
+        Ok(Self { count, per })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Rate::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn redact<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if v.is_empty() { "" } else { "[redacted]" })
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL.
+fn redact_url<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redacted_url(v.expose()))
+}
+
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:[redacted]@{host}{tail}")
+            } else {
+                url.to_string()
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Overrides given on the command line (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub tls: Option<String>,
+}
+
+/// A configuration error: one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads all layers. `file`: an explicit `--config`; when absent,
+    /// `./config.toml` is read if it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env, overrides)
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let defaults = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError(format!("internal: defaults do not serialise: {e}")))?;
+        let mut merged = defaults.clone();
+
+        let file = match file {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError(format!(
+                    "config file {} is not valid TOML: {}",
+                    path.display(),
+                    e.message()
+                ))
+            })?;
+            merge_file(&mut merged, &defaults, table)?;
+        }
+
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix("FORTFOLIO_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue; // e.g. FORTFOLIO_TEST_POSTGRES_URL: not a config key
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            set_typed(&mut merged, &defaults, &section, &key, raw)
+                .map_err(|e| ConfigError(format!("{e} (from environment variable {name})")))?;
+        }
+
+        if let Some(b) = &overrides.bind {
+            set_typed(&mut merged, &defaults, "server", "bind", b)?;
+        }
+        if let Some(d) = &overrides.data_dir {
+            set_typed(
+                &mut merged,
+                &defaults,
+                "storage",
+                "data_dir",
+                &d.to_string_lossy(),
+            )?;
+        }
+        if let Some(t) = &overrides.tls {
+            set_typed(&mut merged, &defaults, "server", "tls", t)?;
+        }
+
+        let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            ConfigError(format!(
+                "invalid config key {}: {}",
+                e.path(),
+                e.inner().message()
+            ))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that go beyond the types.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, why: &str| Err(ConfigError(format!("invalid config key {key}: {why}")));
+        let s = &self.server;
+        if s.max_concurrent_requests == 0 {
+            return bad("server.max_concurrent_requests", "must be at least 1");
+        }
+        if s.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if s.request_timeout.0.is_zero() {
+            return bad("server.request_timeout", "must be positive");
+        }
+        if s.tls == TlsMode::Files {
+            if s.tls_cert.as_os_str().is_empty() {
+                return bad("server.tls_cert", "is required when server.tls = \"files\"");
+            }
+            if s.tls_key.as_os_str().is_empty() {
+                return bad("server.tls_key", "is required when server.tls = \"files\"");
+            }
+        }
+        for origin in &s.cors_allowed_origins {
+            if origin == "*" {
+                return bad(
+                    "server.cors_allowed_origins",
+                    "\"*\" is not allowed: credentials are allowed, so list origins explicitly",
+                );
+            }
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return bad(
+                    "server.cors_allowed_origins",
+                    &format!("`{origin}` must be an origin like https://app.example.com"),
+                );
+            }
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return bad("storage.data_dir", "must not be empty");
+        }
+        if self.storage.backend == StorageBackend::Postgres && self.storage.postgres_url.is_empty()
+        {
+            return bad(
+                "storage.postgres_url",
+                "is required when storage.backend = \"postgres\"",
+            );
+        }
+        if self.state.backend == StateBackend::Redis && self.state.redis_url.is_empty() {
+            return bad(
+                "state.redis_url",
+                "is required when state.backend = \"redis\"",
+            );
+        }
+        let a = &self.auth;
+        if !a.jwt_secret.is_empty() && a.jwt_secret.expose().len() < 32 {
+            return bad(
+                "auth.jwt_secret",
+                "must be at least 32 bytes (or empty to generate one)",
+            );
+        }
+        if a.issuer.trim().is_empty() {
+            return bad("auth.issuer", "must not be empty");
+        }
+        if a.access_ttl.0 < Duration::from_secs(10) {
+            return bad("auth.access_ttl", "must be at least 10s");
+        }
+        if a.refresh_ttl.0 <= a.access_ttl.0 {
+            return bad("auth.refresh_ttl", "must be longer than auth.access_ttl");
+        }
+        if a.lockout_threshold == 0 {
+            return bad("auth.lockout_threshold", "must be at least 1");
+        }
+        if self.smtp.security == SmtpSecurity::None && !self.smtp.host.is_empty() {
+            let host = self.smtp.host.as_str();
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false);
+            if !loopback {
+                return bad(
+                    "smtp.security",
+                    "\"none\" is only allowed with a loopback smtp.host",
+                );
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
+            return bad(
+                "logging.level",
+                "must be a level such as info, debug or warn",
+            );
+        }
+        if self.logging.retention_days == 0 {
+            return bad("logging.retention_days", "must be at least 1");
+        }
+        for feed in &self.market.news_feeds {
+            if !(feed.starts_with("http://") || feed.starts_with("https://")) {
+                return bad(
+                    "market.news_feeds",
+                    &format!("`{feed}` must be an http(s) URL"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.storage.data_dir
+    }
+}
+
+fn merge_file(
+    merged: &mut toml::Value,
+    defaults: &toml::Value,
+    table: toml::Table,
+) -> Result<(), ConfigError> {
+    for (section, value) in table {
+        let toml::Value::Table(keys) = value else {
+            return Err(ConfigError(format!(
+                "invalid config key {section}: must be a [{section}] table"
+            )));
+        };
+        for (key, value) in keys {
+            let full = format!("{section}.{key}");
+            if defaults.get(&section).and_then(|s| s.get(&key)).is_none() {
+                return Err(ConfigError(format!("unknown config key {full}")));
+            }
+            if let Some(toml::Value::Table(sec)) = merged.get_mut(&section) {
+                sec.insert(key, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets `section.key` from a raw string, typed like the default value.
+fn set_typed(
+    merged: &mut toml::Value,
+    defaults: &toml::Value,
+    section: &str,
+    key: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let full = format!("{section}.{key}");
+    let default = defaults
+        .get(section)
+        .and_then(|s| s.get(key))
+        .ok_or_else(|| ConfigError(format!("unknown config key {full}")))?;
+    let bad = |what: &str| ConfigError(format!("invalid config key {full}: expected {what}"));
+    let value = match default {
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+        }
+        toml::Value::Boolean(_) => {
+            toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
+        }
+        toml::Value::Array(_) => {
+            let t = raw.trim();
+            if t.starts_with('[') {
+                let parsed: toml::Table = format!("v = {t}")
+                    .parse()
+                    .map_err(|_| bad("a TOML array like [\"a\", \"b\"]"))?;
+                parsed.get("v").cloned().ok_or_else(|| bad("an array"))?
+            } else {
+                toml::Value::Array(
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                )
+            }
+        }
+        _ => toml::Value::String(raw.to_string()),
+    };
+    if let Some(toml::Value::Table(sec)) = merged.get_mut(section) {
+        sec.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        Config::load_from(file.map(|_| path.as_path()), &env, &Overrides::default())
+    }
+
+    #[test]
+    fn example_documents_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let parsed = Config::load_from(Some(&path), &[], &Overrides::default()).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let c = load(
+            &[
+                ("FORTFOLIO_SERVER__MAX_CONCURRENT_REQUESTS", "7"),
+                ("FORTFOLIO_AUTH__ISSUER", "env"),
+            ],
+            Some("[server]\nmax_concurrent_requests = 3\n[auth]\naccess_ttl = \"5m\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.server.max_concurrent_requests, 7);
+        assert_eq!(c.auth.issuer, "env");
+        assert_eq!(c.auth.access_ttl, Dur::secs(300));
+        let env = vec![(
+            "FORTFOLIO_SERVER__BIND".to_string(),
+            "127.0.0.1:1".to_string(),
+        )];
+        let o = Overrides {
+            bind: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = Config::load_from(None, &env, &o).unwrap();
+        assert_eq!(c.server.bind.port(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load(&[], Some("[server]\ntls = \"maybe\"\n"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("server.tls"), "{e}");
+        let e = load(&[("FORTFOLIO_AUTH__ACCESS_TTL", "soon")], None)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("auth.access_ttl"), "{e}");
+        let e = load(&[], Some("[server]\nbogus = 1\n")).unwrap_err().0;
+        assert!(e.contains("server.bogus"), "{e}");
+        let e = load(&[("FORTFOLIO_RATE_LIMITS__LOGIN", "5 per minute")], None)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("rate_limits.login"), "{e}");
+        let e = load(&[("FORTFOLIO_SERVER__MAX_BODY_BYTES", "lots")], None)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("server.max_body_bytes"), "{e}");
+    }
+
+    #[test]
+    fn redacts_secrets() {
+        let c = load(
+            &[
+                (
+                    "FORTFOLIO_AUTH__JWT_SECRET",
+                    "0123456789abcdef0123456789abcdef-topsecret",
+                ),
+                ("FORTFOLIO_SMTP__PASSWORD", "smtp-pass-xyz"),
+                (
+                    "FORTFOLIO_STATE__REDIS_URL",
+                    "redis://u:redispass@127.0.0.1:6379/0",
+                ),
+            ],
+            None,
+        )
+        .unwrap();
+        let out = c.redacted_toml();
+        assert!(!out.contains("topsecret"));
+        assert!(!out.contains("smtp-pass-xyz"));
+        assert!(!out.contains("redispass"));
+        assert!(out.contains("[redacted]"));
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn durations_and_rates_parse() {
+        assert_eq!(Dur::parse("7d").unwrap(), Dur::secs(7 * 86400));
+        assert_eq!(Dur::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert!(Dur::parse("5").is_err());
+        assert_eq!(Rate::parse("3/min").unwrap(), Rate::per_minute(3));
+        assert!(Rate::parse("0/min").is_err());
+        assert_eq!(Dur::secs(900).to_string(), "15m");
+    }
+}

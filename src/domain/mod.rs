@@ -1,0 +1,47 @@
+//! Domain newtypes: values that are valid by construction ("parse, don't
+//! validate"), so the layers behind the API never see a malformed one.
+
+mod email;
+mod password;
+mod secret;
+
+pub use email::Email;
+pub use password::{NewPassword, PasswordRejection};
+pub use secret::Secret;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A new opaque, time-ordered identifier (UUIDv7).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// RFC 3339 UTC with second precision, as every timestamp in the API.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Serde helpers that write timestamps the way the API shows them.
+pub mod ts {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::super::rfc3339(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! fortfolio: a self-hosted financial API in one binary.
+//!
+//! Layout: `config` (layered settings) → `app` (state and router with the
+//! defensive layers in SPEC §5 order) → `api/` (one module per resource) →
+//! `accounts/`, `security/` (the rules) → `store/` (one trait per concern,
+//! redb behind it). `server` binds the listeners; `admin` and `cli` drive it
+//! from the command line.
+
+pub mod accounts;
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod request_id;
+pub mod security;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+/// Installs rustls' ring provider; call once before any TLS is used.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,147 @@
+//! Listeners: the public HTTPS (or HTTP) port and the admin Unix socket, with
+//! graceful shutdown on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use tokio::task::JoinHandle;
+
+use crate::app::{self, AppState};
+use crate::config::{Config, TlsMode};
+use crate::security::tls;
+
+pub const ADMIN_SOCKET: &str = "admin.sock";
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    handle: Handle,
+    admin_shutdown: tokio::sync::watch::Sender<bool>,
+    public: JoinHandle<std::io::Result<()>>,
+    admin: JoinHandle<()>,
+    socket_path: PathBuf,
+}
+
+/// Opens the store, binds both listeners and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let tls_mode = config.server.tls;
+    let bind = config.server.bind;
+    let data_dir = config.data_dir().to_path_buf();
+    let tls_files = match tls_mode {
+        TlsMode::Off => None,
+        TlsMode::SelfSigned => Some(tls::ensure_self_signed(&data_dir)?),
+        TlsMode::Files => Some((
+            config.server.tls_cert.clone(),
+            config.server.tls_key.clone(),
+        )),
+    };
+    let state = AppState::open(config).await?;
+
+    let listener =
+        std::net::TcpListener::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = Handle::new();
+    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let public = match tls_files {
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+        Some((cert, key)) => {
+            let rustls = RustlsConfig::from_config(tls::server_config(&cert, &key)?);
+            spawn_reloader(rustls.clone(), cert.clone(), key.clone());
+            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+    };
+
+    // The admin socket: only reachable by this machine's users who can read
+    // the (0700) data dir, and the socket itself is 0600.
+    let socket_path = data_dir.join(ADMIN_SOCKET);
+    let _ = std::fs::remove_file(&socket_path); // stale: we hold the database lock
+    let unix = tokio::net::UnixListener::bind(&socket_path)
+        .with_context(|| format!("cannot bind admin socket {}", socket_path.display()))?;
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
+    let (admin_shutdown, mut rx) = tokio::sync::watch::channel(false);
+    let admin_router = crate::admin::socket::router(state.clone());
+    let admin = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(unix, admin_router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "admin socket failed");
+        }
+    });
+
+    let scheme = if tls_mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
+    tracing::info!(%addr, "fortfolio listening on {scheme}://{addr}/api/v1");
+    Ok(Running {
+        addr,
+        state,
+        handle,
+        admin_shutdown,
+        public,
+        admin,
+        socket_path,
+    })
+}
+
+/// Reloads certificate files on SIGHUP (for `tls = "files"` with renewals).
+fn spawn_reloader(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls::server_config(&cert, &key) {
+                Ok(c) => {
+                    config.reload_from_config(c);
+                    tracing::info!("TLS certificate reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+                }
+            }
+        }
+    });
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to 30 s), then
+    /// closes the admin socket and releases the store.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(30)));
+        let _ = self.public.await;
+        let _ = self.admin_shutdown.send(true);
+        let _ = self.admin.await;
+        let _ = std::fs::remove_file(&self.socket_path);
+        drop(self.state);
+        tracing::info!("fortfolio stopped");
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,248 @@
+//! Storage: one trait per concern, gathered in the [`Store`] supertrait.
+//!
+//! Every operation that must be atomic is a single trait method (rotating a
+//! refresh token, revoking a user's sessions), so each backend — the embedded
+//! redb file here, PostgreSQL for scaled deployments — implements it in one
+//! transaction.
+
+pub mod redb;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("corrupt record in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+/// A user account as stored. No `Debug`: it holds the password hash.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    /// As entered, normalised (domain lower-cased).
+    pub email: String,
+    /// Identity key: the whole address lower-cased.
+    pub email_key: String,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub password_changed_at: DateTime<Utc>,
+    #[serde(default)]
+    pub two_factor_enabled: bool,
+}
+
+/// A login session: one refresh-token chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub ip: String,
+    pub user_agent: String,
+    /// The session ends when its newest refresh token expires.
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRecord {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A refresh token, stored under the SHA-256 of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub session_id: String,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+    /// Set once the token has been exchanged; presenting it again is theft.
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
+/// What happened to a presented refresh token.
+#[derive(Debug)]
+pub enum Rotation {
+    /// Exchanged: the old token is retired, the new one stored.
+    Rotated(SessionRecord),
+    /// Already exchanged before: the whole session has now been revoked.
+    Reused { session_id: String, user_id: String },
+    /// Unknown, expired, or its session has ended.
+    Invalid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user; fails with `EmailTaken` if the email key exists.
+    async fn create_user(&self, user: UserRecord) -> Result<(), CreateUserError>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_email(&self, email_key: &str) -> StoreResult<Option<UserRecord>>;
+    /// Replaces a user record (same id, same email key).
+    async fn update_user(&self, user: UserRecord) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with its first refresh token.
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        refresh_hash: String,
+        refresh: RefreshRecord,
+    ) -> StoreResult<()>;
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Atomically exchanges `old_hash` for `new_hash`: retires the old token,
+    /// stores the new one and touches the session; or, if the old token was
+    /// already retired, revokes the whole session.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: String,
+        new_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+    /// Ends one session; false if it was not active.
+    async fn revoke_session(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Ends every active session of a user except `keep`; returns the ids ended.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>>;
+    /// Active sessions of a user, newest first.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionRecord>>;
+}
+
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Puts a token hash on the revocation list until `expires_at`.
+    async fn revoke_token(&self, token_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Unexpired revocations (expired ones are purged on the way).
+    async fn live_revocations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+}
+
+/// Failed logins and the lock they lead to, per throttle key (an account's
+/// email key, or one device token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LockoutRecord {
+    /// The account this key belongs to, when it exists.
+    pub user_id: Option<String>,
+    /// Failure times within the window, oldest first.
+    pub failures: Vec<DateTime<Utc>>,
+    /// IPs of the recent failures, for forensics (newest last, at most 50).
+    pub ips: Vec<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl LockoutRecord {
+    /// The lock in force at `now`, if any.
+    pub fn locked_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.locked_until.filter(|until| *until > now)
+    }
+
+    /// Adds one failure under `policy` (the same rule for every backend).
+    pub fn apply_failure(
+        &mut self,
+        user_id: Option<String>,
+        ip: String,
+        now: DateTime<Utc>,
+        policy: LockoutPolicy,
+    ) {
+        if self.locked_until.is_some_and(|u| u <= now) {
+            // An expired lock starts a fresh count.
+            self.locked_until = None;
+            self.failures.clear();
+        }
+        self.failures.retain(|t| *t > now - policy.window);
+        self.failures.push(now);
+        self.ips.push(ip);
+        if self.ips.len() > 50 {
+            let excess = self.ips.len() - 50;
+            self.ips.drain(..excess);
+        }
+        if user_id.is_some() {
+            self.user_id = user_id;
+        }
+        if self.failures.len() as u32 >= policy.threshold && self.locked_until.is_none() {
+            self.locked_until = Some(now + policy.duration);
+        }
+    }
+
+    pub fn attempts_remaining(&self, policy: LockoutPolicy) -> u32 {
+        policy.threshold.saturating_sub(self.failures.len() as u32)
+    }
+}
+
+/// The lockout policy a backend applies atomically.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub window: chrono::Duration,
+    pub duration: chrono::Duration,
+}
+
+#[async_trait]
+pub trait LockoutStore: Send + Sync {
+    async fn lockout(&self, key: &str) -> StoreResult<Option<LockoutRecord>>;
+    /// Atomically adds a failure (dropping those outside the window) and
+    /// locks the key when the threshold is reached; returns the new record.
+    async fn record_failure(
+        &self,
+        key: &str,
+        user_id: Option<String>,
+        ip: &str,
+        now: DateTime<Utc>,
+        policy: LockoutPolicy,
+    ) -> StoreResult<LockoutRecord>;
+    /// Forgets a key's failures and lock.
+    async fn clear_lockout(&self, key: &str) -> StoreResult<()>;
+    /// Clears every key of a user (admin unlock); returns the keys cleared.
+    async fn clear_user_lockouts(
+        &self,
+        user_id: &str,
+        account_key: &str,
+    ) -> StoreResult<Vec<String>>;
+}
+
+/// Everything the application stores.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + RevocationStore + LockoutStore {
+    /// Answers when the backend is usable (for `/ready`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// "embedded" or "postgres", as `/health` reports it.
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,457 @@
+//! The embedded store: one redb file (`<data_dir>/fortfolio.redb`).
+//!
+//! Records are JSON values under string keys. Reads run inline (redb reads are
+//! MVCC snapshots and cheap); writes, which fsync on commit, run on the
+//! blocking pool so they never stall the async workers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    CreateUserError, LockoutPolicy, LockoutRecord, LockoutStore, RefreshRecord, RevocationStore,
+    Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, UserRecord, UserStore,
+};
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const USERS: Table = TableDefinition::new("users");
+const USERS_BY_EMAIL: Table = TableDefinition::new("users_by_email");
+const SESSIONS: Table = TableDefinition::new("sessions");
+/// `<user_id>/<session_id>` → empty: a user's sessions by prefix scan.
+const USER_SESSIONS: Table = TableDefinition::new("user_sessions");
+const REFRESH_TOKENS: Table = TableDefinition::new("refresh_tokens");
+const REVOKED_TOKENS: Table = TableDefinition::new("revoked_tokens");
+
+const LOCKOUTS: Table = TableDefinition::new("lockouts");
+
+const ALL_TABLES: [Table; 7] = [
+    LOCKOUTS,
+    USERS,
+    USERS_BY_EMAIL,
+    SESSIONS,
+    USER_SESSIONS,
+    REFRESH_TOKENS,
+    REVOKED_TOKENS,
+];
+
+pub const FILE_NAME: &str = "fortfolio.redb";
+
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    match table.get(key).map_err(backend)? {
+        Some(v) => decode(name, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Keys in `[prefix, prefix + '\u{10FFFF}')`, i.e. all keys starting with it.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database in `data_dir`. Fails if another
+    /// process holds it.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(backend)?;
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(format!(
+                "{} is in use by another process (is `fortfolio serve` running?)",
+                path.display()
+            )),
+            other => backend(other),
+        })?;
+        let tx = db.begin_write().map_err(backend)?;
+        for t in ALL_TABLES {
+            tx.open_table(t).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs a write transaction on the blocking pool and commits it if `f`
+    /// succeeds; on error nothing is written.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_write().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    fn read<T>(&self, table: Table, name: &'static str, key: &str) -> StoreResult<Option<T>>
+    where
+        T: DeserializeOwned,
+    {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(table).map_err(backend)?;
+        get(&t, name, key)
+    }
+}
+
+fn put<T: Serialize>(tx: &WriteTransaction, table: Table, key: &str, value: &T) -> StoreResult<()> {
+    let bytes = encode(value)?;
+    let mut t = tx.open_table(table).map_err(backend)?;
+    t.insert(key, bytes.as_slice()).map_err(backend)?;
+    Ok(())
+}
+
+fn end_session(tx: &WriteTransaction, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    let mut t = tx.open_table(SESSIONS).map_err(backend)?;
+    let Some(mut s) = get::<SessionRecord>(&t, "sessions", id)? else {
+        return Ok(false);
+    };
+    if !s.is_active(now) {
+        return Ok(false);
+    }
+    s.revoked_at = Some(now);
+    let bytes = encode(&s)?;
+    t.insert(id, bytes.as_slice()).map_err(backend)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl UserStore for RedbStore {
+    async fn create_user(&self, user: UserRecord) -> Result<(), CreateUserError> {
+        let out = self
+            .write(move |tx| {
+                let mut by_email = tx.open_table(USERS_BY_EMAIL).map_err(backend)?;
+                if by_email
+                    .get(user.email_key.as_str())
+                    .map_err(backend)?
+                    .is_some()
+                {
+                    return Ok(false);
+                }
+                by_email
+                    .insert(user.email_key.as_str(), user.id.as_bytes())
+                    .map_err(backend)?;
+                drop(by_email);
+                put(tx, USERS, &user.id, &user)?;
+                Ok(true)
+            })
+            .await?;
+        if out {
+            Ok(())
+        } else {
+            Err(CreateUserError::EmailTaken)
+        }
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        self.read(USERS, "users", id)
+    }
+
+    async fn user_by_email(&self, email_key: &str) -> StoreResult<Option<UserRecord>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let by_email = tx.open_table(USERS_BY_EMAIL).map_err(backend)?;
+        let Some(id) = by_email.get(email_key).map_err(backend)? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(id.value()).into_owned();
+        let users = tx.open_table(USERS).map_err(backend)?;
+        get(&users, "users", &id)
+    }
+
+    async fn update_user(&self, user: UserRecord) -> StoreResult<()> {
+        self.write(move |tx| put(tx, USERS, &user.id, &user)).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(USERS).map_err(backend)?;
+        let mut out = Vec::with_capacity(t.len().map_err(backend)? as usize);
+        for row in t.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            out.push(decode("users", v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedbStore {
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        refresh_hash: String,
+        refresh: RefreshRecord,
+    ) -> StoreResult<()> {
+        self.write(move |tx| {
+            put(tx, SESSIONS, &session.id, &session)?;
+            let key = format!("{}/{}", session.user_id, session.id);
+            let mut us = tx.open_table(USER_SESSIONS).map_err(backend)?;
+            us.insert(key.as_str(), [].as_slice()).map_err(backend)?;
+            drop(us);
+            put(tx, REFRESH_TOKENS, &refresh_hash, &refresh)
+        })
+        .await
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
+        self.read(SESSIONS, "sessions", id)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: String,
+        new_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let old_hash = old_hash.to_string();
+        self.write(move |tx| {
+            let mut tokens = tx.open_table(REFRESH_TOKENS).map_err(backend)?;
+            let Some(mut old) = get::<RefreshRecord>(&tokens, "refresh_tokens", &old_hash)? else {
+                return Ok(Rotation::Invalid);
+            };
+            if old.rotated_at.is_some() {
+                drop(tokens);
+                end_session(tx, &old.session_id, now)?;
+                return Ok(Rotation::Reused {
+                    session_id: old.session_id,
+                    user_id: old.user_id,
+                });
+            }
+            if old.expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
+            let Some(mut session) = get::<SessionRecord>(&sessions, "sessions", &old.session_id)?
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            if !session.is_active(now) {
+                return Ok(Rotation::Invalid);
+            }
+            old.rotated_at = Some(now);
+            tokens
+                .insert(old_hash.as_str(), encode(&old)?.as_slice())
+                .map_err(backend)?;
+            let new = RefreshRecord {
+                session_id: session.id.clone(),
+                user_id: session.user_id.clone(),
+                expires_at: new_expires_at,
+                rotated_at: None,
+            };
+            tokens
+                .insert(new_hash.as_str(), encode(&new)?.as_slice())
+                .map_err(backend)?;
+            session.last_used_at = now;
+            session.expires_at = new_expires_at;
+            sessions
+                .insert(session.id.as_str(), encode(&session)?.as_slice())
+                .map_err(backend)?;
+            Ok(Rotation::Rotated(session))
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |tx| end_session(tx, &id, now)).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let prefix = format!("{user_id}/");
+        let keep = keep.map(str::to_string);
+        self.write(move |tx| {
+            let ids: Vec<String> = {
+                let us = tx.open_table(USER_SESSIONS).map_err(backend)?;
+                let end = prefix_end(&prefix);
+                let mut ids = Vec::new();
+                for row in us.range(prefix.as_str()..end.as_str()).map_err(backend)? {
+                    let (k, _) = row.map_err(backend)?;
+                    ids.push(k.value()[prefix.len()..].to_string());
+                }
+                ids
+            };
+            let mut ended = Vec::new();
+            for id in ids {
+                if keep.as_deref() == Some(id.as_str()) {
+                    continue;
+                }
+                if end_session(tx, &id, now)? {
+                    ended.push(id);
+                }
+            }
+            Ok(ended)
+        })
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let prefix = format!("{user_id}/");
+        let end = prefix_end(&prefix);
+        let tx = self.db.begin_read().map_err(backend)?;
+        let us = tx.open_table(USER_SESSIONS).map_err(backend)?;
+        let sessions = tx.open_table(SESSIONS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in us.range(prefix.as_str()..end.as_str()).map_err(backend)? {
+            let (k, _) = row.map_err(backend)?;
+            let id = &k.value()[prefix.len()..];
+            if let Some(s) = get::<SessionRecord>(&sessions, "sessions", id)? {
+                if s.is_active(now) {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for RedbStore {
+    async fn revoke_token(&self, token_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let key = token_hash.to_string();
+        self.write(move |tx| put(tx, REVOKED_TOKENS, &key, &expires_at))
+            .await
+    }
+
+    async fn live_revocations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        self.write(move |tx| {
+            let mut t = tx.open_table(REVOKED_TOKENS).map_err(backend)?;
+            let mut live = Vec::new();
+            let mut expired = Vec::new();
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let exp: DateTime<Utc> = decode("revoked_tokens", v.value())?;
+                if exp > now {
+                    live.push((k.value().to_string(), exp));
+                } else {
+                    expired.push(k.value().to_string());
+                }
+            }
+            for k in expired {
+                t.remove(k.as_str()).map_err(backend)?;
+            }
+            Ok(live)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LockoutStore for RedbStore {
+    async fn lockout(&self, key: &str) -> StoreResult<Option<LockoutRecord>> {
+        self.read(LOCKOUTS, "lockouts", key)
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        user_id: Option<String>,
+        ip: &str,
+        now: DateTime<Utc>,
+        policy: LockoutPolicy,
+    ) -> StoreResult<LockoutRecord> {
+        let key = key.to_string();
+        let ip = ip.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
+            let mut rec = get::<LockoutRecord>(&t, "lockouts", &key)?.unwrap_or_default();
+            rec.apply_failure(user_id, ip, now, policy);
+            t.insert(key.as_str(), encode(&rec)?.as_slice())
+                .map_err(backend)?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn clear_lockout(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
+            t.remove(key.as_str()).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_user_lockouts(
+        &self,
+        user_id: &str,
+        account_key: &str,
+    ) -> StoreResult<Vec<String>> {
+        let user_id = user_id.to_string();
+        let account_key = account_key.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
+            let mut keys = Vec::new();
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let rec: LockoutRecord = decode("lockouts", v.value())?;
+                if k.value() == account_key || rec.user_id.as_deref() == Some(user_id.as_str()) {
+                    keys.push(k.value().to_string());
+                }
+            }
+            for k in &keys {
+                t.remove(k.as_str()).map_err(backend)?;
+            }
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.begin_read().map(|_| ()).map_err(backend)
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}
