@@ -5,20 +5,22 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api;
-use crate::config::{Config, TlsMode};
+use crate::config::Config;
 use crate::error::ApiError;
+use crate::layers::{self, RequestQueue};
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
 use crate::security::lockout::LoginThrottle;
 use crate::security::password::PasswordHasher;
+use crate::security::rate_limit::RateLimiter;
 use crate::security::revocation::RevocationList;
 use crate::store::redb::RedbStore;
 use crate::store::Store;
@@ -30,6 +32,8 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub revocations: RevocationList,
     pub throttle: LoginThrottle,
+    pub rate_limiter: RateLimiter,
+    pub queue: RequestQueue,
     pub started: Instant,
 }
 
@@ -60,7 +64,11 @@ impl AppState {
         let hasher = PasswordHasher::new()?;
         let revocations = RevocationList::load(store.clone()).await?;
         let throttle = LoginThrottle::new(store.clone(), &config.auth);
+        let rate_limiter = RateLimiter::new(config.rate_limits.clone());
+        let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
+            rate_limiter,
+            queue,
             config: Arc::new(config),
             store,
             jwt,
@@ -88,22 +96,29 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The public router with every layer.
+/// The public router with every layer. `.layer` wraps what is above it, so
+/// the last layer listed sees the request first.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
+    let limited =
+        api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
     Router::new()
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", crate::api::ops::router().merge(limited))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            request_timeout,
+            layers::body_limit,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            security_headers,
+            layers::request_timeout,
+        ))
+        .layer(layers::cors(&state.config.server))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::security_headers,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
@@ -122,57 +137,4 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not support the request method",
     )
-}
-
-/// Refuses a declared body larger than `server.max_body_bytes` before reading
-/// it; undeclared (chunked) bodies are cut by `DefaultBodyLimit`.
-async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.config.server.max_body_bytes) {
-        return api::extract::payload_too_large().into_response();
-    }
-    next.run(req).await
-}
-
-async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.config.server.request_timeout.0, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the request took longer than the server allows",
-        )
-        .with_header(header::RETRY_AFTER, "5")
-        .into_response(),
-    }
-}
-
-async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
-        h.insert(name, HeaderValue::from_static(value));
-    };
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
-    );
-    // Every response is per-user or security-relevant: never cache.
-    set(h, "cache-control", "no-store");
-    if state.config.server.tls != TlsMode::Off {
-        set(
-            h,
-            "strict-transport-security",
-            "max-age=31536000; includeSubDomains",
-        );
-    }
-    resp
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod layers;
 pub mod request_id;
 pub mod security;
 pub mod server;

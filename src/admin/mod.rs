@@ -53,7 +53,7 @@ pub async fn create_user(
 
 pub async fn list_users(state: &AppState) -> ApiResult<Vec<AdminUser>> {
     let mut users = state.store.list_users().await?;
-    users.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    users.sort_by_key(|u| u.created_at);
     let mut out = Vec::with_capacity(users.len());
     for u in &users {
         out.push(admin_view(state, u).await?);

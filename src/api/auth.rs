@@ -8,22 +8,44 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::cookies;
 use super::extract::{cookie, parse_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
+use super::{cookies, limited};
 use crate::accounts::{self, AuthSuccess, LoginOutcome, TokenPair};
 use crate::app::AppState;
 use crate::domain::Secret;
 use crate::error::{ApiError, ApiResult};
 use crate::security::client::ClientInfo;
+use crate::security::rate_limit::Group;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let r = Router::new;
     Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/csrf", get(csrf))
+        .merge(limited(
+            state,
+            Group::Register,
+            r().route("/auth/register", post(register)),
+        ))
+        .merge(limited(
+            state,
+            Group::Login,
+            r().route("/auth/login", post(login)),
+        ))
+        .merge(limited(
+            state,
+            Group::Refresh,
+            r().route("/auth/refresh", post(refresh)),
+        ))
+        .merge(limited(
+            state,
+            Group::Logout,
+            r().route("/auth/logout", post(logout))
+                .route("/auth/logout-all", post(logout_all)),
+        ))
+        .merge(limited(
+            state,
+            Group::Account,
+            r().route("/auth/csrf", get(csrf)),
+        ))
 }
 
 #[derive(Deserialize)]
@@ -121,9 +143,11 @@ async fn refresh(
 ) -> ApiResult<Response> {
     // The token comes in the body (API clients) or the refresh cookie (browsers).
     let token = if body.iter().all(u8::is_ascii_whitespace) {
-        cookie(&headers, REFRESH_COOKIE)
+        let from_cookie = cookie(&headers, REFRESH_COOKIE)
             .map(str::to_string)
-            .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?
+            .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?;
+        crate::security::csrf::verify(&headers)?;
+        from_cookie
     } else {
         parse_json::<RefreshBody>(&body)?.refresh_token
     };

@@ -157,6 +157,9 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let (token, via) = access_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+        if via == Credential::Cookie && crate::security::csrf::is_state_changing(&parts.method) {
+            crate::security::csrf::verify(&parts.headers)?;
+        }
         let ctx = accounts::authenticate(state, &token).await?;
         Ok(AuthUser { ctx, via })
     }

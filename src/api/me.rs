@@ -10,18 +10,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::extract::{AppJson, AuthUser};
+use super::limited;
 use super::pagination::{Page, PageQuery};
 use crate::accounts::{self, UserView};
 use crate::app::AppState;
 use crate::domain::{ts, Secret};
 use crate::error::{ApiError, ApiResult};
+use crate::security::rate_limit::Group;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    let account = Router::new()
         .route("/me", get(get_me).patch(patch_me))
-        .route("/me/password", post(change_password))
         .route("/me/sessions", get(sessions))
-        .route("/me/sessions/{id}", delete(delete_session))
+        .route("/me/sessions/{id}", delete(delete_session));
+    Router::new()
+        .merge(limited(state, Group::Account, account))
+        .merge(limited(
+            state,
+            Group::Password,
+            Router::new().route("/me/password", post(change_password)),
+        ))
 }
 
 async fn get_me(auth: AuthUser) -> Json<UserView> {

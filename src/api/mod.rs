@@ -8,13 +8,23 @@ pub mod me;
 pub mod ops;
 pub mod pagination;
 
-use axum::Router;
+use axum::{middleware, Router};
 
 use crate::app::AppState;
+use crate::layers::rate_limit;
+use crate::security::rate_limit::Group;
 
-pub fn router() -> Router<AppState> {
+/// Every rate-limited, queued route (health and ready are neither).
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(ops::router())
-        .merge(auth::router())
-        .merge(me::router())
+        .merge(auth::router(state))
+        .merge(me::router(state))
+}
+
+/// Puts `routes` under `group`'s rate limit.
+pub fn limited(state: &AppState, group: Group, routes: Router<AppState>) -> Router<AppState> {
+    routes.route_layer(middleware::from_fn_with_state(
+        (state.clone(), group),
+        rate_limit,
+    ))
 }

@@ -2,10 +2,12 @@
 //! the revocation list, key files and client identification.
 
 pub mod client;
+pub mod csrf;
 pub mod jwt;
 pub mod keyfile;
 pub mod lockout;
 pub mod password;
+pub mod rate_limit;
 pub mod revocation;
 pub mod tls;
 

@@ -28,7 +28,7 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
-fn verify_blocking(password: &str, hash: &str) -> bool {
+pub fn verify_blocking(password: &str, hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };

@@ -1,0 +1,216 @@
+//! HTTP middleware for the defensive layers of SPEC §5, in request order:
+//! CORS → (CSRF, checked where a cookie authenticates) → request queue →
+//! rate limits → handlers; plus body limit, timeout and security headers
+//! around everything.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::api::extract::access_token;
+use crate::app::AppState;
+use crate::config::{ServerConfig, TlsMode};
+use crate::error::ApiError;
+use crate::security::client::client_ip;
+use crate::security::jwt::TokenType;
+use crate::security::rate_limit::Group;
+
+/// CORS for the configured origins only; credentials allowed, never `*`.
+pub fn cors(server: &ServerConfig) -> CorsLayer {
+    let origins: Vec<HeaderValue> = server
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-csrf-token"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-device-token"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// At most `max_concurrent_requests` in flight; up to `max_queued_requests`
+/// wait at most `queue_timeout`; the rest get `503 overloaded`.
+pub struct RequestQueue {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    timeout: Duration,
+}
+
+impl RequestQueue {
+    pub fn new(server: &ServerConfig) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(server.max_concurrent_requests)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: server.max_queued_requests,
+            timeout: server.queue_timeout.0,
+        }
+    }
+
+    /// Requests waiting for a slot now (for metrics).
+    pub fn depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+fn overloaded() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "the server is at capacity; retry shortly",
+    )
+    .with_header(header::RETRY_AFTER, "1")
+    .into_response()
+}
+
+pub async fn queue(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let q = &state.queue;
+    let permit = match q.permits.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            if q.waiting.fetch_add(1, Ordering::AcqRel) >= q.max_waiting {
+                q.waiting.fetch_sub(1, Ordering::AcqRel);
+                return overloaded();
+            }
+            let got = tokio::time::timeout(q.timeout, q.permits.clone().acquire_owned()).await;
+            q.waiting.fetch_sub(1, Ordering::AcqRel);
+            match got {
+                Ok(Ok(p)) => p,
+                _ => return overloaded(),
+            }
+        }
+    };
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
+/// Rate limit for one endpoint group: keyed by user when the request carries
+/// a valid access token, else by client IP.
+pub async fn rate_limit(
+    State((state, group)): State<(AppState, Group)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let user =
+        access_token(req.headers()).and_then(|(t, _)| state.jwt.verify(&t, TokenType::Access));
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let ip = client_ip(peer, &state.config.server.trusted_proxies, req.headers());
+    let key = match &user {
+        Some(c) => format!("user:{}", c.sub),
+        None => format!("ip:{ip}"),
+    };
+    let d = state.rate_limiter.check(group, &key);
+    let headers = [
+        ("ratelimit-limit", d.limit.to_string()),
+        ("ratelimit-remaining", d.remaining.to_string()),
+        ("ratelimit-reset", d.reset_secs.to_string()),
+    ];
+    let mut resp = if d.allowed {
+        next.run(req).await
+    } else {
+        tracing::warn!(%ip, group = group.name(), "rate limited");
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests to this endpoint; retry in {} s",
+                d.retry_after_secs
+            ),
+        )
+        .with_header(header::RETRY_AFTER, &d.retry_after_secs.to_string())
+        .into_response()
+    };
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    resp
+}
+
+/// Refuses a declared body larger than `server.max_body_bytes` before reading
+/// it; undeclared (chunked) bodies are cut by `DefaultBodyLimit`.
+pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.config.server.max_body_bytes) {
+        return crate::api::extract::payload_too_large().into_response();
+    }
+    next.run(req).await
+}
+
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.server.request_timeout.0, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the request took longer than the server allows",
+        )
+        .with_header(header::RETRY_AFTER, "5")
+        .into_response(),
+    }
+}
+
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    );
+    // Every response is per-user or security-relevant: never cache.
+    set(h, "cache-control", "no-store");
+    if state.config.server.tls != TlsMode::Off {
+        set(
+            h,
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    resp
+}

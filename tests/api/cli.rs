@@ -1,0 +1,196 @@
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{problem, token, TestApp, PASSWORD};
+
+fn fortfolio(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fortfolio"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn config_example_is_the_shipped_file() {
+    let out = fortfolio(&["config", "example"], &[]);
+    assert!(out.status.success());
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example"))
+            .unwrap();
+    assert_eq!(stdout(&out), shipped);
+}
+
+#[test]
+fn config_check_redacts_and_invalid_config_names_the_key() {
+    let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-42";
+    let out = fortfolio(
+        &["config", "check"],
+        &[
+            ("FORTFOLIO_AUTH__JWT_SECRET", secret),
+            ("FORTFOLIO_SMTP__PASSWORD", "mail-pass-99"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("[server]"));
+    assert!(!text.contains(secret) && !text.contains("mail-pass-99"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = fortfolio(
+        &["serve", "--data-dir", dir.path().to_str().unwrap()],
+        &[("FORTFOLIO_SERVER__TLS", "maybe")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("server.tls"), "{err}");
+}
+
+#[tokio::test]
+async fn admin_commands_work_with_the_server_running_and_stopped() {
+    let mut app = TestApp::spawn().await;
+    let reg = app.register("jo@example.com").await;
+    let access = token(&reg, "access_token");
+    let dir = app.data_dir();
+    let dir = dir.to_str().unwrap().to_string();
+
+    // Running: over the admin socket.
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        fortfolio(&["admin", "user", "list", "--json", "--data-dir", &d], &[])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users[0]["email"], "jo@example.com");
+    assert_eq!(users[0]["disabled"], false);
+
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        fortfolio(
+            &[
+                "admin",
+                "user",
+                "disable",
+                "jo@example.com",
+                "--data-dir",
+                &d,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.get("/me", Some(&access)).await.status(),
+        401,
+        "live token stops working"
+    );
+    problem(
+        app.login("jo@example.com", PASSWORD).await,
+        403,
+        "account_disabled",
+    )
+    .await;
+
+    // Stopped: the data dir is opened directly.
+    app.stop().await;
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let out = fortfolio(
+            &[
+                "admin",
+                "user",
+                "enable",
+                "jo@example.com",
+                "--data-dir",
+                &d,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let created = Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+            .args([
+                "admin",
+                "user",
+                "create",
+                "--email",
+                "root@example.com",
+                "--role",
+                "admin",
+                "--data-dir",
+                &d,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        assert!(String::from_utf8_lossy(&created.stdout).contains("password (shown once)"));
+        fortfolio(&["admin", "user", "list", "--json", "--data-dir", &d], &[])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert_eq!(users[0]["disabled"], false);
+    assert_eq!(users[1]["role"], "admin");
+
+    app.restart().await;
+    assert_eq!(app.login("jo@example.com", PASSWORD).await.status(), 200);
+    let r = app.login("jo@example.com", PASSWORD).await;
+    let access: Value = r.json().await.unwrap();
+    let access = token(&access, "access_token");
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        fortfolio(
+            &[
+                "admin",
+                "sessions",
+                "revoke",
+                "jo@example.com",
+                "--data-dir",
+                &d,
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(app.get("/me", Some(&access)).await.status(), 401);
+    let r = app.post("/auth/logout", json!({}), Some(&access)).await;
+    assert_eq!(r.status(), 401);
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: the real app on port 0 with a temporary data dir, driven
+//! over HTTP by a real client (and the real binary for CLI checks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod accounts;
+mod cli;
+mod defenses;
+mod errors;
+mod tokens;
