@@ -162,6 +162,10 @@ pub async fn rate_limit(
     resp
 }
 
+/// Claims of an access token whose signature and expiry were checked.
+#[derive(Clone)]
+pub struct VerifiedAccess(pub crate::security::jwt::Claims);
+
 /// Refuses a declared body larger than `server.max_body_bytes` before reading
 /// it; undeclared (chunked) bodies are cut by `DefaultBodyLimit`.
 pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -1,6 +1,9 @@
 //! `fortfolio`: parse the command line and dispatch.
 
 use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fortfolio::cli::{self, Cli, Command, ConfigCommand};
 
 fn main() -> std::process::ExitCode {

@@ -186,7 +186,7 @@ pub fn account_disabled() -> ApiError {
 /// Opens a session for a user whose credentials (and second factor) passed.
 pub async fn start_session(
     state: &AppState,
-    mut user: UserRecord,
+    user: UserRecord,
     client: &ClientInfo,
 ) -> ApiResult<AuthSuccess> {
     let now = Utc::now();
@@ -213,12 +213,11 @@ pub async fn start_session(
         expires_at: refresh_claims.expires_at(),
         rotated_at: None,
     };
-    state
+    let user = state
         .store
         .create_session(session, token_hash(&refresh_token), refresh)
-        .await?;
-    user.last_login_at = Some(now);
-    state.store.update_user(user.clone()).await?;
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
     let access_token = issue_access(state, &user.id, &session_id)?;
     let (device_token, _) = state
         .jwt
@@ -307,32 +306,31 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPa
 }
 
 /// Resolves an access token to its user and live session.
-pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthContext> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    verified: Option<Claims>,
+) -> ApiResult<AuthContext> {
     let unauthorized =
         || ApiError::unauthorized("missing, invalid, expired or revoked access token");
-    let claims = state
-        .jwt
-        .verify(token, TokenType::Access)
-        .ok_or_else(unauthorized)?;
+    let claims = match verified {
+        Some(c) => c,
+        None => state
+            .jwt
+            .verify(token, TokenType::Access)
+            .ok_or_else(unauthorized)?,
+    };
     let hash = token_hash(token);
     if state.revocations.is_revoked(&hash) {
         return Err(unauthorized());
     }
     let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
-    let session = state
+    let (session, user) = state
         .store
-        .session(&session_id)
+        .session_with_user(&session_id)
         .await?
         .ok_or_else(unauthorized)?;
-    if !session.is_active(Utc::now()) || session.user_id != claims.sub {
-        return Err(unauthorized());
-    }
-    let user = state
-        .store
-        .user_by_id(&claims.sub)
-        .await?
-        .ok_or_else(unauthorized)?;
-    if user.disabled {
+    if !session.is_active(Utc::now()) || session.user_id != claims.sub || user.disabled {
         return Err(unauthorized());
     }
     Ok(AuthContext {

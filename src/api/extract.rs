@@ -160,7 +160,11 @@ impl FromRequestParts<AppState> for AuthUser {
         if via == Credential::Cookie && crate::security::csrf::is_state_changing(&parts.method) {
             crate::security::csrf::verify(&parts.headers)?;
         }
-        let ctx = accounts::authenticate(state, &token).await?;
+        let verified = parts
+            .extensions
+            .get::<crate::layers::VerifiedAccess>()
+            .map(|v| v.0.clone());
+        let ctx = accounts::authenticate(state, &token, verified).await?;
         Ok(AuthUser { ctx, via })
     }
 }

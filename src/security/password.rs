@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::domain::Secret;
 
@@ -37,9 +36,16 @@ pub fn verify_blocking(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of one hashing thread per core. Jobs queue in a channel and the
+/// threads run them back to back, so a burst of logins keeps every core
+/// hashing without a round trip through the async scheduler between hashes,
+/// and never occupies the async workers (the effect of a semaphore sized to
+/// the cores, without its hand-off gaps).
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// Verified against when the account does not exist, so an unknown email
     /// costs the same time as a wrong password.
     dummy_hash: Arc<String>,
@@ -50,36 +56,71 @@ impl PasswordHasher {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..cores {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // every sender dropped: shut down
+                    }
+                })
+                .map_err(|e| HashError(e.to_string()))?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            jobs: tx,
             dummy_hash: Arc::new(hash_blocking(&crate::security::random_token(24))?),
         })
     }
 
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let jobs = self.jobs.clone();
+        // A full queue (4096 waiting hashes) blocks; do that off the workers.
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|e| HashError(e.to_string()))?
+                    .map_err(|_| HashError("hashing pool stopped".into()))?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(HashError("hashing pool stopped".into()));
+            }
+        }
+        rx.await
+            .map_err(|_| HashError("hashing job was dropped".into()))
+    }
+
     pub async fn hash(&self, password: &Secret) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
         let pw = password.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(pw.expose()))
-            .await
-            .map_err(|e| HashError(e.to_string()))?
+        self.run(move || hash_blocking(pw.expose())).await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when
     /// there is no account; either way one full argon2id computation.
     pub async fn verify(&self, password: &Secret, hash: Option<&str>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
         let pw = password.clone();
         let (target, real) = match hash {
             Some(h) => (h.to_string(), true),
             None => (self.dummy_hash.as_str().to_string(), false),
         };
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(pw.expose(), &target))
+        let ok = self
+            .run(move || verify_blocking(pw.expose(), &target))
             .await
             .unwrap_or(false);
         ok && real

@@ -40,8 +40,11 @@ pub struct UserRecord {
     pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "chrono::serde::ts_microseconds_option")]
     pub last_login_at: Option<DateTime<Utc>>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub password_changed_at: DateTime<Utc>,
     #[serde(default)]
     pub two_factor_enabled: bool,
@@ -52,12 +55,16 @@ pub struct UserRecord {
 pub struct SessionRecord {
     pub id: String,
     pub user_id: String,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub last_used_at: DateTime<Utc>,
     pub ip: String,
     pub user_agent: String,
     /// The session ends when its newest refresh token expires.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub expires_at: DateTime<Utc>,
+    #[serde(default, with = "chrono::serde::ts_microseconds_option")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -72,8 +79,10 @@ impl SessionRecord {
 pub struct RefreshRecord {
     pub session_id: String,
     pub user_id: String,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub expires_at: DateTime<Utc>,
     /// Set once the token has been exchanged; presenting it again is theft.
+    #[serde(default, with = "chrono::serde::ts_microseconds_option")]
     pub rotated_at: Option<DateTime<Utc>>,
 }
 
@@ -109,14 +118,19 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session with its first refresh token.
+    /// Stores a new session with its first refresh token and records the
+    /// login time on the user, in one transaction; returns the updated user.
     async fn create_session(
         &self,
         session: SessionRecord,
         refresh_hash: String,
         refresh: RefreshRecord,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<UserRecord>>;
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// A session and its user, read in one snapshot (every authenticated
+    /// request does this).
+    async fn session_with_user(&self, id: &str)
+        -> StoreResult<Option<(SessionRecord, UserRecord)>>;
     /// Atomically exchanges `old_hash` for `new_hash`: retires the old token,
     /// stores the new one and touches the session; or, if the old token was
     /// already retired, revokes the whole session.

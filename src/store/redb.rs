@@ -214,20 +214,42 @@ impl SessionStore for RedbStore {
         session: SessionRecord,
         refresh_hash: String,
         refresh: RefreshRecord,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<UserRecord>> {
         self.write(move |tx| {
             put(tx, SESSIONS, &session.id, &session)?;
             let key = format!("{}/{}", session.user_id, session.id);
             let mut us = tx.open_table(USER_SESSIONS).map_err(backend)?;
             us.insert(key.as_str(), [].as_slice()).map_err(backend)?;
             drop(us);
-            put(tx, REFRESH_TOKENS, &refresh_hash, &refresh)
+            put(tx, REFRESH_TOKENS, &refresh_hash, &refresh)?;
+            let mut users = tx.open_table(USERS).map_err(backend)?;
+            let Some(mut user) = get::<UserRecord>(&users, "users", &session.user_id)? else {
+                return Ok(None);
+            };
+            user.last_login_at = Some(session.created_at);
+            users
+                .insert(user.id.as_str(), encode(&user)?.as_slice())
+                .map_err(backend)?;
+            Ok(Some(user))
         })
         .await
     }
 
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
         self.read(SESSIONS, "sessions", id)
+    }
+
+    async fn session_with_user(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let sessions = tx.open_table(SESSIONS).map_err(backend)?;
+        let Some(session) = get::<SessionRecord>(&sessions, "sessions", id)? else {
+            return Ok(None);
+        };
+        let users = tx.open_table(USERS).map_err(backend)?;
+        Ok(get::<UserRecord>(&users, "users", &session.user_id)?.map(|u| (session, u)))
     }
 
     async fn rotate_refresh(
