@@ -22,6 +22,7 @@ use crate::security::lockout::LoginThrottle;
 use crate::security::password::PasswordHasher;
 use crate::security::rate_limit::RateLimiter;
 use crate::security::revocation::RevocationList;
+use crate::security::totp::SecretBox;
 use crate::store::redb::RedbStore;
 use crate::store::Store;
 
@@ -32,6 +33,8 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub revocations: RevocationList,
     pub throttle: LoginThrottle,
+    /// Seals TOTP secrets at rest.
+    pub totp_box: SecretBox,
     pub rate_limiter: RateLimiter,
     pub queue: RequestQueue,
     pub started: Instant,
@@ -64,11 +67,13 @@ impl AppState {
         let hasher = PasswordHasher::new()?;
         let revocations = RevocationList::load(store.clone()).await?;
         let throttle = LoginThrottle::new(store.clone(), &config.auth);
+        let totp_box = SecretBox::new(&keyfile::load_or_create(&data_dir.join("totp.key"), 32)?)?;
         let rate_limiter = RateLimiter::new(config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
             rate_limiter,
             queue,
+            totp_box,
             config: Arc::new(config),
             store,
             jwt,

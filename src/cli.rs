@@ -95,6 +95,9 @@ pub enum UserCommand {
     Enable { email: String },
     /// Lift a lockout
     Unlock { email: String },
+    /// Turn two-factor authentication off (lost device)
+    #[command(name = "reset-2fa")]
+    Reset2fa { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +201,20 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 "unlocked {email} ({} lock records cleared)",
                 r["locks_cleared"]
             );
+        }
+        AdminCommand::User(UserCommand::Reset2fa { email }) => {
+            let r = backend
+                .call(
+                    Method::POST,
+                    &format!("/admin/users/{}/reset-2fa", segment(&email)),
+                    None,
+                )
+                .await?;
+            if r["two_factor_was_enabled"] == true {
+                println!("two-factor authentication turned off for {email}");
+            } else {
+                println!("{email} had no two-factor authentication");
+            }
         }
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend

@@ -5,6 +5,8 @@
 use chrono::{Duration, Utc};
 use serde::Serialize;
 
+pub mod two_factor;
+
 use axum::http::StatusCode;
 
 use crate::app::AppState;
@@ -128,6 +130,7 @@ pub async fn create_user(
         last_login_at: None,
         password_changed_at: now,
         two_factor_enabled: false,
+        totp: None,
     };
     match state.store.create_user(user.clone()).await {
         Ok(()) => Ok(user),
@@ -468,12 +471,14 @@ pub fn throttle_key(
     }
 }
 
-/// Records a failed attempt under `key` and returns the error to answer.
+/// Records a failed attempt under `key` and returns the error to answer:
+/// `wrong(attempts_remaining)`, or `423` once the key is locked.
 pub async fn failed_attempt(
     state: &AppState,
     key: &str,
     user: Option<&UserRecord>,
     client: &ClientInfo,
+    wrong: fn(u32) -> ApiError,
 ) -> ApiError {
     use crate::security::lockout::Failure;
     match state
@@ -481,7 +486,7 @@ pub async fn failed_attempt(
         .fail(key, user.map(|u| u.id.clone()), &client.ip.to_string())
         .await
     {
-        Ok(Failure::Remaining(n)) => invalid_credentials(n),
+        Ok(Failure::Remaining(n)) => wrong(n),
         Ok(Failure::Locked { until, newly }) => {
             if newly {
                 tracing::warn!(ip = %client.ip, "login throttle key locked");
@@ -515,10 +520,19 @@ pub async fn login(
         .await;
     let user = match user {
         Some(u) if ok => u,
-        other => return Err(failed_attempt(state, &key, other.as_ref(), client).await),
+        other => {
+            return Err(
+                failed_attempt(state, &key, other.as_ref(), client, invalid_credentials).await,
+            )
+        }
     };
     if user.disabled {
         return Err(account_disabled());
+    }
+    if user.two_factor_enabled {
+        // The password alone clears nothing: the failure count stays until
+        // the second factor succeeds too.
+        return two_factor::challenge(state, &user);
     }
     state.throttle.succeed(&key).await?;
     start_session(state, user, client)

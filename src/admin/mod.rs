@@ -88,3 +88,9 @@ pub async fn revoke_sessions(state: &AppState, email: &str) -> ApiResult<usize> 
         .await?
         .len())
 }
+
+/// Turns 2FA off for a user who lost their device.
+pub async fn reset_two_factor(state: &AppState, email: &str) -> ApiResult<bool> {
+    let u = find(state, email).await?;
+    Ok(state.store.disable_totp(&u.id).await? == crate::store::TotpChange::Done)
+}

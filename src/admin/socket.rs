@@ -51,6 +51,9 @@ async fn user_action(
         "disable" => json!(super::set_disabled(&state, &email, true).await?),
         "enable" => json!(super::set_disabled(&state, &email, false).await?),
         "unlock" => json!({"locks_cleared": super::unlock(&state, &email).await?}),
+        "reset-2fa" => {
+            json!({"two_factor_was_enabled": super::reset_two_factor(&state, &email).await?})
+        }
         _ => return Err(ApiError::not_found("no such admin action")),
     }))
 }

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod me;
 pub mod ops;
 pub mod pagination;
+pub mod two_factor;
 
 use axum::{middleware, Router};
 
@@ -18,6 +19,7 @@ use crate::security::rate_limit::Group;
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(auth::router(state))
+        .merge(two_factor::router(state))
         .merge(me::router(state))
 }
 

@@ -10,6 +10,7 @@ pub mod password;
 pub mod rate_limit;
 pub mod revocation;
 pub mod tls;
+pub mod totp;
 
 use sha2::{Digest, Sha256};
 

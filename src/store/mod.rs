@@ -48,6 +48,31 @@ pub struct UserRecord {
     pub password_changed_at: DateTime<Utc>,
     #[serde(default)]
     pub two_factor_enabled: bool,
+    #[serde(default)]
+    pub totp: Option<TotpRecord>,
+}
+
+/// A user's TOTP state: the secret sealed with the server key, pending until
+/// the first code verifies.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TotpRecord {
+    pub sealed_secret: String,
+    pub enabled: bool,
+    /// The last time step accepted; a code of this step or earlier is a replay.
+    pub last_step: Option<u64>,
+    /// SHA-256 of the unused backup codes.
+    pub backup_codes: Vec<String>,
+}
+
+/// The result of an atomic 2FA change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpChange {
+    Done,
+    NoUser,
+    AlreadyEnabled,
+    NotEnabled,
+    /// The step was already used (or an older one).
+    Replayed,
 }
 
 /// A login session: one refresh-token chain.
@@ -252,9 +277,39 @@ pub trait LockoutStore: Send + Sync {
     ) -> StoreResult<Vec<String>>;
 }
 
+/// Two-factor state changes; each is one transaction.
+#[async_trait]
+pub trait TwoFactorStore: Send + Sync {
+    /// Stores a new pending secret, unless 2FA is already enabled.
+    async fn set_pending_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: String,
+    ) -> StoreResult<TotpChange>;
+    /// Enables the pending secret with the step that proved it and the
+    /// backup-code hashes.
+    async fn activate_totp(
+        &self,
+        user_id: &str,
+        step: u64,
+        backup_codes: Vec<String>,
+    ) -> StoreResult<TotpChange>;
+    async fn disable_totp(&self, user_id: &str) -> StoreResult<TotpChange>;
+    /// Records `step` as used if it is newer than the last one (replay guard).
+    async fn use_totp_step(&self, user_id: &str, step: u64) -> StoreResult<TotpChange>;
+    /// Removes a backup code by hash; returns how many remain, or `None` if
+    /// it was not one of them.
+    async fn use_backup_code(&self, user_id: &str, code_hash: &str) -> StoreResult<Option<usize>>;
+    async fn challenge_spent(&self, jti: &str) -> StoreResult<bool>;
+    /// Marks a 2FA challenge as spent; false if it already was.
+    async fn consume_challenge(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<bool>;
+}
+
 /// Everything the application stores.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + RevocationStore + LockoutStore {
+pub trait Store:
+    UserStore + SessionStore + RevocationStore + LockoutStore + TwoFactorStore
+{
     /// Answers when the backend is usable (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
     /// "embedded" or "postgres", as `/health` reports it.

@@ -10,3 +10,4 @@ mod cli;
 mod defenses;
 mod errors;
 mod tokens;
+mod two_factor;

@@ -1,0 +1,117 @@
+//! `/auth/2fa/*` and `/auth/login/2fa`: TOTP enrolment and the second step
+//! of a login.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{auth_response, device_token};
+use super::extract::{AppJson, AuthUser};
+use super::limited;
+use crate::accounts::two_factor::{self, Enrollment, SecondFactor};
+use crate::app::AppState;
+use crate::domain::Secret;
+use crate::error::ApiResult;
+use crate::security::client::ClientInfo;
+use crate::security::rate_limit::Group;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let manage = Router::new()
+        .route("/auth/2fa/enable", post(enable))
+        .route("/auth/2fa/verify", post(verify))
+        .route("/auth/2fa/disable", post(disable));
+    let login = Router::new()
+        .route("/auth/login/2fa", post(login_totp))
+        .route("/auth/2fa/backup-code", post(login_backup));
+    Router::new()
+        .merge(limited(state, Group::TwoFactor, manage))
+        .merge(limited(state, Group::Login, login))
+}
+
+async fn enable(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<Enrollment>> {
+    Ok(Json(two_factor::enable(&state, &auth.ctx).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: Secret,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(b): AppJson<CodeBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let codes = two_factor::verify(&state, &auth.ctx, &b.code).await?;
+    Ok(Json(
+        json!({"two_factor_enabled": true, "backup_codes": codes}),
+    ))
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(b): AppJson<CodeBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    two_factor::disable(&state, &auth.ctx, &b.code).await?;
+    Ok(Json(json!({"two_factor_enabled": false})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotpLogin {
+    challenge_token: String,
+    code: Secret,
+}
+
+async fn login_totp(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    AppJson(b): AppJson<TotpLogin>,
+) -> ApiResult<Response> {
+    let (out, _) = two_factor::finish_login(
+        &state,
+        &b.challenge_token,
+        SecondFactor::Totp(&b.code),
+        &client,
+        device_token(&headers),
+    )
+    .await?;
+    Ok(auth_response(&state, StatusCode::OK, out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupLogin {
+    challenge_token: String,
+    backup_code: Secret,
+}
+
+async fn login_backup(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    AppJson(b): AppJson<BackupLogin>,
+) -> ApiResult<Response> {
+    let (out, remaining) = two_factor::finish_login(
+        &state,
+        &b.challenge_token,
+        SecondFactor::Backup(&b.backup_code),
+        &client,
+        device_token(&headers),
+    )
+    .await?;
+    let mut body = serde_json::to_value(&out).map_err(crate::error::ApiError::internal)?;
+    body["backup_codes_remaining"] = json!(remaining.unwrap_or(0));
+    let mut resp = auth_response(&state, StatusCode::OK, out);
+    *resp.body_mut() = axum::body::Body::from(body.to_string());
+    resp.headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
+    Ok(resp.into_response())
+}
