@@ -120,7 +120,7 @@ pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret) -> ApiRe
     }
     let secret = secret_of(state, &user)?;
     let step = totp::matching_step(&secret, code.expose(), now_secs())
-        .ok_or_else(|| invalid_code_plain())?;
+        .ok_or_else(invalid_code_plain)?;
     let (codes, hashes) = totp::backup_codes();
     match state.store.activate_totp(&user.id, step, hashes).await? {
         TotpChange::Done => Ok(codes),
