@@ -16,6 +16,7 @@ use crate::api;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::layers::{self, RequestQueue};
+use crate::security::events::SecurityLog;
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
 use crate::security::lockout::LoginThrottle;
@@ -33,6 +34,9 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub revocations: RevocationList,
     pub throttle: LoginThrottle,
+    pub events: SecurityLog,
+    /// Wakes the alert outbox worker (present when SMTP is configured).
+    pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     /// Seals TOTP secrets at rest.
     pub totp_box: SecretBox,
     pub rate_limiter: RateLimiter,
@@ -68,12 +72,21 @@ impl AppState {
         let revocations = RevocationList::load(store.clone()).await?;
         let throttle = LoginThrottle::new(store.clone(), &config.auth);
         let totp_box = SecretBox::new(&keyfile::load_or_create(&data_dir.join("totp.key"), 32)?)?;
+        let mail_wakeup = (!config.smtp.host.is_empty()).then(|| Arc::new(tokio::sync::Notify::new()));
+        let events = SecurityLog::new(
+            &config.logging.dir,
+            config.logging.retention_days,
+            store.clone(),
+            mail_wakeup.clone(),
+        );
         let rate_limiter = RateLimiter::new(config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
             rate_limiter,
             queue,
             totp_box,
+            events,
+            mail_wakeup,
             config: Arc::new(config),
             store,
             jwt,
@@ -89,10 +102,7 @@ impl AppState {
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     let meta = std::fs::metadata(dir)?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -105,26 +115,16 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// the last layer listed sees the request first.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    let limited =
-        api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
+    let limited = api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
     Router::new()
         .nest("/api/v1", crate::api::ops::router().merge(limited))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::body_limit,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::request_timeout,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::request_timeout))
         .layer(layers::cors(&state.config.server))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::security_headers,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::security_headers))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))

@@ -8,15 +8,11 @@ use axum::http::Method;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::admin::client::{print_users, segment, Backend};
+use crate::admin::client::{print_events, print_users, segment, Backend};
 use crate::config::{Config, Overrides, EXAMPLE};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "fortfolio",
-    version,
-    about = "A self-hosted financial API in one binary"
-)]
+#[command(name = "fortfolio", version, about = "A self-hosted financial API in one binary")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -69,6 +65,23 @@ pub enum AdminCommand {
     /// Manage sessions
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Query security events, newest first
+    Events {
+        /// Only this user's events (email)
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this event type (e.g. login_failure)
+        #[arg(long)]
+        event: Option<String>,
+        /// Only events within this long ago (e.g. 24h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,10 +133,7 @@ impl Cli {
     }
 
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        Ok(Config::load(
-            self.global.config.as_deref(),
-            &self.overrides(),
-        )?)
+        Ok(Config::load(self.global.config.as_deref(), &self.overrides())?)
     }
 }
 
@@ -149,9 +159,7 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 (crate::security::random_token(18), true)
             };
             let body = json!({"email": email, "role": role, "password": password});
-            let u = backend
-                .call(Method::POST, "/admin/users", Some(body))
-                .await?;
+            let u = backend.call(Method::POST, "/admin/users", Some(body)).await?;
             println!(
                 "created {} ({})",
                 u["email"].as_str().unwrap_or(""),
@@ -171,36 +179,21 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
         }
         AdminCommand::User(UserCommand::Disable { email }) => {
             backend
-                .call(
-                    Method::POST,
-                    &format!("/admin/users/{}/disable", segment(&email)),
-                    None,
-                )
+                .call(Method::POST, &format!("/admin/users/{}/disable", segment(&email)), None)
                 .await?;
             println!("disabled {email}; its sessions are ended");
         }
         AdminCommand::User(UserCommand::Enable { email }) => {
             backend
-                .call(
-                    Method::POST,
-                    &format!("/admin/users/{}/enable", segment(&email)),
-                    None,
-                )
+                .call(Method::POST, &format!("/admin/users/{}/enable", segment(&email)), None)
                 .await?;
             println!("enabled {email}");
         }
         AdminCommand::User(UserCommand::Unlock { email }) => {
             let r = backend
-                .call(
-                    Method::POST,
-                    &format!("/admin/users/{}/unlock", segment(&email)),
-                    None,
-                )
+                .call(Method::POST, &format!("/admin/users/{}/unlock", segment(&email)), None)
                 .await?;
-            println!(
-                "unlocked {email} ({} lock records cleared)",
-                r["locks_cleared"]
-            );
+            println!("unlocked {email} ({} lock records cleared)", r["locks_cleared"]);
         }
         AdminCommand::User(UserCommand::Reset2fa { email }) => {
             let r = backend
@@ -216,13 +209,31 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 println!("{email} had no two-factor authentication");
             }
         }
+        AdminCommand::Events {
+            user,
+            event,
+            since,
+            limit,
+            json,
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (k, v) in [("user", user), ("event", event), ("since", since)] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", segment(&v)));
+                }
+            }
+            let events = backend
+                .call(Method::GET, &format!("/admin/events?{}", query.join("&")), None)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                print_events(&events)?;
+            }
+        }
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend
-                .call(
-                    Method::POST,
-                    "/admin/sessions/revoke",
-                    Some(json!({"email": email})),
-                )
+                .call(Method::POST, "/admin/sessions/revoke", Some(json!({"email": email})))
                 .await?;
             println!("revoked {} sessions of {email}", r["sessions_revoked"]);
         }

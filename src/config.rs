@@ -295,11 +295,7 @@ impl Dur {
             "m" | "min" => n.checked_mul(60_000),
             "h" => n.checked_mul(3_600_000),
             "d" => n.checked_mul(86_400_000),
-            _ => {
-                return Err(format!(
-                    "duration `{s}` has unknown unit `{unit}` (ms, s, m, h, d)"
-                ))
-            }
+            _ => return Err(format!("duration `{s}` has unknown unit `{unit}` (ms, s, m, h, d)")),
         }
         .ok_or_else(|| format!("duration `{s}` is too large"))?;
         Ok(Self(Duration::from_millis(ms)))
@@ -373,11 +369,7 @@ impl Rate {
             "m" | "min" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
             "d" | "day" => Duration::from_secs(86400),
-            other => {
-                return Err(format!(
-                    "rate `{s}` has unknown period `{other}` (s, min, h)"
-                ))
-            }
+            other => return Err(format!("rate `{s}` has unknown period `{other}` (s, min, h)")),
         };
         Ok(Self { count, per })
     }
@@ -473,9 +465,8 @@ impl Config {
             None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
         };
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError(format!("cannot read config file {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
                 ConfigError(format!(
                     "config file {} is not valid TOML: {}",
@@ -502,33 +493,21 @@ impl Config {
             set_typed(&mut merged, &defaults, "server", "bind", b)?;
         }
         if let Some(d) = &overrides.data_dir {
-            set_typed(
-                &mut merged,
-                &defaults,
-                "storage",
-                "data_dir",
-                &d.to_string_lossy(),
-            )?;
+            set_typed(&mut merged, &defaults, "storage", "data_dir", &d.to_string_lossy())?;
         }
         if let Some(t) = &overrides.tls {
             set_typed(&mut merged, &defaults, "server", "tls", t)?;
         }
 
-        let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
-            ConfigError(format!(
-                "invalid config key {}: {}",
-                e.path(),
-                e.inner().message()
-            ))
-        })?;
+        let config: Config = serde_path_to_error::deserialize(merged)
+            .map_err(|e| ConfigError(format!("invalid config key {}: {}", e.path(), e.inner().message())))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks that go beyond the types.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad =
-            |key: &str, why: &str| Err(ConfigError(format!("invalid config key {key}: {why}")));
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid config key {key}: {why}")));
         let s = &self.server;
         if s.max_concurrent_requests == 0 {
             return bad("server.max_concurrent_requests", "must be at least 1");
@@ -564,18 +543,14 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return bad("storage.data_dir", "must not be empty");
         }
-        if self.storage.backend == StorageBackend::Postgres && self.storage.postgres_url.is_empty()
-        {
+        if self.storage.backend == StorageBackend::Postgres && self.storage.postgres_url.is_empty() {
             return bad(
                 "storage.postgres_url",
                 "is required when storage.backend = \"postgres\"",
             );
         }
         if self.state.backend == StateBackend::Redis && self.state.redis_url.is_empty() {
-            return bad(
-                "state.redis_url",
-                "is required when state.backend = \"redis\"",
-            );
+            return bad("state.redis_url", "is required when state.backend = \"redis\"");
         }
         let a = &self.auth;
         if !a.jwt_secret.is_empty() && a.jwt_secret.expose().len() < 32 {
@@ -604,27 +579,18 @@ impl Config {
                     .map(|ip| ip.is_loopback())
                     .unwrap_or(false);
             if !loopback {
-                return bad(
-                    "smtp.security",
-                    "\"none\" is only allowed with a loopback smtp.host",
-                );
+                return bad("smtp.security", "\"none\" is only allowed with a loopback smtp.host");
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
-            return bad(
-                "logging.level",
-                "must be a level such as info, debug or warn",
-            );
+            return bad("logging.level", "must be a level such as info, debug or warn");
         }
         if self.logging.retention_days == 0 {
             return bad("logging.retention_days", "must be at least 1");
         }
         for feed in &self.market.news_feeds {
             if !(feed.starts_with("http://") || feed.starts_with("https://")) {
-                return bad(
-                    "market.news_feeds",
-                    &format!("`{feed}` must be an http(s) URL"),
-                );
+                return bad("market.news_feeds", &format!("`{feed}` must be an http(s) URL"));
             }
         }
         Ok(())
@@ -640,11 +606,7 @@ impl Config {
     }
 }
 
-fn merge_file(
-    merged: &mut toml::Value,
-    defaults: &toml::Value,
-    table: toml::Table,
-) -> Result<(), ConfigError> {
+fn merge_file(merged: &mut toml::Value, defaults: &toml::Value, table: toml::Table) -> Result<(), ConfigError> {
     for (section, value) in table {
         let toml::Value::Table(keys) = value else {
             return Err(ConfigError(format!(
@@ -679,12 +641,8 @@ fn set_typed(
         .ok_or_else(|| ConfigError(format!("unknown config key {full}")))?;
     let bad = |what: &str| ConfigError(format!("invalid config key {full}: expected {what}"));
     let value = match default {
-        toml::Value::Integer(_) => {
-            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
-        }
-        toml::Value::Boolean(_) => {
-            toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
-        }
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?),
         toml::Value::Array(_) => {
             let t = raw.trim();
             if t.starts_with('[') {
@@ -715,10 +673,7 @@ mod tests {
     use super::*;
 
     fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         if let Some(text) = file {
@@ -749,10 +704,7 @@ mod tests {
         assert_eq!(c.server.max_concurrent_requests, 7);
         assert_eq!(c.auth.issuer, "env");
         assert_eq!(c.auth.access_ttl, Dur::secs(300));
-        let env = vec![(
-            "FORTFOLIO_SERVER__BIND".to_string(),
-            "127.0.0.1:1".to_string(),
-        )];
+        let env = vec![("FORTFOLIO_SERVER__BIND".to_string(), "127.0.0.1:1".to_string())];
         let o = Overrides {
             bind: Some("127.0.0.1:2".into()),
             ..Default::default()
@@ -763,13 +715,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load(&[], Some("[server]\ntls = \"maybe\"\n"))
-            .unwrap_err()
-            .0;
+        let e = load(&[], Some("[server]\ntls = \"maybe\"\n")).unwrap_err().0;
         assert!(e.contains("server.tls"), "{e}");
-        let e = load(&[("FORTFOLIO_AUTH__ACCESS_TTL", "soon")], None)
-            .unwrap_err()
-            .0;
+        let e = load(&[("FORTFOLIO_AUTH__ACCESS_TTL", "soon")], None).unwrap_err().0;
         assert!(e.contains("auth.access_ttl"), "{e}");
         let e = load(&[], Some("[server]\nbogus = 1\n")).unwrap_err().0;
         assert!(e.contains("server.bogus"), "{e}");
@@ -792,10 +740,7 @@ mod tests {
                     "0123456789abcdef0123456789abcdef-topsecret",
                 ),
                 ("FORTFOLIO_SMTP__PASSWORD", "smtp-pass-xyz"),
-                (
-                    "FORTFOLIO_STATE__REDIS_URL",
-                    "redis://u:redispass@127.0.0.1:6379/0",
-                ),
+                ("FORTFOLIO_STATE__REDIS_URL", "redis://u:redispass@127.0.0.1:6379/0"),
             ],
             None,
         )

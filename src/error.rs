@@ -51,12 +51,7 @@ impl ApiError {
     }
 
     pub fn validation(field: &str, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            detail,
-        )
-        .with("field", field)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail).with("field", field)
     }
 
     pub fn invalid_json(detail: impl Into<String>) -> Self {
@@ -64,8 +59,7 @@ impl ApiError {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-            .with_header(header::WWW_AUTHENTICATE, "Bearer")
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).with_header(header::WWW_AUTHENTICATE, "Bearer")
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -97,10 +91,7 @@ impl ApiError {
     /// The problem document, as JSON.
     pub fn body(&self) -> Value {
         let mut doc = Map::new();
-        doc.insert(
-            "type".into(),
-            json!(format!("urn:fortfolio:problem:{}", self.code)),
-        );
+        doc.insert("type".into(), json!(format!("urn:fortfolio:problem:{}", self.code)));
         doc.insert("title".into(), json!(self.title()));
         doc.insert("status".into(), json!(self.status.as_u16()));
         doc.insert("detail".into(), json!(self.detail));

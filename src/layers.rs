@@ -18,7 +18,8 @@ use crate::api::extract::access_token;
 use crate::app::AppState;
 use crate::config::{ServerConfig, TlsMode};
 use crate::error::ApiError;
-use crate::security::client::client_ip;
+use crate::security::client::{client_ip, ClientInfo};
+use crate::security::events::{EventType, NewEvent};
 use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
 
@@ -32,13 +33,7 @@ pub fn cors(server: &ServerConfig) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::PUT,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -116,13 +111,8 @@ pub async fn queue(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// Rate limit for one endpoint group: keyed by user when the request carries
 /// a valid access token, else by client IP.
-pub async fn rate_limit(
-    State((state, group)): State<(AppState, Group)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let user =
-        access_token(req.headers()).and_then(|(t, _)| state.jwt.verify(&t, TokenType::Access));
+pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, req: Request, next: Next) -> Response {
+    let user = access_token(req.headers()).and_then(|(t, _)| state.jwt.verify(&t, TokenType::Access));
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -142,14 +132,30 @@ pub async fn rate_limit(
     let mut resp = if d.allowed {
         next.run(req).await
     } else {
-        tracing::warn!(%ip, group = group.name(), "rate limited");
+        let mut ev = NewEvent::failure(EventType::RateLimited)
+            .client(&ClientInfo {
+                ip,
+                user_agent: req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| s.chars().take(512).collect())
+                    .unwrap_or_default(),
+                request_id: req
+                    .extensions()
+                    .get::<crate::request_id::RequestId>()
+                    .map(|r| r.0.clone()),
+            })
+            .detail("group", group.name())
+            .detail("retry_after_s", d.retry_after_secs);
+        if let Some(c) = &user {
+            ev = ev.user_id(&c.sub);
+        }
+        state.events.emit(ev).await;
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!(
-                "too many requests to this endpoint; retry in {} s",
-                d.retry_after_secs
-            ),
+            format!("too many requests to this endpoint; retry in {} s", d.retry_after_secs),
         )
         .with_header(header::RETRY_AFTER, &d.retry_after_secs.to_string())
         .into_response()
@@ -210,11 +216,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     // Every response is per-user or security-relevant: never cache.
     set(h, "cache-control", "no-store");
     if state.config.server.tls != TlsMode::Off {
-        set(
-            h,
-            "strict-transport-security",
-            "max-age=31536000; includeSubDomains",
-        );
+        set(h, "strict-transport-security", "max-age=31536000; includeSubDomains");
     }
     resp
 }

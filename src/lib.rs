@@ -15,6 +15,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod layers;
+pub mod market;
+pub mod ml;
 pub mod request_id;
 pub mod security;
 pub mod server;

@@ -11,6 +11,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use tokio::task::JoinHandle;
 
+use crate::security::alerts::{run_outbox, Mailer};
+
 use crate::app::{self, AppState};
 use crate::config::{Config, TlsMode};
 use crate::security::tls;
@@ -26,6 +28,7 @@ pub struct Running {
     public: JoinHandle<std::io::Result<()>>,
     admin: JoinHandle<()>,
     socket_path: PathBuf,
+    background: Background,
 }
 
 /// Opens the store, binds both listeners and starts serving.
@@ -36,15 +39,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls_files = match tls_mode {
         TlsMode::Off => None,
         TlsMode::SelfSigned => Some(tls::ensure_self_signed(&data_dir)?),
-        TlsMode::Files => Some((
-            config.server.tls_cert.clone(),
-            config.server.tls_key.clone(),
-        )),
+        TlsMode::Files => Some((config.server.tls_cert.clone(), config.server.tls_key.clone())),
     };
     let state = AppState::open(config).await?;
 
-    let listener =
-        std::net::TcpListener::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = Handle::new();
@@ -75,19 +74,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(unix, admin_router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(e) = axum::serve(unix, admin_router).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "admin socket failed");
         }
     });
 
-    let scheme = if tls_mode == TlsMode::Off {
-        "http"
-    } else {
-        "https"
-    };
+    let background = spawn_background(&state)?;
+
+    let scheme = if tls_mode == TlsMode::Off { "http" } else { "https" };
     tracing::info!(%addr, "fortfolio listening on {scheme}://{addr}/api/v1");
     Ok(Running {
         addr,
@@ -97,14 +91,56 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         public,
         admin,
         socket_path,
+        background,
     })
+}
+
+/// Background work: the alert outbox (with SMTP configured) and the daily
+/// log and event retention. They stop when `true` is sent.
+fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(wakeup) = &state.mail_wakeup {
+        let mailer = Mailer::new(&state.config.smtp)?;
+        tasks.push(tokio::spawn(run_outbox(
+            state.store.clone(),
+            mailer,
+            wakeup.clone(),
+            rx.clone(),
+        )));
+    }
+    let s = state.clone();
+    let mut rx = rx;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            s.events.apply_retention().await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = rx.wait_for(|stop| *stop) => return,
+            }
+        }
+    }));
+    Ok(Background { stop, tasks })
+}
+
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 /// Reloads certificate files on SIGHUP (for `tls = "files"` with renewals).
 fn spawn_reloader(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             return;
         };
         while hup.recv().await.is_some() {
@@ -130,6 +166,7 @@ impl Running {
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin.await;
         let _ = std::fs::remove_file(&self.socket_path);
+        self.background.stop().await;
         drop(self.state);
         tracing::info!("fortfolio stopped");
     }

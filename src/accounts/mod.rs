@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};
 use crate::error::{ApiError, ApiResult};
 use crate::security::client::ClientInfo;
+use crate::security::events::{EventType, NewEvent};
 use crate::security::jwt::{Claims, TokenType};
 use crate::security::token_hash;
 use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, UserRecord};
@@ -110,13 +111,8 @@ pub async fn create_user(
 ) -> ApiResult<UserRecord> {
     let email = Email::parse(email).map_err(|e| ApiError::validation("email", e))?;
     let full_name = validate_full_name(full_name)?;
-    let password =
-        NewPassword::parse(password, &email, full_name.as_deref()).map_err(weak_password)?;
-    let hash = state
-        .hasher
-        .hash(password.secret())
-        .await
-        .map_err(internal)?;
+    let password = NewPassword::parse(password, &email, full_name.as_deref()).map_err(weak_password)?;
+    let hash = state.hasher.hash(password.secret()).await.map_err(internal)?;
     let now = Utc::now();
     let user = UserRecord {
         id: new_id(),
@@ -150,7 +146,11 @@ pub async fn register(
     client: &ClientInfo,
 ) -> ApiResult<AuthSuccess> {
     let user = create_user(state, email, password, full_name, Role::User).await?;
-    start_session(state, user, client).await
+    state
+        .events
+        .emit(NewEvent::success(EventType::Register).user(&user).client(client))
+        .await;
+    start_session(state, user, client, Origin::Registration).await
 }
 
 /// The lookup key for a login email: no validation, so a malformed address
@@ -161,11 +161,7 @@ pub fn login_key(email: &str) -> String {
 
 /// Checks email and password. `Ok(None)` means the credentials are wrong
 /// (unknown email or wrong password: indistinguishable to the caller).
-pub async fn check_password(
-    state: &AppState,
-    email: &str,
-    password: &Secret,
-) -> ApiResult<Option<UserRecord>> {
+pub async fn check_password(state: &AppState, email: &str, password: &Secret) -> ApiResult<Option<UserRecord>> {
     let user = if email.len() <= 254 {
         state.store.user_by_email(&login_key(email)).await?
     } else {
@@ -186,11 +182,21 @@ pub fn account_disabled() -> ApiError {
     )
 }
 
-/// Opens a session for a user whose credentials (and second factor) passed.
+/// Why a session is being opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The account was just created: its device is known, not new.
+    Registration,
+    Login,
+}
+
+/// Opens a session for a user whose credentials (and second factor) passed,
+/// and records the device it came from.
 pub async fn start_session(
     state: &AppState,
     user: UserRecord,
     client: &ClientInfo,
+    origin: Origin,
 ) -> ApiResult<AuthSuccess> {
     let now = Utc::now();
     let cfg = &state.config.auth;
@@ -226,6 +232,29 @@ pub async fn start_session(
         .jwt
         .issue(TokenType::Device, &user.id, None, Duration::days(365))
         .map_err(internal)?;
+    let new_device = record_device(state, &user, client, now).await?;
+    if origin == Origin::Login {
+        state
+            .events
+            .emit(
+                NewEvent::success(EventType::LoginSuccess)
+                    .user(&user)
+                    .client(client)
+                    .detail("session_id", session_id.as_str()),
+            )
+            .await;
+        if let Some(device_id) = new_device {
+            state
+                .events
+                .emit(
+                    NewEvent::success(EventType::NewDeviceLogin)
+                        .user(&user)
+                        .client(client)
+                        .detail("device_id", device_id),
+                )
+                .await;
+        }
+    }
     Ok(AuthSuccess {
         user: UserView::from(&user),
         tokens: TokenPair {
@@ -236,6 +265,27 @@ pub async fn start_session(
         },
         device_token,
     })
+}
+
+/// Records the device of a successful sign-in; returns its id if unseen.
+async fn record_device(
+    state: &AppState,
+    user: &UserRecord,
+    client: &ClientInfo,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<Option<String>> {
+    use crate::security::devices;
+    let id = devices::fingerprint(&client.user_agent, client.ip);
+    let device = crate::store::DeviceRecord {
+        id: id.clone(),
+        user_id: user.id.clone(),
+        user_agent: client.user_agent.clone(),
+        ip_network: devices::network(client.ip),
+        last_ip: client.ip.to_string(),
+        first_seen: now,
+        last_seen: now,
+    };
+    Ok(state.store.touch_device(device).await?.then_some(id))
 }
 
 fn issue_access(state: &AppState, user_id: &str, session_id: &str) -> ApiResult<String> {
@@ -249,7 +299,7 @@ fn issue_access(state: &AppState, user_id: &str, session_id: &str) -> ApiResult<
 
 /// Exchanges a refresh token for a new pair; a retired token revokes the
 /// whole session (theft detection).
-pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPair> {
+pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo) -> ApiResult<TokenPair> {
     let invalid = || ApiError::unauthorized("the refresh token is invalid or expired");
     let claims = state
         .jwt
@@ -259,12 +309,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPa
     let refresh_ttl = Duration::from_std(state.config.auth.refresh_ttl.0).map_err(internal)?;
     let (new_refresh, new_claims) = state
         .jwt
-        .issue(
-            TokenType::Refresh,
-            &claims.sub,
-            Some(&session_id),
-            refresh_ttl,
-        )
+        .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
         .map_err(internal)?;
     let rotation = state
         .store
@@ -277,15 +322,20 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPa
         .await?;
     match rotation {
         Rotation::Rotated(session) => {
-            let user = state
-                .store
-                .user_by_id(&session.user_id)
-                .await?
-                .ok_or_else(invalid)?;
+            let user = state.store.user_by_id(&session.user_id).await?.ok_or_else(invalid)?;
             if user.disabled {
                 state.store.revoke_session(&session.id, Utc::now()).await?;
                 return Err(account_disabled());
             }
+            state
+                .events
+                .emit(
+                    NewEvent::success(EventType::TokenRefreshed)
+                        .user(&user)
+                        .client(client)
+                        .detail("session_id", session.id.as_str()),
+                )
+                .await;
             Ok(TokenPair {
                 access_token: issue_access(state, &user.id, &session.id)?,
                 refresh_token: new_refresh,
@@ -293,11 +343,16 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPa
                 expires_in: state.config.auth.access_ttl.0.as_secs(),
             })
         }
-        Rotation::Reused {
-            session_id,
-            user_id,
-        } => {
-            tracing::warn!(%user_id, %session_id, "refresh token reused: session revoked");
+        Rotation::Reused { session_id, user_id } => {
+            let mut ev = NewEvent::failure(EventType::RefreshTokenReused)
+                .user_id(&user_id)
+                .client(client)
+                .detail("session_id", session_id.as_str())
+                .detail("action", "session revoked");
+            if let Some(u) = state.store.user_by_id(&user_id).await? {
+                ev = ev.user(&u);
+            }
+            state.events.emit(ev).await;
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -309,19 +364,11 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<TokenPa
 }
 
 /// Resolves an access token to its user and live session.
-pub async fn authenticate(
-    state: &AppState,
-    token: &str,
-    verified: Option<Claims>,
-) -> ApiResult<AuthContext> {
-    let unauthorized =
-        || ApiError::unauthorized("missing, invalid, expired or revoked access token");
+pub async fn authenticate(state: &AppState, token: &str, verified: Option<Claims>) -> ApiResult<AuthContext> {
+    let unauthorized = || ApiError::unauthorized("missing, invalid, expired or revoked access token");
     let claims = match verified {
         Some(c) => c,
-        None => state
-            .jwt
-            .verify(token, TokenType::Access)
-            .ok_or_else(unauthorized)?,
+        None => state.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?,
     };
     let hash = token_hash(token);
     if state.revocations.is_revoked(&hash) {
@@ -345,28 +392,41 @@ pub async fn authenticate(
 }
 
 /// Ends the caller's session and revokes the presented access token.
-pub async fn logout(state: &AppState, ctx: &AuthContext) -> ApiResult<()> {
+pub async fn logout(state: &AppState, ctx: &AuthContext, client: &ClientInfo) -> ApiResult<()> {
     state
         .revocations
         .revoke(&ctx.token_hash, ctx.claims.expires_at())
         .await?;
+    state.store.revoke_session(&ctx.session_id, Utc::now()).await?;
     state
-        .store
-        .revoke_session(&ctx.session_id, Utc::now())
-        .await?;
+        .events
+        .emit(
+            NewEvent::success(EventType::Logout)
+                .user(&ctx.user)
+                .client(client)
+                .detail("session_id", ctx.session_id.as_str()),
+        )
+        .await;
     Ok(())
 }
 
 /// Ends every session of the caller; returns how many ended.
-pub async fn logout_all(state: &AppState, ctx: &AuthContext) -> ApiResult<usize> {
+pub async fn logout_all(state: &AppState, ctx: &AuthContext, client: &ClientInfo) -> ApiResult<usize> {
     state
         .revocations
         .revoke(&ctx.token_hash, ctx.claims.expires_at())
         .await?;
-    let ended = state
-        .store
-        .revoke_user_sessions(&ctx.user.id, None, Utc::now())
-        .await?;
+    let ended = state.store.revoke_user_sessions(&ctx.user.id, None, Utc::now()).await?;
+    state
+        .events
+        .emit(
+            NewEvent::success(EventType::Logout)
+                .user(&ctx.user)
+                .client(client)
+                .detail("all_sessions", true)
+                .detail("sessions_ended", ended.len()),
+        )
+        .await;
     Ok(ended.len())
 }
 
@@ -376,12 +436,9 @@ pub async fn change_password(
     ctx: &AuthContext,
     current: &Secret,
     new: &str,
+    client: &ClientInfo,
 ) -> ApiResult<usize> {
-    if !state
-        .hasher
-        .verify(current, Some(&ctx.user.password_hash))
-        .await
-    {
+    if !state.hasher.verify(current, Some(&ctx.user.password_hash)).await {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -395,11 +452,7 @@ pub async fn change_password(
         e.extra.insert("field".into(), "new_password".into());
         e
     })?;
-    if state
-        .hasher
-        .verify(new.secret(), Some(&ctx.user.password_hash))
-        .await
-    {
+    if state.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "weak_password",
@@ -420,6 +473,15 @@ pub async fn change_password(
         .store
         .revoke_user_sessions(&ctx.user.id, Some(&ctx.session_id), Utc::now())
         .await?;
+    state
+        .events
+        .emit(
+            NewEvent::success(EventType::PasswordChanged)
+                .user(&ctx.user)
+                .client(client)
+                .detail("other_sessions_ended", ended.len()),
+        )
+        .await;
     Ok(ended.len())
 }
 
@@ -471,30 +533,65 @@ pub fn throttle_key(
     }
 }
 
-/// Records a failed attempt under `key` and returns the error to answer:
-/// `wrong(attempts_remaining)`, or `423` once the key is locked.
-pub async fn failed_attempt(
-    state: &AppState,
-    key: &str,
-    user: Option<&UserRecord>,
-    client: &ClientInfo,
-    wrong: fn(u32) -> ApiError,
-) -> ApiError {
+/// Records a failed attempt under `key` (and its security events) and
+/// returns the error to answer: `wrong(attempts_remaining)`, or `423` once
+/// the key is locked. `event` is the failure's own event type.
+pub async fn failed_attempt(state: &AppState, key: &str, attempt: Attempt<'_>, wrong: fn(u32) -> ApiError) -> ApiError {
     use crate::security::lockout::Failure;
-    match state
+    let Attempt {
+        user,
+        email,
+        client,
+        event,
+    } = attempt;
+    let with_who = |ev: NewEvent| match user {
+        Some(u) => ev.user(u).client(client),
+        None => ev.email(email).client(client),
+    };
+    let outcome = state
         .throttle
         .fail(key, user.map(|u| u.id.clone()), &client.ip.to_string())
-        .await
-    {
+        .await;
+    let reason = match &outcome {
+        Ok(Failure::Remaining(_)) => wrong(0).code,
+        Ok(Failure::Locked { .. }) => "account_locked",
+        Err(_) => "internal",
+    };
+    state
+        .events
+        .emit(with_who(NewEvent::failure(event)).detail("reason", reason))
+        .await;
+    match outcome {
         Ok(Failure::Remaining(n)) => wrong(n),
         Ok(Failure::Locked { until, newly }) => {
             if newly {
-                tracing::warn!(ip = %client.ip, "login throttle key locked");
+                let scope = if key.starts_with("device:") {
+                    "device"
+                } else {
+                    "account"
+                };
+                state
+                    .events
+                    .emit(
+                        with_who(NewEvent::success(EventType::AccountLocked))
+                            .detail("locked_until", crate::domain::rfc3339(until))
+                            .detail("scope", scope),
+                    )
+                    .await;
             }
             account_locked(until)
         }
         Err(e) => e.into(),
     }
+}
+
+/// Who made a failed attempt, for the security events.
+pub struct Attempt<'a> {
+    pub user: Option<&'a UserRecord>,
+    /// The email as the client typed it.
+    pub email: &'a str,
+    pub client: &'a ClientInfo,
+    pub event: EventType,
 }
 
 pub async fn login(
@@ -512,6 +609,14 @@ pub async fn login(
     };
     let key = throttle_key(state, &email_key, user.as_ref(), device_token);
     if let Some(until) = state.throttle.locked_until(&key).await? {
+        let ev = NewEvent::failure(EventType::LoginFailure)
+            .client(client)
+            .detail("reason", "account_locked");
+        let ev = match &user {
+            Some(u) => ev.user(u),
+            None => ev.email(email),
+        };
+        state.events.emit(ev).await;
         return Err(account_locked(until));
     }
     let ok = state
@@ -521,21 +626,42 @@ pub async fn login(
     let user = match user {
         Some(u) if ok => u,
         other => {
-            return Err(
-                failed_attempt(state, &key, other.as_ref(), client, invalid_credentials).await,
-            )
+            let attempt = Attempt {
+                user: other.as_ref(),
+                email,
+                client,
+                event: EventType::LoginFailure,
+            };
+            return Err(failed_attempt(state, &key, attempt, invalid_credentials).await);
         }
     };
     if user.disabled {
+        state
+            .events
+            .emit(
+                NewEvent::failure(EventType::LoginFailure)
+                    .user(&user)
+                    .client(client)
+                    .detail("reason", "account_disabled"),
+            )
+            .await;
         return Err(account_disabled());
     }
     if user.two_factor_enabled {
         // The password alone clears nothing: the failure count stays until
         // the second factor succeeds too.
+        state
+            .events
+            .emit(
+                NewEvent::success(EventType::TwoFactorChallenge)
+                    .user(&user)
+                    .client(client),
+            )
+            .await;
         return two_factor::challenge(state, &user);
     }
     state.throttle.succeed(&key).await?;
-    start_session(state, user, client)
+    start_session(state, user, client, Origin::Login)
         .await
         .map(LoginOutcome::Tokens)
 }

@@ -6,13 +6,14 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 use super::{
-    account_disabled, account_locked, failed_attempt, start_session, throttle_key, AuthContext,
-    AuthSuccess, LoginOutcome,
+    account_disabled, account_locked, failed_attempt, start_session, throttle_key, Attempt, AuthContext, AuthSuccess,
+    LoginOutcome, Origin,
 };
 use crate::app::AppState;
 use crate::domain::Secret;
 use crate::error::{ApiError, ApiResult};
 use crate::security::client::ClientInfo;
+use crate::security::events::{EventType, NewEvent};
 use crate::security::jwt::TokenType;
 use crate::security::totp;
 use crate::store::{TotpChange, UserRecord};
@@ -35,10 +36,7 @@ fn already_enabled() -> ApiError {
 }
 
 fn not_enabled() -> ApiError {
-    ApiError::conflict(
-        "two_factor_not_enabled",
-        "two-factor authentication is not enabled",
-    )
+    ApiError::conflict("two_factor_not_enabled", "two-factor authentication is not enabled")
 }
 
 pub fn invalid_code(attempts_remaining: u32) -> ApiError {
@@ -77,10 +75,7 @@ fn now_secs() -> u64 {
 
 fn secret_of(state: &AppState, user: &UserRecord) -> ApiResult<Vec<u8>> {
     let t = user.totp.as_ref().ok_or_else(not_enabled)?;
-    state
-        .totp_box
-        .open(&user.id, &t.sealed_secret)
-        .map_err(internal)
+    state.totp_box.open(&user.id, &t.sealed_secret).map_err(internal)
 }
 
 /// Starts enrolment: a new secret, pending until `verify`.
@@ -89,10 +84,7 @@ pub async fn enable(state: &AppState, ctx: &AuthContext) -> ApiResult<Enrollment
         return Err(already_enabled());
     }
     let secret = totp::new_secret();
-    let sealed = state
-        .totp_box
-        .seal(&ctx.user.id, &secret)
-        .map_err(internal)?;
+    let sealed = state.totp_box.seal(&ctx.user.id, &secret).map_err(internal)?;
     match state.store.set_pending_totp(&ctx.user.id, sealed).await? {
         TotpChange::Done => {}
         TotpChange::AlreadyEnabled => return Err(already_enabled()),
@@ -110,7 +102,7 @@ pub async fn enable(state: &AppState, ctx: &AuthContext) -> ApiResult<Enrollment
 }
 
 /// Activates the pending secret with a first code; returns the backup codes.
-pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret) -> ApiResult<Vec<String>> {
+pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret, client: &ClientInfo) -> ApiResult<Vec<String>> {
     let user = fresh(state, &ctx.user.id).await?;
     if user.two_factor_enabled {
         return Err(already_enabled());
@@ -119,11 +111,20 @@ pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret) -> ApiRe
         return Err(not_enabled().with("detail_hint", "call POST /auth/2fa/enable first"));
     }
     let secret = secret_of(state, &user)?;
-    let step = totp::matching_step(&secret, code.expose(), now_secs())
-        .ok_or_else(invalid_code_plain)?;
+    let step = totp::matching_step(&secret, code.expose(), now_secs()).ok_or_else(invalid_code_plain)?;
     let (codes, hashes) = totp::backup_codes();
     match state.store.activate_totp(&user.id, step, hashes).await? {
-        TotpChange::Done => Ok(codes),
+        TotpChange::Done => {
+            state
+                .events
+                .emit(
+                    NewEvent::success(EventType::TwoFactorEnabled)
+                        .user(&user)
+                        .client(client),
+                )
+                .await;
+            Ok(codes)
+        }
         TotpChange::AlreadyEnabled => Err(already_enabled()),
         TotpChange::Replayed => Err(invalid_code_plain()),
         _ => Err(not_enabled()),
@@ -139,7 +140,7 @@ fn invalid_code_plain() -> ApiError {
 }
 
 /// Turns 2FA off; needs a current TOTP code or an unused backup code.
-pub async fn disable(state: &AppState, ctx: &AuthContext, code: &Secret) -> ApiResult<()> {
+pub async fn disable(state: &AppState, ctx: &AuthContext, code: &Secret, client: &ClientInfo) -> ApiResult<()> {
     let user = fresh(state, &ctx.user.id).await?;
     if !user.two_factor_enabled {
         return Err(not_enabled());
@@ -154,10 +155,30 @@ pub async fn disable(state: &AppState, ctx: &AuthContext, code: &Secret) -> ApiR
             .is_some(),
     };
     if !accepted {
+        state
+            .events
+            .emit(
+                NewEvent::failure(EventType::TwoFactorFailure)
+                    .user(&user)
+                    .client(client)
+                    .detail("reason", "invalid_2fa_code")
+                    .detail("during", "disable"),
+            )
+            .await;
         return Err(invalid_code_plain());
     }
     match state.store.disable_totp(&user.id).await? {
-        TotpChange::Done => Ok(()),
+        TotpChange::Done => {
+            state
+                .events
+                .emit(
+                    NewEvent::success(EventType::TwoFactorDisabled)
+                        .user(&user)
+                        .client(client),
+                )
+                .await;
+            Ok(())
+        }
         _ => Err(not_enabled()),
     }
 }
@@ -243,16 +264,29 @@ pub async fn finish_login(
         }
     };
     if !accepted {
-        return Err(failed_attempt(state, &key, Some(&user), client, wrong).await);
+        let attempt = Attempt {
+            user: Some(&user),
+            email: &user.email,
+            client,
+            event: EventType::TwoFactorFailure,
+        };
+        return Err(failed_attempt(state, &key, attempt, wrong).await);
     }
-    if !state
-        .store
-        .consume_challenge(&claims.jti, claims.expires_at())
-        .await?
-    {
+    if !state.store.consume_challenge(&claims.jti, claims.expires_at()).await? {
         return Err(challenge_expired());
     }
     state.throttle.succeed(&key).await?;
-    let out = start_session(state, user, client).await?;
+    if let Some(left) = remaining {
+        state
+            .events
+            .emit(
+                NewEvent::success(EventType::BackupCodeUsed)
+                    .user(&user)
+                    .client(client)
+                    .detail("backup_codes_remaining", left),
+            )
+            .await;
+    }
+    let out = start_session(state, user, client, Origin::Login).await?;
     Ok((out, remaining))
 }

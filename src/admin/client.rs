@@ -35,12 +35,7 @@ impl Backend {
     }
 
     /// Sends one admin request; returns the JSON answer or the problem's detail.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let req = Request::builder()
             .method(method)
@@ -69,9 +64,7 @@ async fn over_socket(path: &Path, req: Request<String>) -> anyhow::Result<(Statu
     let stream = tokio::net::UnixStream::connect(path).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let resp = sender
-        .send_request(req.map(|b| Full::new(Bytes::from(b))))
-        .await?;
+    let resp = sender.send_request(req.map(|b| Full::new(Bytes::from(b)))).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     Ok((status, body))
@@ -82,9 +75,7 @@ pub fn segment(s: &str) -> String {
     s.trim()
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -108,6 +99,29 @@ pub fn print_users(users: &Value) -> anyhow::Result<()> {
             u["disabled"].as_bool().unwrap_or(false),
             u["two_factor_enabled"].as_bool().unwrap_or(false),
             u["locked_until"].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
+
+/// Prints events as a table.
+pub fn print_events(events: &Value) -> anyhow::Result<()> {
+    let list = events
+        .as_array()
+        .ok_or_else(|| anyhow!("unexpected answer from the server"))?;
+    println!(
+        "{:<21} {:<22} {:<8} {:<30} {:<16} DETAILS",
+        "TIMESTAMP", "EVENT", "OUTCOME", "EMAIL", "IP"
+    );
+    for e in list {
+        println!(
+            "{:<21} {:<22} {:<8} {:<30} {:<16} {}",
+            e["timestamp"].as_str().unwrap_or(""),
+            e["event"].as_str().unwrap_or(""),
+            e["outcome"].as_str().unwrap_or(""),
+            e["email"].as_str().unwrap_or("-"),
+            e["ip"].as_str().unwrap_or("-"),
+            e["details"],
         );
     }
     Ok(())

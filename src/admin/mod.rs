@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{self, UserView};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::security::events::{EventType, NewEvent};
 use crate::store::{Role, UserRecord};
 
 /// A user as the admin sees it.
@@ -41,12 +42,7 @@ async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
         .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))
 }
 
-pub async fn create_user(
-    state: &AppState,
-    email: &str,
-    role: Role,
-    password: &str,
-) -> ApiResult<AdminUser> {
+pub async fn create_user(state: &AppState, email: &str, role: Role, password: &str) -> ApiResult<AdminUser> {
     let u = accounts::create_user(state, email, password, None, role).await?;
     admin_view(state, &u).await
 }
@@ -67,26 +63,71 @@ pub async fn set_disabled(state: &AppState, email: &str, disabled: bool) -> ApiR
     u.disabled = disabled;
     state.store.update_user(u.clone()).await?;
     if disabled {
-        state
-            .store
-            .revoke_user_sessions(&u.id, None, Utc::now())
-            .await?;
+        state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
     }
     admin_view(state, &u).await
 }
 
 pub async fn unlock(state: &AppState, email: &str) -> ApiResult<usize> {
     let u = find(state, email).await?;
-    Ok(state.throttle.unlock_user(&u.id, &u.email_key).await?)
+    let cleared = state.throttle.unlock_user(&u.id, &u.email_key).await?;
+    state
+        .events
+        .emit(
+            NewEvent::success(EventType::AccountUnlocked)
+                .user(&u)
+                .detail("by", "admin")
+                .detail("locks_cleared", cleared),
+        )
+        .await;
+    Ok(cleared)
 }
 
 pub async fn revoke_sessions(state: &AppState, email: &str) -> ApiResult<usize> {
     let u = find(state, email).await?;
-    Ok(state
+    let ended = state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
+    for id in &ended {
+        state
+            .events
+            .emit(
+                NewEvent::success(EventType::SessionRevoked)
+                    .user(&u)
+                    .detail("session_id", id.as_str())
+                    .detail("by", "admin"),
+            )
+            .await;
+    }
+    Ok(ended.len())
+}
+
+/// Security events for `fortfolio admin events`, newest first.
+pub async fn events(
+    state: &AppState,
+    email: Option<&str>,
+    event: Option<&str>,
+    since: Option<chrono::DateTime<Utc>>,
+    limit: usize,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let user_id = match email {
+        Some(e) => Some(find(state, e).await?.id),
+        None => None,
+    };
+    if let Some(t) = event {
+        if EventType::parse(t).is_none() {
+            return Err(ApiError::validation("event", format!("unknown event type {t}")));
+        }
+    }
+    let found = state
         .store
-        .revoke_user_sessions(&u.id, None, Utc::now())
-        .await?
-        .len())
+        .events(crate::store::EventFilter {
+            user_id,
+            event: event.map(str::to_string),
+            since,
+            before_id: None,
+            limit,
+        })
+        .await?;
+    Ok(found.iter().map(crate::security::events::event_json).collect())
 }
 
 /// Turns 2FA off for a user who lost their device.

@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users", get(list).post(create))
         .route("/admin/users/{email}/{action}", post(user_action))
         .route("/admin/sessions/revoke", post(revoke))
+        .route("/admin/events", get(events))
         .fallback(|| async { ApiError::not_found("no such admin endpoint") })
         .with_state(state)
 }
@@ -34,10 +35,7 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> 
     Ok(Json(super::list_users(&state).await?))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    AppJson(b): AppJson<CreateBody>,
-) -> ApiResult<Json<AdminUser>> {
+async fn create(State(state): State<AppState>, AppJson(b): AppJson<CreateBody>) -> ApiResult<Json<AdminUser>> {
     Ok(Json(
         super::create_user(&state, &b.email, b.role, b.password.expose()).await?,
     ))
@@ -59,14 +57,36 @@ async fn user_action(
 }
 
 #[derive(Deserialize)]
+struct EventsQuery {
+    user: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => {
+            let d = crate::config::Dur::parse(s).map_err(|e| ApiError::validation("since", e))?;
+            Some(chrono::Utc::now() - chrono::Duration::from_std(d.0).map_err(ApiError::internal)?)
+        }
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    Ok(Json(
+        super::events(&state, q.user.as_deref(), q.event.as_deref(), since, limit).await?,
+    ))
+}
+
+#[derive(Deserialize)]
 struct RevokeBody {
     email: String,
 }
 
-async fn revoke(
-    State(state): State<AppState>,
-    AppJson(b): AppJson<RevokeBody>,
-) -> ApiResult<Json<Value>> {
+async fn revoke(State(state): State<AppState>, AppJson(b): AppJson<RevokeBody>) -> ApiResult<Json<Value>> {
     Ok(Json(
         json!({"sessions_revoked": super::revoke_sessions(&state, &b.email).await?}),
     ))

@@ -25,11 +25,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             Group::Register,
             r().route("/auth/register", post(register)),
         ))
-        .merge(limited(
-            state,
-            Group::Login,
-            r().route("/auth/login", post(login)),
-        ))
+        .merge(limited(state, Group::Login, r().route("/auth/login", post(login))))
         .merge(limited(
             state,
             Group::Refresh,
@@ -41,11 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             r().route("/auth/logout", post(logout))
                 .route("/auth/logout-all", post(logout_all)),
         ))
-        .merge(limited(
-            state,
-            Group::Account,
-            r().route("/auth/csrf", get(csrf)),
-        ))
+        .merge(limited(state, Group::Account, r().route("/auth/csrf", get(csrf))))
 }
 
 #[derive(Deserialize)]
@@ -83,14 +75,7 @@ async fn register(
     client: ClientInfo,
     AppJson(body): AppJson<RegisterBody>,
 ) -> ApiResult<Response> {
-    let out = accounts::register(
-        &state,
-        &body.email,
-        body.password.expose(),
-        body.full_name,
-        &client,
-    )
-    .await?;
+    let out = accounts::register(&state, &body.email, body.password.expose(), body.full_name, &client).await?;
     Ok(auth_response(&state, StatusCode::CREATED, out))
 }
 
@@ -108,14 +93,7 @@ async fn login(
     headers: HeaderMap,
     AppJson(body): AppJson<LoginBody>,
 ) -> ApiResult<Response> {
-    let outcome = accounts::login(
-        &state,
-        &body.email,
-        &body.password,
-        &client,
-        device_token(&headers),
-    )
-    .await?;
+    let outcome = accounts::login(&state, &body.email, &body.password, &client, device_token(&headers)).await?;
     Ok(match outcome {
         LoginOutcome::Tokens(out) => auth_response(&state, StatusCode::OK, out),
         LoginOutcome::Challenge {
@@ -138,6 +116,7 @@ struct RefreshBody {
 
 async fn refresh(
     State(state): State<AppState>,
+    client: ClientInfo,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -146,12 +125,12 @@ async fn refresh(
         let from_cookie = cookie(&headers, REFRESH_COOKIE)
             .map(str::to_string)
             .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?;
-        crate::security::csrf::verify(&headers)?;
+        crate::security::csrf::enforce(&state, &headers, &client).await?;
         from_cookie
     } else {
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
-    let pair: TokenPair = accounts::refresh(&state, &token).await?;
+    let pair: TokenPair = accounts::refresh(&state, &token, &client).await?;
     let mut out = HeaderMap::new();
     cookies::set_session(
         &mut out,
@@ -163,22 +142,18 @@ async fn refresh(
     Ok((out, Json(pair)).into_response())
 }
 
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
-    accounts::logout(&state, &auth.ctx).await?;
+async fn logout(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
+    accounts::logout(&state, &auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
     Ok((headers, Json(json!({"logged_out": true}))).into_response())
 }
 
-async fn logout_all(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
-    let ended = accounts::logout_all(&state, &auth.ctx).await?;
+async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
+    let ended = accounts::logout_all(&state, &auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
-    Ok((
-        headers,
-        Json(json!({"logged_out": true, "sessions_ended": ended})),
-    )
-        .into_response())
+    Ok((headers, Json(json!({"logged_out": true, "sessions_ended": ended}))).into_response())
 }
 
 async fn csrf() -> Response {

@@ -29,17 +29,8 @@ pub fn set_csrf(headers: &mut HeaderMap) -> String {
 }
 
 /// Sets the access, refresh and CSRF cookies for a new token pair.
-pub fn set_session(
-    headers: &mut HeaderMap,
-    access: &str,
-    access_ttl: u64,
-    refresh: &str,
-    refresh_ttl: u64,
-) {
-    set(
-        headers,
-        cookie(ACCESS_COOKIE, access, "/", access_ttl, true),
-    );
+pub fn set_session(headers: &mut HeaderMap, access: &str, access_ttl: u64, refresh: &str, refresh_ttl: u64) {
+    set(headers, cookie(ACCESS_COOKIE, access, "/", access_ttl, true));
     set(
         headers,
         cookie(REFRESH_COOKIE, refresh, REFRESH_PATH, refresh_ttl, true),

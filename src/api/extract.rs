@@ -19,12 +19,7 @@ fn is_json(parts_ct: Option<&header::HeaderValue>) -> bool {
     let Some(ct) = parts_ct.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -87,10 +82,7 @@ where
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 payload_too_large()
             } else {
-                ApiError::invalid_json(format!(
-                    "could not read the request body: {}",
-                    rej.body_text()
-                ))
+                ApiError::invalid_json(format!("could not read the request body: {}", rej.body_text()))
             }
         })?;
         parse_json(&bytes).map(AppJson)
@@ -151,14 +143,12 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let (token, via) = access_token(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (token, via) =
+            access_token(&parts.headers).ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
         if via == Credential::Cookie && crate::security::csrf::is_state_changing(&parts.method) {
-            crate::security::csrf::verify(&parts.headers)?;
+            let client = crate::security::client::ClientInfo::from_parts(parts, &state.config.server.trusted_proxies);
+            crate::security::csrf::enforce(state, &parts.headers, &client).await?;
         }
         let verified = parts
             .extensions

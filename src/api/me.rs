@@ -16,13 +16,18 @@ use crate::accounts::{self, UserView};
 use crate::app::AppState;
 use crate::domain::{ts, Secret};
 use crate::error::{ApiError, ApiResult};
+use crate::security::client::ClientInfo;
+use crate::security::events::{event_json, EventType, NewEvent};
 use crate::security::rate_limit::Group;
+use crate::store::EventFilter;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let account = Router::new()
         .route("/me", get(get_me).patch(patch_me))
         .route("/me/sessions", get(sessions))
-        .route("/me/sessions/{id}", delete(delete_session));
+        .route("/me/sessions/{id}", delete(delete_session))
+        .route("/me/devices", get(devices))
+        .route("/me/security-events", get(security_events));
     Router::new()
         .merge(limited(state, Group::Account, account))
         .merge(limited(
@@ -47,9 +52,7 @@ struct PatchMe {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -81,6 +84,7 @@ struct PasswordBody {
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
     AppJson(body): AppJson<PasswordBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let ended = accounts::change_password(
@@ -88,11 +92,10 @@ async fn change_password(
         &auth.ctx,
         &body.current_password,
         body.new_password.expose(),
+        &client,
     )
     .await?;
-    Ok(Json(
-        json!({"password_changed": true, "sessions_ended": ended}),
-    ))
+    Ok(Json(json!({"password_changed": true, "sessions_ended": ended})))
 }
 
 #[derive(Serialize)]
@@ -132,6 +135,7 @@ async fn sessions(
 async fn delete_session(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("no such session");
@@ -140,5 +144,80 @@ async fn delete_session(
         return Err(not_found());
     }
     state.store.revoke_session(&id, Utc::now()).await?;
+    state
+        .events
+        .emit(
+            NewEvent::success(EventType::SessionRevoked)
+                .user(&auth.ctx.user)
+                .client(&client)
+                .detail("session_id", id.as_str()),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Serialize)]
+struct DeviceView {
+    id: String,
+    user_agent: String,
+    ip_network: String,
+    last_ip: String,
+    #[serde(with = "ts")]
+    first_seen: chrono::DateTime<Utc>,
+    #[serde(with = "ts")]
+    last_seen: chrono::DateTime<Utc>,
+    current: bool,
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<DeviceView>>> {
+    let current = crate::security::devices::fingerprint(&client.user_agent, client.ip);
+    let items: Vec<DeviceView> = state
+        .store
+        .user_devices(&auth.ctx.user.id)
+        .await?
+        .into_iter()
+        .map(|d| DeviceView {
+            current: d.id == current,
+            id: d.id,
+            user_agent: d.user_agent,
+            ip_network: d.ip_network,
+            last_ip: d.last_ip,
+            first_seen: d.first_seen,
+            last_seen: d.last_seen,
+        })
+        .collect();
+    Ok(Json(Page::paginate(items, &q, |d| d.id.clone())?))
+}
+
+/// The caller's own security events, newest first.
+async fn security_events(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<serde_json::Value>>> {
+    let limit = q.limit()?;
+    let mut events = state
+        .store
+        .events(EventFilter {
+            user_id: Some(auth.ctx.user.id.clone()),
+            before_id: q.cursor.clone(),
+            limit: limit + 1,
+            ..Default::default()
+        })
+        .await?;
+    let next_cursor = if events.len() > limit {
+        events.truncate(limit);
+        events.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: events.iter().map(event_json).collect(),
+        next_cursor,
+    }))
 }

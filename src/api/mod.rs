@@ -25,8 +25,5 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Puts `routes` under `group`'s rate limit.
 pub fn limited(state: &AppState, group: Group, routes: Router<AppState>) -> Router<AppState> {
-    routes.route_layer(middleware::from_fn_with_state(
-        (state.clone(), group),
-        rate_limit,
-    ))
+    routes.route_layer(middleware::from_fn_with_state((state.clone(), group), rate_limit))
 }

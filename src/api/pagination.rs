@@ -43,9 +43,11 @@ impl<T> Page<T> {
         let start = match &q.cursor {
             None => 0,
             Some(c) => {
-                items.iter().position(|i| &key(i) == c).ok_or_else(|| {
-                    ApiError::validation("cursor", "cursor is not valid for this list")
-                })? + 1
+                items
+                    .iter()
+                    .position(|i| &key(i) == c)
+                    .ok_or_else(|| ApiError::validation("cursor", "cursor is not valid for this list"))?
+                    + 1
             }
         };
         let mut items: Vec<T> = items.into_iter().skip(start).collect();

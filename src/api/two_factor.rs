@@ -45,20 +45,20 @@ struct CodeBody {
 async fn verify(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
     AppJson(b): AppJson<CodeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let codes = two_factor::verify(&state, &auth.ctx, &b.code).await?;
-    Ok(Json(
-        json!({"two_factor_enabled": true, "backup_codes": codes}),
-    ))
+    let codes = two_factor::verify(&state, &auth.ctx, &b.code, &client).await?;
+    Ok(Json(json!({"two_factor_enabled": true, "backup_codes": codes})))
 }
 
 async fn disable(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
     AppJson(b): AppJson<CodeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    two_factor::disable(&state, &auth.ctx, &b.code).await?;
+    two_factor::disable(&state, &auth.ctx, &b.code, &client).await?;
     Ok(Json(json!({"two_factor_enabled": false})))
 }
 
@@ -111,7 +111,6 @@ async fn login_backup(
     body["backup_codes_remaining"] = json!(remaining.unwrap_or(0));
     let mut resp = auth_response(&state, StatusCode::OK, out);
     *resp.body_mut() = axum::body::Body::from(body.to_string());
-    resp.headers_mut()
-        .remove(axum::http::header::CONTENT_LENGTH);
+    resp.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
     Ok(resp.into_response())
 }

@@ -17,9 +17,7 @@ impl Email {
         if s.len() > 254 {
             return Err("email must be at most 254 characters".into());
         }
-        let (local, domain) = s
-            .rsplit_once('@')
-            .ok_or_else(|| "email must contain '@'".to_string())?;
+        let (local, domain) = s.rsplit_once('@').ok_or_else(|| "email must contain '@'".to_string())?;
         if local.is_empty() || local.len() > 64 {
             return Err("email local part must be 1 to 64 characters".into());
         }
@@ -88,8 +86,7 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "plain", "@x.io", "a@", "a@x", "a b@x.io", "a@@x.io", "a@x..io", "a@-x.io",
-            ".a@x.io", "a@x_y.io",
+            "", "plain", "@x.io", "a@", "a@x", "a b@x.io", "a@@x.io", "a@x..io", "a@-x.io", ".a@x.io", "a@x_y.io",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }

@@ -20,11 +20,7 @@ pub struct PasswordRejection {
 }
 
 impl NewPassword {
-    pub fn parse(
-        raw: &str,
-        email: &Email,
-        full_name: Option<&str>,
-    ) -> Result<Self, PasswordRejection> {
+    pub fn parse(raw: &str, email: &Email, full_name: Option<&str>) -> Result<Self, PasswordRejection> {
         let reject = |reason: &str, suggestions: Vec<String>| PasswordRejection {
             reason: reason.to_string(),
             suggestions,

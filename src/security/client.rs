@@ -15,6 +15,7 @@ use crate::app::AppState;
 pub struct ClientInfo {
     pub ip: IpAddr,
     pub user_agent: String,
+    pub request_id: Option<String>,
 }
 
 /// The client IP given the peer, the trusted proxies and the headers.
@@ -61,21 +62,23 @@ impl ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect())
             .unwrap_or_default();
-        Self { ip, user_agent }
+        let request_id = parts
+            .extensions
+            .get::<crate::request_id::RequestId>()
+            .map(|r| r.0.clone());
+        Self {
+            ip,
+            user_agent,
+            request_id,
+        }
     }
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientInfo::from_parts(
-            parts,
-            &state.config.server.trusted_proxies,
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientInfo::from_parts(parts, &state.config.server.trusted_proxies))
     }
 }
 

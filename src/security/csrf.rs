@@ -12,19 +12,13 @@ use crate::error::ApiError;
 pub const HEADER: &str = "x-csrf-token";
 
 pub fn is_state_changing(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
 /// Checks the double submit; compares in constant time.
 pub fn verify(headers: &HeaderMap) -> Result<(), ApiError> {
     let cookie = cookie(headers, CSRF_COOKIE).unwrap_or("");
-    let header = headers
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let header = headers.get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     let matches: bool = cookie.as_bytes().ct_eq(header.as_bytes()).into();
     if cookie.len() >= 16 && matches {
         Ok(())
@@ -35,6 +29,23 @@ pub fn verify(headers: &HeaderMap) -> Result<(), ApiError> {
             "cookie-authenticated requests must send X-CSRF-Token equal to the fortfolio_csrf cookie",
         ))
     }
+}
+
+/// [`verify`], recording a `csrf_failed` event when it fails.
+pub async fn enforce(
+    state: &crate::app::AppState,
+    headers: &HeaderMap,
+    client: &super::client::ClientInfo,
+) -> Result<(), ApiError> {
+    use super::events::{EventType, NewEvent};
+    let result = verify(headers);
+    if result.is_err() {
+        state
+            .events
+            .emit(NewEvent::failure(EventType::CsrfFailed).client(client))
+            .await;
+    }
+    result
 }
 
 #[cfg(test)]

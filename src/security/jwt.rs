@@ -116,18 +116,12 @@ mod tests {
             .unwrap();
         let other = JwtKeys::new(&[8u8; 32], "fortfolio");
         assert!(other.verify(&t, TokenType::Access).is_none());
-        let (expired, _) = k
-            .issue(TokenType::Access, "u1", None, Duration::seconds(-5))
-            .unwrap();
+        let (expired, _) = k.issue(TokenType::Access, "u1", None, Duration::seconds(-5)).unwrap();
         assert!(k.verify(&expired, TokenType::Access).is_none());
         // alg: none with the same claims
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload = t.split('.').nth(1).unwrap();
-        let none = format!(
-            "{}.{}.",
-            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-            payload
-        );
+        let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), payload);
         assert!(k.verify(&none, TokenType::Access).is_none());
         let wrong_iss = JwtKeys::new(&[7u8; 32], "someone-else");
         assert!(wrong_iss.verify(&t, TokenType::Access).is_none());

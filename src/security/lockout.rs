@@ -45,10 +45,8 @@ impl LoginThrottle {
     pub fn new(store: Arc<dyn Store>, cfg: &AuthConfig) -> Self {
         let policy = LockoutPolicy {
             threshold: cfg.lockout_threshold,
-            window: chrono::Duration::from_std(cfg.lockout_window.0)
-                .unwrap_or(chrono::Duration::hours(1)),
-            duration: chrono::Duration::from_std(cfg.lockout_duration.0)
-                .unwrap_or(chrono::Duration::hours(1)),
+            window: chrono::Duration::from_std(cfg.lockout_window.0).unwrap_or(chrono::Duration::hours(1)),
+            duration: chrono::Duration::from_std(cfg.lockout_duration.0).unwrap_or(chrono::Duration::hours(1)),
         };
         let hot = Cache::builder()
             .max_capacity(100_000)
@@ -68,10 +66,7 @@ impl LoginThrottle {
 
     /// The lock in force for `key`, if any.
     pub async fn locked_until(&self, key: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        Ok(self
-            .record(key)
-            .await?
-            .and_then(|r| r.locked_at(Utc::now())))
+        Ok(self.record(key).await?.and_then(|r| r.locked_at(Utc::now())))
     }
 
     pub async fn fail(&self, key: &str, user_id: Option<String>, ip: &str) -> StoreResult<Failure> {
@@ -102,10 +97,7 @@ impl LoginThrottle {
 
     /// Lifts every lock of a user (admin unlock).
     pub async fn unlock_user(&self, user_id: &str, email_key: &str) -> StoreResult<usize> {
-        let keys = self
-            .store
-            .clear_user_lockouts(user_id, &account_key(email_key))
-            .await?;
+        let keys = self.store.clear_user_lockouts(user_id, &account_key(email_key)).await?;
         for k in &keys {
             self.hot.invalidate(k);
         }

@@ -1,8 +1,11 @@
 //! The security layers of SPEC §5 that live below HTTP: tokens, passwords,
 //! the revocation list, key files and client identification.
 
+pub mod alerts;
 pub mod client;
 pub mod csrf;
+pub mod devices;
+pub mod events;
 pub mod jwt;
 pub mod keyfile;
 pub mod lockout;

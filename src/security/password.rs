@@ -53,9 +53,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new() -> Result<Self, HashError> {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..cores {
@@ -80,10 +78,7 @@ impl PasswordHasher {
         })
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
@@ -102,8 +97,7 @@ impl PasswordHasher {
                 return Err(HashError("hashing pool stopped".into()));
             }
         }
-        rx.await
-            .map_err(|_| HashError("hashing job was dropped".into()))
+        rx.await.map_err(|_| HashError("hashing job was dropped".into()))
     }
 
     pub async fn hash(&self, password: &Secret) -> Result<String, HashError> {

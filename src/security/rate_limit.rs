@@ -130,10 +130,7 @@ impl RateLimiter {
         .max()
         .unwrap_or(Duration::from_secs(60));
         Self {
-            buckets: Cache::builder()
-                .max_capacity(2_000_000)
-                .time_to_idle(longest)
-                .build(),
+            buckets: Cache::builder().max_capacity(2_000_000).time_to_idle(longest).build(),
             limits,
         }
     }
@@ -143,16 +140,14 @@ impl RateLimiter {
         let rate = group.rate(&self.limits);
         let now = Instant::now();
         let mut decision = None;
-        self.buckets
-            .entry((group, key.to_string()))
-            .and_compute_with(|entry| {
-                let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now, rate);
-                decision = Some(d);
-                match new_tat {
-                    Some(t) => moka::ops::compute::Op::Put(t),
-                    None => moka::ops::compute::Op::Nop,
-                }
-            });
+        self.buckets.entry((group, key.to_string())).and_compute_with(|entry| {
+            let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now, rate);
+            decision = Some(d);
+            match new_tat {
+                Some(t) => moka::ops::compute::Op::Put(t),
+                None => moka::ops::compute::Op::Nop,
+            }
+        });
         decision.unwrap_or(Decision {
             allowed: true,
             limit: rate.count,

@@ -14,12 +14,7 @@ use crate::store::{Store, StoreResult};
 struct UntilTokenExpiry;
 
 impl Expiry<String, DateTime<Utc>> for UntilTokenExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        exp: &DateTime<Utc>,
-        _now: Instant,
-    ) -> Option<Duration> {
+    fn expire_after_create(&self, _key: &String, exp: &DateTime<Utc>, _now: Instant) -> Option<Duration> {
         Some((*exp - Utc::now()).to_std().unwrap_or(Duration::ZERO))
     }
 }

@@ -22,13 +22,8 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsErro
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    std::fs::create_dir_all(&dir).map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let certified = rcgen::generate_simple_self_signed(names)
         .map_err(|e| TlsError(format!("cannot generate a certificate: {e}")))?;
     write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())
@@ -52,11 +47,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let mut config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| {
-            TlsError(format!(
-                "certificate and key do not form a usable pair: {e}"
-            ))
-        })?;
+        .map_err(|e| TlsError(format!("certificate and key do not form a usable pair: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

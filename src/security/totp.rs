@@ -119,9 +119,7 @@ pub fn matching_step(secret: &[u8], code: &str, now_secs: u64) -> Option<u64> {
 fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -176,8 +174,7 @@ fn qr_png(code: &qrcode::QrCode) -> Result<Vec<u8>, TotpError> {
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
         let mut w = enc.write_header().map_err(|e| TotpError(e.to_string()))?;
-        w.write_image_data(&pixels)
-            .map_err(|e| TotpError(e.to_string()))?;
+        w.write_image_data(&pixels).map_err(|e| TotpError(e.to_string()))?;
     }
     Ok(out)
 }
@@ -247,10 +244,7 @@ mod tests {
         let sealed = b.seal("u1", b"secret-bytes-123456").unwrap();
         assert_eq!(b.open("u1", &sealed).unwrap(), b"secret-bytes-123456");
         assert!(b.open("u2", &sealed).is_err());
-        assert!(SecretBox::new(&[8u8; 32])
-            .unwrap()
-            .open("u1", &sealed)
-            .is_err());
+        assert!(SecretBox::new(&[8u8; 32]).unwrap().open("u1", &sealed).is_err());
         assert!(!sealed.contains(&base32(b"secret-bytes-123456")));
     }
 

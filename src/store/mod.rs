@@ -154,8 +154,7 @@ pub trait SessionStore: Send + Sync {
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// A session and its user, read in one snapshot (every authenticated
     /// request does this).
-    async fn session_with_user(&self, id: &str)
-        -> StoreResult<Option<(SessionRecord, UserRecord)>>;
+    async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRecord, UserRecord)>>;
     /// Atomically exchanges `old_hash` for `new_hash`: retires the old token,
     /// stores the new one and touches the session; or, if the old token was
     /// already retired, revokes the whole session.
@@ -176,11 +175,7 @@ pub trait SessionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<String>>;
     /// Active sessions of a user, newest first.
-    async fn user_sessions(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<SessionRecord>>;
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>>;
 }
 
 #[async_trait]
@@ -188,10 +183,7 @@ pub trait RevocationStore: Send + Sync {
     /// Puts a token hash on the revocation list until `expires_at`.
     async fn revoke_token(&self, token_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
     /// Unexpired revocations (expired ones are purged on the way).
-    async fn live_revocations(
-        &self,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    async fn live_revocations(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
 }
 
 /// Failed logins and the lock they lead to, per throttle key (an account's
@@ -214,13 +206,7 @@ impl LockoutRecord {
     }
 
     /// Adds one failure under `policy` (the same rule for every backend).
-    pub fn apply_failure(
-        &mut self,
-        user_id: Option<String>,
-        ip: String,
-        now: DateTime<Utc>,
-        policy: LockoutPolicy,
-    ) {
+    pub fn apply_failure(&mut self, user_id: Option<String>, ip: String, now: DateTime<Utc>, policy: LockoutPolicy) {
         if self.locked_until.is_some_and(|u| u <= now) {
             // An expired lock starts a fresh count.
             self.locked_until = None;
@@ -270,30 +256,17 @@ pub trait LockoutStore: Send + Sync {
     /// Forgets a key's failures and lock.
     async fn clear_lockout(&self, key: &str) -> StoreResult<()>;
     /// Clears every key of a user (admin unlock); returns the keys cleared.
-    async fn clear_user_lockouts(
-        &self,
-        user_id: &str,
-        account_key: &str,
-    ) -> StoreResult<Vec<String>>;
+    async fn clear_user_lockouts(&self, user_id: &str, account_key: &str) -> StoreResult<Vec<String>>;
 }
 
 /// Two-factor state changes; each is one transaction.
 #[async_trait]
 pub trait TwoFactorStore: Send + Sync {
     /// Stores a new pending secret, unless 2FA is already enabled.
-    async fn set_pending_totp(
-        &self,
-        user_id: &str,
-        sealed_secret: String,
-    ) -> StoreResult<TotpChange>;
+    async fn set_pending_totp(&self, user_id: &str, sealed_secret: String) -> StoreResult<TotpChange>;
     /// Enables the pending secret with the step that proved it and the
     /// backup-code hashes.
-    async fn activate_totp(
-        &self,
-        user_id: &str,
-        step: u64,
-        backup_codes: Vec<String>,
-    ) -> StoreResult<TotpChange>;
+    async fn activate_totp(&self, user_id: &str, step: u64, backup_codes: Vec<String>) -> StoreResult<TotpChange>;
     async fn disable_totp(&self, user_id: &str) -> StoreResult<TotpChange>;
     /// Records `step` as used if it is newer than the last one (replay guard).
     async fn use_totp_step(&self, user_id: &str, step: u64) -> StoreResult<TotpChange>;
@@ -305,10 +278,95 @@ pub trait TwoFactorStore: Send + Sync {
     async fn consume_challenge(&self, jti: &str, expires_at: DateTime<Utc>) -> StoreResult<bool>;
 }
 
+/// A security event as stored (SPEC §5.10 fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    /// UUIDv7: ordered by time.
+    pub id: String,
+    pub timestamp: DateTime<Utc>,
+    pub event: String,
+    pub outcome: String,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// An alert email waiting in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub event_id: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Which events to list (admin view).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub user_id: Option<String>,
+    pub event: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Only events older than this id (paging, newest first).
+    pub before_id: Option<String>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores an event and, in the same transaction, the alert it causes.
+    async fn record_event(&self, event: EventRecord, alert: Option<OutboxMessage>) -> StoreResult<()>;
+    /// Events matching the filter, newest first.
+    async fn events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>>;
+    /// Deletes events older than `before`; returns how many.
+    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<usize>;
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Messages due at `now`, oldest first.
+    async fn due_mail(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxMessage>>;
+    /// Removes a delivered message.
+    async fn mail_sent(&self, id: &str) -> StoreResult<()>;
+    /// Records a failed attempt and when to retry.
+    async fn mail_failed(&self, id: &str, next_attempt_at: DateTime<Utc>, error: String) -> StoreResult<()>;
+    async fn outbox_depth(&self) -> StoreResult<usize>;
+    /// The earliest next attempt, if any message waits.
+    async fn next_mail_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// A device a user logged in from: a hash of User-Agent and IP network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub user_id: String,
+    pub user_agent: String,
+    pub ip_network: String,
+    pub last_ip: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Records a sighting; returns true when the device was new.
+    async fn touch_device(&self, device: DeviceRecord) -> StoreResult<bool>;
+    /// A user's devices, most recently seen first.
+    async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>>;
+}
+
 /// Everything the application stores.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + RevocationStore + LockoutStore + TwoFactorStore
+    UserStore + SessionStore + RevocationStore + LockoutStore + TwoFactorStore + EventStore + OutboxStore + DeviceStore
 {
     /// Answers when the backend is usable (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

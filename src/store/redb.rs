@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    CreateUserError, LockoutPolicy, LockoutRecord, LockoutStore, RefreshRecord, RevocationStore,
-    Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord,
-    TwoFactorStore, UserRecord, UserStore,
+    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, LockoutPolicy, LockoutRecord,
+    LockoutStore, OutboxMessage, OutboxStore, RefreshRecord, RevocationStore, Rotation, SessionRecord, SessionStore,
+    Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -32,7 +32,18 @@ const REVOKED_TOKENS: Table = TableDefinition::new("revoked_tokens");
 const LOCKOUTS: Table = TableDefinition::new("lockouts");
 const SPENT_CHALLENGES: Table = TableDefinition::new("spent_challenges");
 
-const ALL_TABLES: [Table; 8] = [
+const EVENTS: Table = TableDefinition::new("events");
+/// `<user_id>/<event_id>` → empty.
+const USER_EVENTS: Table = TableDefinition::new("user_events");
+const OUTBOX: Table = TableDefinition::new("outbox");
+/// `<user_id>/<device_id>` → DeviceRecord.
+const DEVICES: Table = TableDefinition::new("devices");
+
+const ALL_TABLES: [Table; 12] = [
+    EVENTS,
+    USER_EVENTS,
+    OUTBOX,
+    DEVICES,
     SPENT_CHALLENGES,
     LOCKOUTS,
     USERS,
@@ -157,11 +168,7 @@ impl UserStore for RedbStore {
         let out = self
             .write(move |tx| {
                 let mut by_email = tx.open_table(USERS_BY_EMAIL).map_err(backend)?;
-                if by_email
-                    .get(user.email_key.as_str())
-                    .map_err(backend)?
-                    .is_some()
-                {
+                if by_email.get(user.email_key.as_str()).map_err(backend)?.is_some() {
                     return Ok(false);
                 }
                 by_email
@@ -242,10 +249,7 @@ impl SessionStore for RedbStore {
         self.read(SESSIONS, "sessions", id)
     }
 
-    async fn session_with_user(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
+    async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
         let tx = self.db.begin_read().map_err(backend)?;
         let sessions = tx.open_table(SESSIONS).map_err(backend)?;
         let Some(session) = get::<SessionRecord>(&sessions, "sessions", id)? else {
@@ -280,8 +284,7 @@ impl SessionStore for RedbStore {
                 return Ok(Rotation::Invalid);
             }
             let mut sessions = tx.open_table(SESSIONS).map_err(backend)?;
-            let Some(mut session) = get::<SessionRecord>(&sessions, "sessions", &old.session_id)?
-            else {
+            let Some(mut session) = get::<SessionRecord>(&sessions, "sessions", &old.session_id)? else {
                 return Ok(Rotation::Invalid);
             };
             if !session.is_active(now) {
@@ -348,11 +351,7 @@ impl SessionStore for RedbStore {
         .await
     }
 
-    async fn user_sessions(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<SessionRecord>> {
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>> {
         let prefix = format!("{user_id}/");
         let end = prefix_end(&prefix);
         let tx = self.db.begin_read().map_err(backend)?;
@@ -377,14 +376,10 @@ impl SessionStore for RedbStore {
 impl RevocationStore for RedbStore {
     async fn revoke_token(&self, token_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
         let key = token_hash.to_string();
-        self.write(move |tx| put(tx, REVOKED_TOKENS, &key, &expires_at))
-            .await
+        self.write(move |tx| put(tx, REVOKED_TOKENS, &key, &expires_at)).await
     }
 
-    async fn live_revocations(
-        &self,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    async fn live_revocations(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
         self.write(move |tx| {
             let mut t = tx.open_table(REVOKED_TOKENS).map_err(backend)?;
             let mut live = Vec::new();
@@ -427,8 +422,7 @@ impl LockoutStore for RedbStore {
             let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
             let mut rec = get::<LockoutRecord>(&t, "lockouts", &key)?.unwrap_or_default();
             rec.apply_failure(user_id, ip, now, policy);
-            t.insert(key.as_str(), encode(&rec)?.as_slice())
-                .map_err(backend)?;
+            t.insert(key.as_str(), encode(&rec)?.as_slice()).map_err(backend)?;
             Ok(rec)
         })
         .await
@@ -444,11 +438,7 @@ impl LockoutStore for RedbStore {
         .await
     }
 
-    async fn clear_user_lockouts(
-        &self,
-        user_id: &str,
-        account_key: &str,
-    ) -> StoreResult<Vec<String>> {
+    async fn clear_user_lockouts(&self, user_id: &str, account_key: &str) -> StoreResult<Vec<String>> {
         let user_id = user_id.to_string();
         let account_key = account_key.to_string();
         self.write(move |tx| {
@@ -483,9 +473,7 @@ fn modify_user<R>(
     };
     let (save, out) = f(&mut user);
     if save {
-        users
-            .insert(id, encode(&user)?.as_slice())
-            .map_err(backend)?;
+        users.insert(id, encode(&user)?.as_slice()).map_err(backend)?;
     }
     Ok(Some(out))
 }
@@ -510,11 +498,7 @@ impl RedbStore {
 
 #[async_trait]
 impl TwoFactorStore for RedbStore {
-    async fn set_pending_totp(
-        &self,
-        user_id: &str,
-        sealed_secret: String,
-    ) -> StoreResult<TotpChange> {
+    async fn set_pending_totp(&self, user_id: &str, sealed_secret: String) -> StoreResult<TotpChange> {
         self.totp_change(user_id, move |u| {
             if u.two_factor_enabled {
                 return TotpChange::AlreadyEnabled;
@@ -530,12 +514,7 @@ impl TwoFactorStore for RedbStore {
         .await
     }
 
-    async fn activate_totp(
-        &self,
-        user_id: &str,
-        step: u64,
-        backup_codes: Vec<String>,
-    ) -> StoreResult<TotpChange> {
+    async fn activate_totp(&self, user_id: &str, step: u64, backup_codes: Vec<String>) -> StoreResult<TotpChange> {
         self.totp_change(user_id, move |u| {
             if u.two_factor_enabled {
                 return TotpChange::AlreadyEnabled;
@@ -589,9 +568,11 @@ impl TwoFactorStore for RedbStore {
                 let Some(t) = u.totp.as_mut().filter(|t| t.enabled) else {
                     return (false, None);
                 };
-                match t.backup_codes.iter().position(|h| {
-                    bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), hash.as_bytes()))
-                }) {
+                match t
+                    .backup_codes
+                    .iter()
+                    .position(|h| bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), hash.as_bytes())))
+                {
                     Some(i) => {
                         t.backup_codes.remove(i);
                         (true, Some(t.backup_codes.len()))
@@ -635,6 +616,198 @@ impl TwoFactorStore for RedbStore {
             Ok(true)
         })
         .await
+    }
+}
+
+fn event_matches(e: &EventRecord, f: &EventFilter) -> bool {
+    f.event.as_ref().is_none_or(|t| &e.event == t) && f.since.is_none_or(|s| e.timestamp >= s)
+}
+
+#[async_trait]
+impl EventStore for RedbStore {
+    async fn record_event(&self, event: EventRecord, alert: Option<OutboxMessage>) -> StoreResult<()> {
+        self.write(move |tx| {
+            put(tx, EVENTS, &event.id, &event)?;
+            if let Some(uid) = &event.user_id {
+                let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
+                let key = format!("{uid}/{}", event.id);
+                ue.insert(key.as_str(), [].as_slice()).map_err(backend)?;
+            }
+            if let Some(mail) = alert {
+                put(tx, OUTBOX, &mail.id, &mail)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn events(&self, f: EventFilter) -> StoreResult<Vec<EventRecord>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let events = tx.open_table(EVENTS).map_err(backend)?;
+        let mut out = Vec::new();
+        let limit = f.limit.max(1);
+        let consider = |e: EventRecord, out: &mut Vec<EventRecord>| -> bool {
+            if f.since.is_some_and(|s| e.timestamp < s) {
+                return false; // newest first: everything after is older still
+            }
+            if event_matches(&e, &f) {
+                out.push(e);
+            }
+            out.len() < limit
+        };
+        match &f.user_id {
+            Some(uid) => {
+                let prefix = format!("{uid}/");
+                let end = match &f.before_id {
+                    Some(b) => format!("{prefix}{b}"),
+                    None => prefix_end(&prefix),
+                };
+                let ue = tx.open_table(USER_EVENTS).map_err(backend)?;
+                for row in ue.range(prefix.as_str()..end.as_str()).map_err(backend)?.rev() {
+                    let (k, _) = row.map_err(backend)?;
+                    let id = &k.value()[prefix.len()..];
+                    if let Some(e) = get::<EventRecord>(&events, "events", id)? {
+                        if !consider(e, &mut out) {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                let end = f.before_id.clone().unwrap_or_else(|| prefix_end(""));
+                for row in events.range(""..end.as_str()).map_err(backend)?.rev() {
+                    let (_, v) = row.map_err(backend)?;
+                    if !consider(decode("events", v.value())?, &mut out) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let mut events = tx.open_table(EVENTS).map_err(backend)?;
+            let mut old = Vec::new();
+            // Ids are UUIDv7, so the oldest come first.
+            for row in events.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                let e: EventRecord = decode("events", v.value())?;
+                if e.timestamp >= before {
+                    break;
+                }
+                old.push((k.value().to_string(), e.user_id));
+            }
+            let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
+            for (id, uid) in &old {
+                events.remove(id.as_str()).map_err(backend)?;
+                if let Some(uid) = uid {
+                    ue.remove(format!("{uid}/{id}").as_str()).map_err(backend)?;
+                }
+            }
+            Ok(old.len())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for RedbStore {
+    async fn due_mail(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(OUTBOX).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            let m: OutboxMessage = decode("outbox", v.value())?;
+            if m.next_attempt_at <= now {
+                out.push(m);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mail_sent(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(OUTBOX).map_err(backend)?;
+            t.remove(id.as_str()).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mail_failed(&self, id: &str, next_attempt_at: DateTime<Utc>, error: String) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(OUTBOX).map_err(backend)?;
+            let Some(mut m) = get::<OutboxMessage>(&t, "outbox", &id)? else {
+                return Ok(());
+            };
+            m.attempts += 1;
+            m.next_attempt_at = next_attempt_at;
+            m.last_error = Some(error);
+            t.insert(id.as_str(), encode(&m)?.as_slice()).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<usize> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(OUTBOX).map_err(backend)?;
+        Ok(t.len().map_err(backend)? as usize)
+    }
+
+    async fn next_mail_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(OUTBOX).map_err(backend)?;
+        let mut next: Option<DateTime<Utc>> = None;
+        for row in t.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            let m: OutboxMessage = decode("outbox", v.value())?;
+            next = Some(next.map_or(m.next_attempt_at, |n| n.min(m.next_attempt_at)));
+        }
+        Ok(next)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for RedbStore {
+    async fn touch_device(&self, device: DeviceRecord) -> StoreResult<bool> {
+        self.write(move |tx| {
+            let mut t = tx.open_table(DEVICES).map_err(backend)?;
+            let key = format!("{}/{}", device.user_id, device.id);
+            let (record, new) = match get::<DeviceRecord>(&t, "devices", &key)? {
+                Some(mut known) => {
+                    known.last_seen = device.last_seen;
+                    known.last_ip = device.last_ip.clone();
+                    (known, false)
+                }
+                None => (device, true),
+            };
+            t.insert(key.as_str(), encode(&record)?.as_slice()).map_err(backend)?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>> {
+        let prefix = format!("{user_id}/");
+        let end = prefix_end(&prefix);
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(DEVICES).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix.as_str()..end.as_str()).map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            out.push(decode::<DeviceRecord>("devices", v.value())?);
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.last_seen));
+        Ok(out)
     }
 }
 

@@ -115,12 +115,7 @@ async fn me_can_be_read_and_patched() {
 async fn password_change_ends_other_sessions() {
     let app = TestApp::spawn().await;
     let first = app.register("ed@example.com").await;
-    let second: serde_json::Value = app
-        .login("ed@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: serde_json::Value = app.login("ed@example.com", PASSWORD).await.json().await.unwrap();
     let a1 = token(&first, "access_token");
     let a2 = token(&second, "access_token");
     let new_pw = "quartz-meadow-lantern-77";
@@ -132,16 +127,8 @@ async fn password_change_ends_other_sessions() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        app.get("/me", Some(&a1)).await.status(),
-        401,
-        "other session ended"
-    );
-    assert_eq!(
-        app.get("/me", Some(&a2)).await.status(),
-        200,
-        "current session kept"
-    );
+    assert_eq!(app.get("/me", Some(&a1)).await.status(), 401, "other session ended");
+    assert_eq!(app.get("/me", Some(&a2)).await.status(), 200, "current session kept");
     let r = app
         .post(
             "/auth/refresh",
@@ -151,12 +138,7 @@ async fn password_change_ends_other_sessions() {
         .await;
     assert_eq!(r.status(), 401);
     assert_eq!(app.login("ed@example.com", new_pw).await.status(), 200);
-    problem(
-        app.login("ed@example.com", PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    problem(app.login("ed@example.com", PASSWORD).await, 401, "invalid_credentials").await;
     let r = app
         .post(
             "/me/password",
@@ -171,20 +153,10 @@ async fn password_change_ends_other_sessions() {
 async fn sessions_are_listed_and_revocable() {
     let app = TestApp::spawn().await;
     let first = app.register("fa@example.com").await;
-    let second: serde_json::Value = app
-        .login("fa@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: serde_json::Value = app.login("fa@example.com", PASSWORD).await.json().await.unwrap();
     let a1 = token(&first, "access_token");
     let a2 = token(&second, "access_token");
-    let list: serde_json::Value = app
-        .get("/me/sessions", Some(&a1))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.get("/me/sessions", Some(&a1)).await.json().await.unwrap();
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(list["next_cursor"], serde_json::Value::Null);
@@ -193,12 +165,7 @@ async fn sessions_are_listed_and_revocable() {
         .as_str()
         .unwrap()
         .to_string();
-    let page: serde_json::Value = app
-        .get("/me/sessions?limit=1", Some(&a1))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = app.get("/me/sessions?limit=1", Some(&a1)).await.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert!(page["next_cursor"].is_string());
     let r = app

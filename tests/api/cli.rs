@@ -21,9 +21,7 @@ fn stdout(o: &Output) -> String {
 fn config_example_is_the_shipped_file() {
     let out = fortfolio(&["config", "example"], &[]);
     assert!(out.status.success());
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example"))
-            .unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example")).unwrap();
     assert_eq!(stdout(&out), shipped);
 }
 
@@ -37,11 +35,7 @@ fn config_check_redacts_and_invalid_config_names_the_key() {
             ("FORTFOLIO_SMTP__PASSWORD", "mail-pass-99"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     assert!(text.contains("[server]"));
     assert!(!text.contains(secret) && !text.contains("mail-pass-99"));
@@ -67,73 +61,35 @@ async fn admin_commands_work_with_the_server_running_and_stopped() {
 
     // Running: over the admin socket.
     let d = dir.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        fortfolio(&["admin", "user", "list", "--json", "--data-dir", &d], &[])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        tokio::task::spawn_blocking(move || fortfolio(&["admin", "user", "list", "--json", "--data-dir", &d], &[]))
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let users: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(users[0]["email"], "jo@example.com");
     assert_eq!(users[0]["disabled"], false);
 
     let d = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
-        fortfolio(
-            &[
-                "admin",
-                "user",
-                "disable",
-                "jo@example.com",
-                "--data-dir",
-                &d,
-            ],
-            &[],
-        )
+        fortfolio(&["admin", "user", "disable", "jo@example.com", "--data-dir", &d], &[])
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         app.get("/me", Some(&access)).await.status(),
         401,
         "live token stops working"
     );
-    problem(
-        app.login("jo@example.com", PASSWORD).await,
-        403,
-        "account_disabled",
-    )
-    .await;
+    problem(app.login("jo@example.com", PASSWORD).await, 403, "account_disabled").await;
 
     // Stopped: the data dir is opened directly.
     app.stop().await;
     let d = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let out = fortfolio(
-            &[
-                "admin",
-                "user",
-                "enable",
-                "jo@example.com",
-                "--data-dir",
-                &d,
-            ],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = fortfolio(&["admin", "user", "enable", "jo@example.com", "--data-dir", &d], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let created = Command::new(env!("CARGO_BIN_EXE_fortfolio"))
             .args([
                 "admin",
@@ -148,21 +104,13 @@ async fn admin_commands_work_with_the_server_running_and_stopped() {
             ])
             .output()
             .unwrap();
-        assert!(
-            created.status.success(),
-            "{}",
-            String::from_utf8_lossy(&created.stderr)
-        );
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
         assert!(String::from_utf8_lossy(&created.stdout).contains("password (shown once)"));
         fortfolio(&["admin", "user", "list", "--json", "--data-dir", &d], &[])
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let users: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(users.as_array().unwrap().len(), 2);
     assert_eq!(users[0]["disabled"], false);
@@ -176,14 +124,7 @@ async fn admin_commands_work_with_the_server_running_and_stopped() {
     let d = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
         fortfolio(
-            &[
-                "admin",
-                "sessions",
-                "revoke",
-                "jo@example.com",
-                "--data-dir",
-                &d,
-            ],
+            &["admin", "sessions", "revoke", "jo@example.com", "--data-dir", &d],
             &[],
         )
     })

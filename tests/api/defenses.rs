@@ -24,41 +24,20 @@ async fn lockout_survives_restart_and_admin_unlock_lifts_it() {
     let body = problem(r, 423, "account_locked").await;
     assert!(body["locked_until"].is_string());
     // The right password from a client without a device token is refused.
-    problem(
-        app.login("ka@example.com", PASSWORD).await,
-        423,
-        "account_locked",
-    )
-    .await;
+    problem(app.login("ka@example.com", PASSWORD).await, 423, "account_locked").await;
     app.restart().await;
-    problem(
-        app.login("ka@example.com", PASSWORD).await,
-        423,
-        "account_locked",
-    )
-    .await;
+    problem(app.login("ka@example.com", PASSWORD).await, 423, "account_locked").await;
 
     let dir = app.data_dir().to_str().unwrap().to_string();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
-            .args([
-                "admin",
-                "user",
-                "unlock",
-                "ka@example.com",
-                "--data-dir",
-                &dir,
-            ])
+            .args(["admin", "user", "unlock", "ka@example.com", "--data-dir", &dir])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(app.login("ka@example.com", PASSWORD).await.status(), 200);
 }
 
@@ -90,12 +69,7 @@ async fn a_known_device_logs_in_while_strangers_locked_the_account() {
     for _ in 0..6 {
         app.login("lu@example.com", "attacker-guess-1").await;
     }
-    problem(
-        app.login("lu@example.com", PASSWORD).await,
-        423,
-        "account_locked",
-    )
-    .await;
+    problem(app.login("lu@example.com", PASSWORD).await, 423, "account_locked").await;
     let r = app
         .client
         .post(app.url("/auth/login"))
@@ -135,15 +109,10 @@ fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
-async fn register_from(
-    app: &TestApp,
-    client: &reqwest::Client,
-    n: usize,
-    xff: Option<&str>,
-) -> reqwest::Response {
-    let mut req = client.post(app.url("/auth/register")).json(
-        &json!({"email": format!("rl{n}-{}@example.com", rand_suffix()), "password": PASSWORD}),
-    );
+async fn register_from(app: &TestApp, client: &reqwest::Client, n: usize, xff: Option<&str>) -> reqwest::Response {
+    let mut req = client
+        .post(app.url("/auth/register"))
+        .json(&json!({"email": format!("rl{n}-{}@example.com", rand_suffix()), "password": PASSWORD}));
     if let Some(x) = xff {
         req = req.header("x-forwarded-for", x);
     }
@@ -164,10 +133,7 @@ async fn register_rate_limit_is_per_client_ip_and_not_spoofable() {
         let r = register_from(&app, &a, i, None).await;
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["ratelimit-limit"], "3");
-        assert_eq!(
-            r.headers()["ratelimit-remaining"],
-            (2 - i).to_string().as_str()
-        );
+        assert_eq!(r.headers()["ratelimit-remaining"], (2 - i).to_string().as_str());
     }
     let r = register_from(&app, &a, 3, None).await;
     for h in [
@@ -212,12 +178,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_the_key() {
         "rate_limited",
     )
     .await;
-    assert_eq!(
-        register_from(&app, &proxy, 5, Some("203.0.113.6"))
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(register_from(&app, &proxy, 5, Some("203.0.113.6")).await.status(), 201);
 }
 
 #[tokio::test]
@@ -283,37 +244,20 @@ async fn cookie_authenticated_changes_need_the_csrf_token() {
         cookies
             .iter()
             .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| {
-                c.split(';')
-                    .next()
-                    .unwrap()
-                    .split_once('=')
-                    .unwrap()
-                    .1
-                    .to_string()
-            })
+            .map(|c| c.split(';').next().unwrap().split_once('=').unwrap().1.to_string())
             .unwrap()
     };
-    let access_cookie = cookies
-        .iter()
-        .find(|c| c.starts_with("fortfolio_access="))
-        .unwrap();
+    let access_cookie = cookies.iter().find(|c| c.starts_with("fortfolio_access=")).unwrap();
     for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
         assert!(access_cookie.contains(attr), "{access_cookie}");
     }
-    let refresh_cookie = cookies
-        .iter()
-        .find(|c| c.starts_with("fortfolio_refresh="))
-        .unwrap();
+    let refresh_cookie = cookies.iter().find(|c| c.starts_with("fortfolio_refresh=")).unwrap();
     assert!(refresh_cookie.contains("Path=/api/v1/auth/refresh"));
     let body: Value = r.json().await.unwrap();
     let (access, csrf) = (get("fortfolio_access"), get("fortfolio_csrf"));
     let jar = format!("fortfolio_access={access}; fortfolio_csrf={csrf}");
     let patch = |csrf_header: Option<String>, cookie: Option<String>, bearer: Option<String>| {
-        let mut req = app
-            .client
-            .patch(app.url("/me"))
-            .json(&json!({"full_name": "Ol"}));
+        let mut req = app.client.patch(app.url("/me")).json(&json!({"full_name": "Ol"}));
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
@@ -325,20 +269,11 @@ async fn cookie_authenticated_changes_need_the_csrf_token() {
         }
         req.send()
     };
+    problem(patch(None, Some(jar.clone()), None).await.unwrap(), 403, "csrf_failed").await;
     problem(
-        patch(None, Some(jar.clone()), None).await.unwrap(),
-        403,
-        "csrf_failed",
-    )
-    .await;
-    problem(
-        patch(
-            Some("wrong-wrong-wrong-wrong".into()),
-            Some(jar.clone()),
-            None,
-        )
-        .await
-        .unwrap(),
+        patch(Some("wrong-wrong-wrong-wrong".into()), Some(jar.clone()), None)
+            .await
+            .unwrap(),
         403,
         "csrf_failed",
     )
@@ -381,10 +316,7 @@ async fn cookie_authenticated_changes_need_the_csrf_token() {
     let r = app
         .client
         .post(app.url("/auth/refresh"))
-        .header(
-            "cookie",
-            format!("fortfolio_refresh={refresh}; fortfolio_csrf={csrf}"),
-        )
+        .header("cookie", format!("fortfolio_refresh={refresh}; fortfolio_csrf={csrf}"))
         .send()
         .await
         .unwrap();
@@ -392,10 +324,7 @@ async fn cookie_authenticated_changes_need_the_csrf_token() {
     let r = app
         .client
         .post(app.url("/auth/refresh"))
-        .header(
-            "cookie",
-            format!("fortfolio_refresh={refresh}; fortfolio_csrf={csrf}"),
-        )
+        .header("cookie", format!("fortfolio_refresh={refresh}; fortfolio_csrf={csrf}"))
         .header("x-csrf-token", &csrf)
         .send()
         .await
@@ -416,26 +345,17 @@ async fn cookie_authenticated_changes_need_the_csrf_token() {
 
 #[tokio::test]
 async fn cors_allows_only_listed_origins() {
-    let app = TestApp::spawn_with(|c| {
-        c.server.cors_allowed_origins = vec!["https://app.example.com".into()]
-    })
-    .await;
+    let app = TestApp::spawn_with(|c| c.server.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/me"))
             .header("origin", origin)
             .header("access-control-request-method", "PATCH")
-            .header(
-                "access-control-request-headers",
-                "content-type, x-csrf-token",
-            )
+            .header("access-control-request-headers", "content-type, x-csrf-token")
             .send()
     };
     let r = preflight("https://app.example.com").await.unwrap();
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
     let r = preflight("https://evil.example.com").await.unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"));
@@ -446,9 +366,6 @@ async fn cors_allows_only_listed_origins() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example.com");
     tokio::time::sleep(Duration::from_millis(1)).await;
 }

@@ -21,9 +21,7 @@ async fn malformed_requests_get_problem_documents() {
     .await;
     assert_eq!(body["field"], "email");
     let body = problem(
-        post_raw("{\"email\": 5, \"password\": \"x\"}")
-            .await
-            .unwrap(),
+        post_raw("{\"email\": 5, \"password\": \"x\"}").await.unwrap(),
         422,
         "validation_failed",
     )
@@ -32,13 +30,7 @@ async fn malformed_requests_get_problem_documents() {
     problem(app.get("/no/such/route", None).await, 404, "not_found").await;
     let r = app.client.delete(app.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.post(app.url("/auth/login")).body("{}").send().await.unwrap();
     problem(r, 415, "invalid_json").await;
 }
 
@@ -90,8 +82,7 @@ async fn oversized_bodies_are_refused() {
 
 #[tokio::test]
 async fn tls_self_signed_certificate_is_kept_across_restarts() {
-    let mut app =
-        TestApp::spawn_with(|c| c.server.tls = fortfolio::config::TlsMode::SelfSigned).await;
+    let mut app = TestApp::spawn_with(|c| c.server.tls = fortfolio::config::TlsMode::SelfSigned).await;
     assert!(app.base.starts_with("https://"));
     let r = app.get("/health", None).await;
     assert_eq!(r.status(), 200);

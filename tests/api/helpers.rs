@@ -123,23 +123,15 @@ impl TestApp {
 
     pub async fn register(&self, email: &str) -> Value {
         let r = self
-            .post(
-                "/auth/register",
-                json!({"email": email, "password": PASSWORD}),
-                None,
-            )
+            .post("/auth/register", json!({"email": email, "password": PASSWORD}), None)
             .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         r.json().await.expect("json")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/auth/login",
-            json!({"email": email, "password": password}),
-            None,
-        )
-        .await
+        self.post("/auth/login", json!({"email": email, "password": password}), None)
+            .await
     }
 }
 
@@ -164,8 +156,98 @@ pub async fn problem(resp: Response, status: u16, code: &str) -> Value {
 }
 
 pub fn token(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key} in {v}"))
-        .to_string()
+    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}")).to_string()
+}
+
+/// A minimal real SMTP server on loopback (RFC 5321 commands HELO/EHLO,
+/// MAIL, RCPT, DATA, RSET, NOOP, QUIT) that keeps every message it accepts.
+#[derive(Clone, Default)]
+pub struct MailSink {
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MailSink {
+    /// Serves on `port` (for the life of the test process).
+    pub fn start(port: u16) -> Self {
+        let sink = MailSink::default();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind smtp sink");
+        let messages = sink.messages.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let messages = messages.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_smtp(stream, messages);
+                });
+            }
+        });
+        sink
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages arrived (or `secs` pass).
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while self.all().len() < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.all()
+    }
+}
+
+fn serve_smtp(
+    stream: std::net::TcpStream,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    out.write_all(b"220 sink.test ESMTP\r\n")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_ascii_uppercase();
+        if cmd.starts_with("EHLO") {
+            out.write_all(b"250-sink.test\r\n250 8BITMIME\r\n")?;
+        } else if cmd.starts_with("DATA") {
+            out.write_all(b"354 end with .\r\n")?;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+            }
+            messages.lock().unwrap().push(data);
+            out.write_all(b"250 queued\r\n")?;
+        } else if cmd.starts_with("QUIT") {
+            out.write_all(b"221 bye\r\n")?;
+            return Ok(());
+        } else {
+            out.write_all(b"250 ok\r\n")?;
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn smtp_to(c: &mut Config, port: u16) {
+    c.smtp.host = "127.0.0.1".into();
+    c.smtp.port = port;
+    c.smtp.security = fortfolio::config::SmtpSecurity::None;
 }

@@ -9,5 +9,6 @@ mod accounts;
 mod cli;
 mod defenses;
 mod errors;
+mod events;
 mod tokens;
 mod two_factor;

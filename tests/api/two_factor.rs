@@ -4,9 +4,7 @@ use serde_json::{json, Value};
 use crate::helpers::{problem, token, TestApp, PASSWORD};
 
 fn secret_bytes(b32: &str) -> Vec<u8> {
-    totp_rs::Secret::Encoded(b32.to_string())
-        .to_bytes()
-        .unwrap()
+    totp_rs::Secret::Encoded(b32.to_string()).to_bytes().unwrap()
 }
 
 fn code(b32: &str, offset_steps: i64) -> String {
@@ -27,9 +25,7 @@ async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
         .unwrap()
         .strip_prefix("data:image/png;base64,")
         .unwrap();
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(png)
-        .unwrap();
+    let png = base64::engine::general_purpose::STANDARD.decode(png).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
     // Not active before verify.
@@ -42,11 +38,7 @@ async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
         problem(r, 401, "invalid_2fa_code").await;
     }
     let r = app
-        .post(
-            "/auth/2fa/verify",
-            json!({"code": code(&secret, 0)}),
-            Some(access),
-        )
+        .post("/auth/2fa/verify", json!({"code": code(&secret, 0)}), Some(access))
         .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
@@ -92,10 +84,7 @@ async fn totp_login_with_replay_protection_and_single_use_challenges() {
         )
         .await;
     let body = problem(r, 401, "invalid_2fa_code").await;
-    assert_eq!(
-        body["attempts_remaining"], 4,
-        "a wrong code counts toward lockout"
-    );
+    assert_eq!(body["attempts_remaining"], 4, "a wrong code counts toward lockout");
     let r = app
         .post(
             "/auth/login/2fa",
@@ -105,12 +94,7 @@ async fn totp_login_with_replay_protection_and_single_use_challenges() {
         .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert!(
-        app.get("/me", Some(&token(&v, "access_token")))
-            .await
-            .status()
-            == 200
-    );
+    assert!(app.get("/me", Some(&token(&v, "access_token"))).await.status() == 200);
     // Reused challenge.
     let r = app
         .post(
@@ -166,25 +150,14 @@ async fn backup_codes_work_once_each_and_disable_needs_a_code() {
         .await;
     problem(r, 401, "invalid_2fa_code").await;
     let r = app
-        .post(
-            "/auth/2fa/disable",
-            json!({"code": codes[5]}),
-            Some(&access),
-        )
+        .post("/auth/2fa/disable", json!({"code": codes[5]}), Some(&access))
         .await;
     assert_eq!(r.status(), 200);
     let r = app.login("qi@example.com", PASSWORD).await;
     let v: Value = r.json().await.unwrap();
-    assert!(
-        v["access_token"].is_string(),
-        "after disable, login gives tokens: {v}"
-    );
+    assert!(v["access_token"].is_string(), "after disable, login gives tokens: {v}");
     let r = app
-        .post(
-            "/auth/2fa/disable",
-            json!({"code": code(&secret, 0)}),
-            Some(&access),
-        )
+        .post("/auth/2fa/disable", json!({"code": code(&secret, 0)}), Some(&access))
         .await;
     problem(r, 409, "two_factor_not_enabled").await;
 }
@@ -202,27 +175,13 @@ async fn secrets_are_encrypted_at_rest_and_admin_can_reset() {
         !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "base32 secret in db"
     );
-    assert!(
-        !db.windows(raw.len()).any(|w| w == raw.as_slice()),
-        "raw secret in db"
-    );
+    assert!(!db.windows(raw.len()).any(|w| w == raw.as_slice()), "raw secret in db");
     let dir = app.data_dir().to_str().unwrap().to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
-        .args([
-            "admin",
-            "user",
-            "reset-2fa",
-            "ro@example.com",
-            "--data-dir",
-            &dir,
-        ])
+        .args(["admin", "user", "reset-2fa", "ro@example.com", "--data-dir", &dir])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     app.restart().await;
     let r = app.login("ro@example.com", PASSWORD).await;
     let v: Value = r.json().await.unwrap();

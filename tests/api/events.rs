@@ -1,0 +1,261 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{free_port, problem, smtp_to, token, MailSink, TestApp, PASSWORD};
+
+fn subject(msg: &str) -> String {
+    msg.lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn login_as(app: &TestApp, email: &str, password: &str, ua: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/auth/login"))
+        .header("user-agent", ua)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn alerts_reach_the_user_by_email_without_secrets() {
+    let port = free_port();
+    let sink = MailSink::start(port);
+    let app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
+    let r = app
+        .client
+        .post(app.url("/auth/register"))
+        .header("user-agent", "agent-one")
+        .json(&json!({"email": "sa@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let reg: Value = r.json().await.unwrap();
+    let access = token(&reg, "access_token");
+    // Same device as registration: no alert. A new User-Agent: one alert.
+    assert_eq!(
+        login_as(&app, "sa@example.com", PASSWORD, "agent-one").await.status(),
+        200
+    );
+    assert_eq!(
+        login_as(&app, "sa@example.com", PASSWORD, "agent-two").await.status(),
+        200
+    );
+    let mails = sink.wait_for(1, 10).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(subject(&mails[0]).contains("New sign-in"), "{}", subject(&mails[0]));
+    assert!(mails[0].contains("agent-two"));
+
+    let new_pw = "quartz-meadow-lantern-77";
+    let r = app
+        .post(
+            "/me/password",
+            json!({"current_password": PASSWORD, "new_password": new_pw}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mails = sink.wait_for(2, 10).await;
+    assert!(subject(&mails[1]).contains("password was changed"));
+
+    let r = app.post("/auth/2fa/enable", json!({}), Some(&access)).await;
+    let secret: Value = r.json().await.unwrap();
+    let bytes = totp_rs::Secret::Encoded(secret["secret"].as_str().unwrap().into())
+        .to_bytes()
+        .unwrap();
+    let code = fortfolio::security::totp::code_at(&bytes, chrono::Utc::now().timestamp() as u64);
+    let r = app.post("/auth/2fa/verify", json!({"code": code}), Some(&access)).await;
+    assert_eq!(r.status(), 200);
+    let mails = sink.wait_for(3, 10).await;
+    assert!(subject(&mails[2]).contains("Two-factor authentication was turned on"));
+
+    for _ in 0..5 {
+        login_as(&app, "sa@example.com", "not-the-password-1", "attacker").await;
+    }
+    let mails = sink.wait_for(4, 10).await;
+    assert_eq!(mails.len(), 4);
+    assert!(subject(&mails[3]).contains("locked"), "{}", subject(&mails[3]));
+    for m in &mails {
+        assert!(m.contains("To: sa@example.com"), "{m}");
+        for secret in [PASSWORD, new_pw, "not-the-password-1", &access] {
+            assert!(!m.contains(secret), "mail leaks a secret");
+        }
+    }
+    let logs = std::fs::read_to_string(app.data_dir().join("logs/security.log")).unwrap()
+        + &std::fs::read_to_string(app.data_dir().join("logs/security.json")).unwrap();
+    for secret in [PASSWORD, new_pw, "not-the-password-1", &access, &code] {
+        assert!(!logs.contains(secret), "log leaks a secret");
+    }
+}
+
+#[tokio::test]
+async fn queued_alerts_survive_a_dead_smtp_server_and_a_restart() {
+    let port = free_port();
+    let mut app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
+    app.register("ta@example.com").await;
+    for ua in ["ua-1", "ua-2"] {
+        assert_eq!(login_as(&app, "ta@example.com", PASSWORD, ua).await.status(), 200);
+    }
+    // Nothing listens: the alerts wait in the outbox; restart in between.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.restart().await;
+    assert_eq!(login_as(&app, "ta@example.com", PASSWORD, "ua-3").await.status(), 200);
+    let sink = MailSink::start(port);
+    let mails = sink.wait_for(3, 20).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    // Exactly once: nothing more arrives.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(sink.all().len(), 3);
+}
+
+#[tokio::test]
+async fn events_are_logged_stored_and_queryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().to_path_buf();
+    std::fs::write(logs.join("security.log.2020-01-01"), "old\n").unwrap();
+    std::fs::write(logs.join("security.json.2020-01-01"), "old\n").unwrap();
+    let l2 = logs.clone();
+    let app = TestApp::spawn_with(move |c| c.logging.dir = l2).await;
+    let a = app.register("ua@example.com").await;
+    let b = app.register("ub@example.com").await;
+    let a_access = token(&a, "access_token");
+    problem(
+        app.login("ua@example.com", "wrong-password-1").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    problem(
+        app.login("nobody@example.com", "wrong-password-1").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        login_as(&app, "ua@example.com", PASSWORD, "second-agent")
+            .await
+            .status(),
+        200
+    );
+    let r = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": token(&a, "refresh_token")}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.post("/auth/logout", json!({}), Some(&token(&b, "access_token")))
+        .await;
+
+    // Retention ran at start.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!logs.join("security.log.2020-01-01").exists());
+    assert!(!logs.join("security.json.2020-01-01").exists());
+
+    let json_lines = std::fs::read_to_string(logs.join("security.json")).unwrap();
+    let text_lines = std::fs::read_to_string(logs.join("security.log")).unwrap();
+    let parsed: Vec<Value> = json_lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(parsed.len(), text_lines.lines().count());
+    for e in &parsed {
+        for k in [
+            "timestamp",
+            "event",
+            "outcome",
+            "user_id",
+            "email",
+            "ip",
+            "user_agent",
+            "request_id",
+            "details",
+        ] {
+            assert!(e.get(k).is_some(), "{k} missing in {e}");
+        }
+    }
+    let kinds: Vec<&str> = parsed.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for k in [
+        "register",
+        "login_failure",
+        "login_success",
+        "new_device_login",
+        "token_refreshed",
+        "logout",
+    ] {
+        assert!(kinds.contains(&k), "{k} not in {kinds:?}");
+        assert!(
+            text_lines.lines().any(|l| l.contains(&format!(" {k} "))),
+            "{k} not in text log"
+        );
+    }
+    let unknown = parsed
+        .iter()
+        .find(|e| e["event"] == "login_failure" && e["email"] == "nobody@example.com")
+        .unwrap();
+    assert_eq!(unknown["user_id"], Value::Null);
+    assert!(unknown["request_id"].is_string());
+
+    // The user's own events, newest first, never another user's.
+    let r: Value = app
+        .get("/me/security-events", Some(&a_access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = r["items"].as_array().unwrap();
+    let a_id = a["user"]["id"].as_str().unwrap();
+    assert!(items.iter().all(|e| e["user_id"] == a_id));
+    assert!(items.len() >= 4);
+    let stamps: Vec<&str> = items.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut sorted = stamps.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    assert_eq!(stamps, sorted, "newest first");
+    let page: Value = app
+        .get("/me/security-events?limit=2", Some(&a_access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let page2: Value = app
+        .get(&format!("/me/security-events?limit=2&cursor={cursor}"), Some(&a_access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page2["items"][0]["id"], items[2]["id"]);
+
+    // The admin sees the same events.
+    let d = app.data_dir().to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+            .args([
+                "admin",
+                "events",
+                "--user",
+                "ua@example.com",
+                "--json",
+                "--data-dir",
+                &d,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let admin_ids: Vec<&str> = admin
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(admin_ids, stamps);
+
+    // Devices: registration's and the second agent's.
+    let r: Value = app.get("/me/devices", Some(&a_access)).await.json().await.unwrap();
+    assert_eq!(r["items"].as_array().unwrap().len(), 2, "{r}");
+}
