@@ -16,6 +16,7 @@ use crate::api;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::layers::{self, RequestQueue};
+use crate::market::service::Market;
 use crate::security::events::SecurityLog;
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
@@ -35,6 +36,7 @@ pub struct Inner {
     pub revocations: RevocationList,
     pub throttle: LoginThrottle,
     pub events: SecurityLog,
+    pub market: Market,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     /// Seals TOTP secrets at rest.
@@ -79,6 +81,7 @@ impl AppState {
             store.clone(),
             mail_wakeup.clone(),
         );
+        let market = Market::load(&config.market, store.clone()).await?;
         let rate_limiter = RateLimiter::new(config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
@@ -87,6 +90,7 @@ impl AppState {
             totp_box,
             events,
             mail_wakeup,
+            market,
             config: Arc::new(config),
             store,
             jwt,

@@ -36,6 +36,12 @@ impl ApiError {
         }
     }
 
+    /// Replaces the stable code (keeps status and detail).
+    pub fn recode(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
     /// Adds a member to the problem document.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_owned(), value.into());

@@ -17,6 +17,7 @@ pub mod error;
 pub mod layers;
 pub mod market;
 pub mod ml;
+pub mod portfolio;
 pub mod request_id;
 pub mod security;
 pub mod server;

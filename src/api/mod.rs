@@ -5,8 +5,11 @@ pub mod auth;
 pub mod cookies;
 pub mod extract;
 pub mod me;
+pub mod money;
 pub mod ops;
 pub mod pagination;
+pub mod portfolio;
+pub mod prices;
 pub mod two_factor;
 
 use axum::{middleware, Router};
@@ -21,6 +24,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(auth::router(state))
         .merge(two_factor::router(state))
         .merge(me::router(state))
+        .merge(portfolio::router(state))
+        .merge(prices::router(state))
 }
 
 /// Puts `routes` under `group`'s rate limit.

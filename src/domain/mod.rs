@@ -4,10 +4,12 @@
 mod email;
 mod password;
 mod secret;
+mod symbol;
 
 pub use email::Email;
 pub use password::{NewPassword, PasswordRejection};
 pub use secret::Secret;
+pub use symbol::Symbol;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -2,5 +2,8 @@
 //! and news.
 
 pub mod candle;
+pub mod prices;
+pub mod provider;
+pub mod service;
 
 pub use candle::Candle;

@@ -363,10 +363,73 @@ pub trait DeviceStore: Send + Sync {
     async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>>;
 }
 
+/// A replayable order answer, keyed per user by `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// SHA-256 of the canonical order; the same key with another order is a conflict.
+    pub fingerprint: String,
+}
+
+/// What happened to an order.
+#[derive(Debug)]
+pub enum OrderOutcome {
+    /// Executed now; the rendered answer (also stored for replays).
+    Executed(serde_json::Value),
+    /// The same key and order were seen before: the original answer.
+    Replayed(serde_json::Value),
+    /// The key was used with a different order.
+    IdempotencyConflict,
+    Rejected(crate::portfolio::LedgerError),
+}
+
+/// Renders the answer to an executed order inside its transaction.
+pub type RenderOrder =
+    Box<dyn FnOnce(&crate::portfolio::Transaction, &crate::portfolio::Position) -> serde_json::Value + Send>;
+
+#[async_trait]
+pub trait PortfolioStore: Send + Sync {
+    /// Executes an order atomically: idempotency check, ledger update,
+    /// transaction record and stored answer in one transaction.
+    async fn execute_order(
+        &self,
+        user_id: &str,
+        order: crate::portfolio::Order,
+        idempotency: Option<IdempotencyKey>,
+        render: RenderOrder,
+    ) -> StoreResult<OrderOutcome>;
+    async fn positions(&self, user_id: &str) -> StoreResult<Vec<crate::portfolio::Position>>;
+    /// Newest first; `before_id` pages.
+    async fn transactions(
+        &self,
+        user_id: &str,
+        symbol: Option<&str>,
+        before_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::portfolio::Transaction>>;
+}
+
+/// Price series imported by the admin (the bundled set is not stored).
+#[async_trait]
+pub trait PriceStore: Send + Sync {
+    /// Replaces the stored imported series of a symbol.
+    async fn put_imported_series(&self, series: crate::market::prices::Series) -> StoreResult<()>;
+    async fn imported_series(&self) -> StoreResult<Vec<crate::market::prices::Series>>;
+}
+
 /// Everything the application stores.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + RevocationStore + LockoutStore + TwoFactorStore + EventStore + OutboxStore + DeviceStore
+    UserStore
+    + SessionStore
+    + RevocationStore
+    + LockoutStore
+    + TwoFactorStore
+    + EventStore
+    + OutboxStore
+    + DeviceStore
+    + PortfolioStore
+    + PriceStore
 {
     /// Answers when the backend is usable (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

@@ -14,9 +14,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, LockoutPolicy, LockoutRecord,
-    LockoutStore, OutboxMessage, OutboxStore, RefreshRecord, RevocationStore, Rotation, SessionRecord, SessionStore,
-    Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
+    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, IdempotencyKey, LockoutPolicy,
+    LockoutRecord, LockoutStore, OrderOutcome, OutboxMessage, OutboxStore, PortfolioStore, PriceStore, RefreshRecord,
+    RenderOrder, RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange,
+    TotpRecord, TwoFactorStore, UserRecord, UserStore,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -39,7 +40,20 @@ const OUTBOX: Table = TableDefinition::new("outbox");
 /// `<user_id>/<device_id>` → DeviceRecord.
 const DEVICES: Table = TableDefinition::new("devices");
 
-const ALL_TABLES: [Table; 12] = [
+/// `<user_id>/<symbol>` → Position.
+const POSITIONS: Table = TableDefinition::new("positions");
+/// `<user_id>/<transaction_id>` → Transaction.
+const TRANSACTIONS: Table = TableDefinition::new("transactions");
+/// `<user_id>/<key>` → StoredAnswer.
+const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
+/// symbol → Series (imported rows only).
+const PRICE_SERIES: Table = TableDefinition::new("price_series");
+
+const ALL_TABLES: [Table; 16] = [
+    POSITIONS,
+    TRANSACTIONS,
+    IDEMPOTENCY,
+    PRICE_SERIES,
     EVENTS,
     USER_EVENTS,
     OUTBOX,
@@ -807,6 +821,131 @@ impl DeviceStore for RedbStore {
             out.push(decode::<DeviceRecord>("devices", v.value())?);
         }
         out.sort_by_key(|d| std::cmp::Reverse(d.last_seen));
+        Ok(out)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAnswer {
+    fingerprint: String,
+    answer: serde_json::Value,
+}
+
+#[async_trait]
+impl PortfolioStore for RedbStore {
+    async fn execute_order(
+        &self,
+        user_id: &str,
+        order: crate::portfolio::Order,
+        idempotency: Option<IdempotencyKey>,
+        render: RenderOrder,
+    ) -> StoreResult<OrderOutcome> {
+        let user_id = user_id.to_string();
+        self.write(move |tx| {
+            let idem_key = idempotency.as_ref().map(|k| format!("{user_id}/{}", k.key));
+            if let (Some(key), Some(idem)) = (&idem_key, &idempotency) {
+                let t = tx.open_table(IDEMPOTENCY).map_err(backend)?;
+                if let Some(stored) = get::<StoredAnswer>(&t, "idempotency", key)? {
+                    return Ok(if stored.fingerprint == idem.fingerprint {
+                        OrderOutcome::Replayed(stored.answer)
+                    } else {
+                        OrderOutcome::IdempotencyConflict
+                    });
+                }
+            }
+            let pos_key = format!("{user_id}/{}", order.symbol);
+            let mut positions = tx.open_table(POSITIONS).map_err(backend)?;
+            let current = get::<crate::portfolio::Position>(&positions, "positions", &pos_key)?;
+            let (position, total, realized) = match crate::portfolio::apply_order(current.as_ref(), &order) {
+                Ok(v) => v,
+                Err(e) => return Ok(OrderOutcome::Rejected(e)),
+            };
+            let txn = crate::portfolio::Transaction {
+                id: crate::domain::new_id(),
+                side: order.side,
+                symbol: order.symbol.clone(),
+                quantity: order.quantity,
+                price: order.price,
+                fee: order.fee,
+                total,
+                realized_pnl: realized,
+                executed_at: Utc::now(),
+            };
+            positions
+                .insert(pos_key.as_str(), encode(&position)?.as_slice())
+                .map_err(backend)?;
+            drop(positions);
+            put(tx, TRANSACTIONS, &format!("{user_id}/{}", txn.id), &txn)?;
+            let answer = render(&txn, &position);
+            if let (Some(key), Some(idem)) = (idem_key, idempotency) {
+                let stored = StoredAnswer {
+                    fingerprint: idem.fingerprint,
+                    answer: answer.clone(),
+                };
+                put(tx, IDEMPOTENCY, &key, &stored)?;
+            }
+            Ok(OrderOutcome::Executed(answer))
+        })
+        .await
+    }
+
+    async fn positions(&self, user_id: &str) -> StoreResult<Vec<crate::portfolio::Position>> {
+        let prefix = format!("{user_id}/");
+        let end = prefix_end(&prefix);
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(POSITIONS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix.as_str()..end.as_str()).map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            out.push(decode("positions", v.value())?);
+        }
+        Ok(out)
+    }
+
+    async fn transactions(
+        &self,
+        user_id: &str,
+        symbol: Option<&str>,
+        before_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::portfolio::Transaction>> {
+        let prefix = format!("{user_id}/");
+        let end = match before_id {
+            Some(b) => format!("{prefix}{b}"),
+            None => prefix_end(&prefix),
+        };
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(TRANSACTIONS).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix.as_str()..end.as_str()).map_err(backend)?.rev() {
+            let (_, v) = row.map_err(backend)?;
+            let txn: crate::portfolio::Transaction = decode("transactions", v.value())?;
+            if symbol.is_none_or(|s| s == txn.symbol) {
+                out.push(txn);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl PriceStore for RedbStore {
+    async fn put_imported_series(&self, series: crate::market::prices::Series) -> StoreResult<()> {
+        self.write(move |tx| put(tx, PRICE_SERIES, &series.symbol.clone(), &series))
+            .await
+    }
+
+    async fn imported_series(&self) -> StoreResult<Vec<crate::market::prices::Series>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(PRICE_SERIES).map_err(backend)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            out.push(decode("price_series", v.value())?);
+        }
         Ok(out)
     }
 }

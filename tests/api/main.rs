@@ -10,5 +10,6 @@ mod cli;
 mod defenses;
 mod errors;
 mod events;
+mod portfolio;
 mod tokens;
 mod two_factor;

@@ -1,0 +1,62 @@
+//! Exact decimals in requests (SPEC §1): a JSON string or a JSON number,
+//! read from its literal text so `0.1` stays exactly one tenth (never via f64).
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// A decimal as the client wrote it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Amount(pub Decimal);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Box<RawValue> = Box::deserialize(d)?;
+        let text = raw.get().trim();
+        let inner = if let Some(stripped) = text.strip_prefix('"') {
+            stripped
+                .strip_suffix('"')
+                .ok_or_else(|| serde::de::Error::custom("malformed string"))?
+                .trim()
+        } else if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+            text
+        } else {
+            return Err(serde::de::Error::custom(
+                "expected a decimal number or a string holding one",
+            ));
+        };
+        Decimal::from_str(inner)
+            .or_else(|_| Decimal::from_scientific(inner))
+            .map(Amount)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{}` is not a decimal number",
+                    inner.chars().take(40).collect::<String>()
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct B {
+        a: Amount,
+    }
+
+    #[test]
+    fn strings_and_numbers_are_exact() {
+        let b: B = serde_json::from_str(r#"{"a": 0.1}"#).unwrap();
+        assert_eq!(b.a.0.to_string(), "0.1");
+        let b: B = serde_json::from_str(r#"{"a": "12.50"}"#).unwrap();
+        assert_eq!(b.a.0.to_string(), "12.50");
+        let b: B = serde_json::from_str(r#"{"a": 1e-3}"#).unwrap();
+        assert_eq!(b.a.0, Decimal::new(1, 3));
+        assert!(serde_json::from_str::<B>(r#"{"a": "abc"}"#).is_err());
+        assert!(serde_json::from_str::<B>(r#"{"a": true}"#).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! `/portfolio`: buy, sell, positions with P&L, and the ledger.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::extract::{AppJson, AuthUser};
+use super::limited;
+use super::money::Amount;
+use super::pagination::PageQuery;
+use crate::app::AppState;
+use crate::domain::{rfc3339, Symbol};
+use crate::error::{ApiError, ApiResult};
+use crate::portfolio::{amount, money, LedgerError, Order, Position, Side, Transaction};
+use crate::security::rate_limit::Group;
+use crate::store::{IdempotencyKey, OrderOutcome};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    limited(
+        state,
+        Group::Portfolio,
+        Router::new()
+            .route("/portfolio", get(portfolio))
+            .route("/portfolio/buy", post(buy))
+            .route("/portfolio/sell", post(sell))
+            .route("/portfolio/transactions", get(transactions)),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    symbol: String,
+    quantity: Amount,
+    #[serde(default)]
+    price: Option<Amount>,
+    #[serde(default)]
+    fee: Option<Amount>,
+}
+
+/// The largest amount accepted anywhere (a trillion).
+fn max_amount() -> Decimal {
+    Decimal::from(1_000_000_000_000i64)
+}
+
+fn check_amount(field: &str, d: Decimal, allow_zero: bool) -> ApiResult<Decimal> {
+    let d = d.normalize();
+    if d.is_sign_negative() || (!allow_zero && d.is_zero()) {
+        let rule = if allow_zero {
+            "must not be negative"
+        } else {
+            "must be greater than 0"
+        };
+        return Err(ApiError::validation(field, format!("{field} {rule}")));
+    }
+    if d.scale() > 8 {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} may have at most 8 decimal places"),
+        ));
+    }
+    if d > max_amount() {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be at most 1000000000000"),
+        ));
+    }
+    Ok(d)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// A position as the API shows it, valued at `price` (market or last trade).
+pub fn position_json(p: &Position, price: Option<Decimal>) -> Value {
+    let price = price.unwrap_or(p.last_trade_price);
+    let value = p.quantity * price;
+    let unrealized = value - p.cost_basis;
+    let pct = if p.cost_basis.is_zero() {
+        Decimal::ZERO
+    } else {
+        (unrealized / p.cost_basis * Decimal::from(100)).round_dp(4)
+    };
+    json!({
+        "symbol": p.symbol,
+        "quantity": amount(p.quantity),
+        "average_cost": money(p.average_cost()),
+        "cost_basis": money(p.cost_basis),
+        "last_price": money(price),
+        "market_value": money(value),
+        "unrealized_pnl": money(unrealized),
+        "unrealized_pnl_pct": amount(pct),
+        "realized_pnl": money(p.realized_pnl),
+    })
+}
+
+fn transaction_json(t: &Transaction) -> Value {
+    json!({
+        "id": t.id,
+        "side": t.side.as_str(),
+        "symbol": t.symbol,
+        "quantity": amount(t.quantity),
+        "price": money(t.price),
+        "fee": money(t.fee),
+        "total": money(t.total),
+        "realized_pnl": money(t.realized_pnl),
+        "executed_at": rfc3339(t.executed_at),
+    })
+}
+
+async fn execute(
+    state: AppState,
+    auth: AuthUser,
+    headers: HeaderMap,
+    side: Side,
+    body: OrderBody,
+) -> ApiResult<Response> {
+    let symbol = Symbol::parse(&body.symbol).map_err(|e| ApiError::validation("symbol", e))?;
+    let quantity = check_amount("quantity", body.quantity.0, false)?;
+    let fee = match body.fee {
+        Some(f) => check_amount("fee", f.0, true)?,
+        None => Decimal::ZERO,
+    };
+    let requested_price = match body.price {
+        Some(p) => Some(check_amount("price", p.0, false)?),
+        None => None,
+    };
+    let idem = idempotency_key(&headers)?;
+    let quote = state.market.quote(symbol.as_str()).await.map(|q| q.price);
+    let price = match requested_price.or(quote) {
+        Some(p) => p,
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "price_unavailable",
+                format!("no price is known for {symbol}; give an explicit price"),
+            )
+            .with("field", "price"))
+        }
+    };
+    let fingerprint = {
+        let canon = format!(
+            "{}|{}|{}|{}|{}",
+            side.as_str(),
+            symbol,
+            amount(quantity),
+            requested_price.map(amount).unwrap_or_else(|| "-".into()),
+            amount(fee)
+        );
+        hex::encode(Sha256::digest(canon.as_bytes()))
+    };
+    let order = Order {
+        side,
+        symbol: symbol.as_str().to_string(),
+        quantity,
+        price,
+        fee,
+    };
+    let render = Box::new(
+        move |t: &Transaction, p: &Position| json!({"transaction": transaction_json(t), "position": position_json(p, quote)}),
+    );
+    let outcome = state
+        .store
+        .execute_order(
+            &auth.ctx.user.id,
+            order,
+            idem.map(|key| IdempotencyKey { key, fingerprint }),
+            render,
+        )
+        .await?;
+    match outcome {
+        OrderOutcome::Executed(v) => Ok((StatusCode::CREATED, Json(v)).into_response()),
+        OrderOutcome::Replayed(v) => {
+            let mut resp = (StatusCode::CREATED, Json(v)).into_response();
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
+        }
+        OrderOutcome::IdempotencyConflict => Err(ApiError::conflict(
+            "idempotency_conflict",
+            "this Idempotency-Key was already used with a different order",
+        )),
+        OrderOutcome::Rejected(LedgerError::InsufficientQuantity { held, wanted }) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_quantity",
+            format!("cannot sell {} {symbol}: {} held", amount(wanted), amount(held)),
+        )
+        .with("held", amount(held))
+        .with("field", "quantity")),
+        OrderOutcome::Rejected(LedgerError::Overflow) => {
+            Err(ApiError::validation("quantity", "the order's amounts are too large"))
+        }
+    }
+}
+
+async fn buy(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    AppJson(body): AppJson<OrderBody>,
+) -> ApiResult<Response> {
+    execute(state, auth, headers, Side::Buy, body).await
+}
+
+async fn sell(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    AppJson(body): AppJson<OrderBody>,
+) -> ApiResult<Response> {
+    execute(state, auth, headers, Side::Sell, body).await
+}
+
+async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    let positions = state.store.positions(&auth.ctx.user.id).await?;
+    let mut views = Vec::with_capacity(positions.len());
+    let (mut cost, mut value, mut realized) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for p in &positions {
+        let price = state.market.quote(&p.symbol).await.map(|q| q.price);
+        let v = position_json(p, price);
+        cost += p.cost_basis;
+        value += p.quantity * price.unwrap_or(p.last_trade_price);
+        realized += p.realized_pnl;
+        views.push(v);
+    }
+    Ok(Json(json!({
+        "positions": views,
+        "totals": {
+            "cost_basis": money(cost),
+            "market_value": money(value),
+            "unrealized_pnl": money(value - cost),
+            "realized_pnl": money(realized),
+        },
+        "as_of": rfc3339(Utc::now()),
+    })))
+}
+
+#[derive(Deserialize)]
+struct TxQuery {
+    symbol: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+async fn transactions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<TxQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.page.limit()?;
+    let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(Symbol::parse(s).map_err(|e| ApiError::validation("symbol", e))?),
+        None => None,
+    };
+    let mut txs = state
+        .store
+        .transactions(
+            &auth.ctx.user.id,
+            symbol.as_ref().map(Symbol::as_str),
+            q.page.cursor.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let next_cursor = if txs.len() > limit {
+        txs.truncate(limit);
+        txs.last().map(|t| t.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "items": txs.iter().map(transaction_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
