@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::layers::{self, RequestQueue};
 use crate::market::service::Market;
+use crate::ml::serving::Predictor;
 use crate::security::events::SecurityLog;
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
@@ -37,6 +38,7 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     pub events: SecurityLog,
     pub market: Market,
+    pub predictor: Predictor,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     /// Seals TOTP secrets at rest.
@@ -91,6 +93,7 @@ impl AppState {
             events,
             mail_wakeup,
             market,
+            predictor: Predictor::new(),
             config: Arc::new(config),
             store,
             jwt,

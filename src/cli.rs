@@ -47,6 +47,44 @@ pub enum Command {
     /// Administer users and sessions
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage price data
+    #[command(subcommand)]
+    Prices(PricesCommand),
+    /// Inspect the prediction models
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Import daily prices from a CSV (columns date,open,high,low,close,volume; symbol optional)
+    Import {
+        file: PathBuf,
+        /// Symbol for rows without a symbol column (default: the file name)
+        #[arg(long)]
+        symbol: Option<String>,
+        /// Display name for a new symbol
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the symbols with price data
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Walk-forward evaluation of the models on a symbol's history
+    Evaluate {
+        symbol: String,
+        /// Forecast horizon in trading days (1-30)
+        #[arg(long, default_value_t = 5)]
+        horizon: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +277,193 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+/// `fortfolio prices …`
+pub async fn run_prices(config: Config, cmd: PricesCommand) -> anyhow::Result<()> {
+    match cmd {
+        PricesCommand::List { json } => {
+            let backend = Backend::connect(&config).await?;
+            let list = backend.call(Method::GET, "/admin/prices", None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<8} {:<45} {:>6} {:<10} {:<10} {:>12} SOURCE",
+                    "SYMBOL", "NAME", "ROWS", "FIRST", "LAST", "LAST_CLOSE"
+                );
+                for s in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<8} {:<45} {:>6} {:<10} {:<10} {:>12} {}",
+                        s["symbol"].as_str().unwrap_or(""),
+                        s["name"].as_str().unwrap_or("").chars().take(45).collect::<String>(),
+                        s["rows"],
+                        s["first"].as_str().unwrap_or("-"),
+                        s["last"].as_str().unwrap_or("-"),
+                        s["last_close"].as_str().unwrap_or("-"),
+                        s["source"].as_str().unwrap_or(""),
+                    );
+                }
+            }
+            Ok(())
+        }
+        PricesCommand::Import { file, symbol, name } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let parsed =
+                crate::market::prices::parse_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            for (line, why) in &parsed.errors {
+                eprintln!("{}:{line}: skipped: {why}", file.display());
+            }
+            let fallback = match &symbol {
+                Some(s) => s.clone(),
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().split('.').next().unwrap_or("").to_string())
+                    .unwrap_or_default(),
+            };
+            let mut groups: std::collections::BTreeMap<String, Vec<crate::market::Candle>> = Default::default();
+            for (sym, candle) in parsed.rows {
+                let sym = symbol.clone().or(sym).unwrap_or_else(|| fallback.clone());
+                groups.entry(sym).or_default().push(candle);
+            }
+            if groups.is_empty() {
+                bail!(
+                    "{}: no valid rows to import ({} bad)",
+                    file.display(),
+                    parsed.errors.len()
+                );
+            }
+            let backend = Backend::connect(&config).await?;
+            let total: usize = groups.values().map(Vec::len).sum();
+            let mut progress = Progress::new(total);
+            for (sym, candles) in groups {
+                let symbol = crate::domain::Symbol::parse(&sym).map_err(|e| anyhow::anyhow!("{e}"))?;
+                // Chunks keep each request small and let the bar move.
+                for chunk in candles.chunks(2000) {
+                    let body = json!({"symbol": symbol.as_str(), "name": name, "candles": chunk});
+                    backend.call(Method::POST, "/admin/prices/import", Some(body)).await?;
+                    progress.advance(chunk.len());
+                }
+                progress.finish();
+                println!("imported {} rows for {}", candles.len(), symbol);
+            }
+            if !parsed.errors.is_empty() {
+                println!("{} bad rows skipped (see above)", parsed.errors.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `fortfolio model evaluate …`
+pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> {
+    let ModelCommand::Evaluate { symbol, horizon, json } = cmd;
+    let backend = Backend::connect(&config).await?;
+    eprintln!("evaluating {symbol} at horizon {horizon} (5-fold walk-forward)...");
+    let r = backend
+        .call(
+            Method::GET,
+            &format!("/admin/model/evaluate?symbol={}&horizon={horizon}", segment(&symbol)),
+            None,
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let e = &r["evaluation"];
+    println!(
+        "{} horizon {} days, model {}",
+        r["symbol"].as_str().unwrap_or(""),
+        horizon,
+        r["model"].as_str().unwrap_or("")
+    );
+    println!(
+        "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8} {:>8}  {:>9} {:>9}",
+        "FOLD",
+        "TRAIN_FROM",
+        "TRAIN_TO",
+        "TEST_FROM",
+        "TEST_TO",
+        "TRAIN",
+        "TEST",
+        "DIR_ACC",
+        "BASE_ACC",
+        "MAE",
+        "BASE_MAE"
+    );
+    for f in e["fold_details"].as_array().into_iter().flatten() {
+        println!(
+            "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8.4} {:>8.4}  {:>9.6} {:>9.6}",
+            f["fold"],
+            f["train_from"].as_str().unwrap_or(""),
+            f["train_to"].as_str().unwrap_or(""),
+            f["test_from"].as_str().unwrap_or(""),
+            f["test_to"].as_str().unwrap_or(""),
+            f["train_samples"],
+            f["test_samples"],
+            f["directional_accuracy"].as_f64().unwrap_or(f64::NAN),
+            f["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN),
+            f["mae"].as_f64().unwrap_or(f64::NAN),
+            f["baseline_mae"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let acc = e["directional_accuracy"].as_f64().unwrap_or(f64::NAN);
+    let base_acc = e["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN);
+    let mae = e["mae"].as_f64().unwrap_or(f64::NAN);
+    let base_mae = e["baseline_mae"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "overall: directional accuracy {acc:.4} vs baseline {base_acc:.4} (majority direction of each training window)"
+    );
+    println!("         MAE of the return       {mae:.6} vs baseline {base_mae:.6} (zero return)");
+    let verdict = match (acc > base_acc, mae < base_mae) {
+        (true, true) => "the model beats both baselines out of sample",
+        (true, false) => "the model beats the direction baseline but not the zero-return MAE baseline",
+        (false, true) => "the model beats the zero-return MAE baseline but not the direction baseline",
+        (false, false) => "the model does NOT beat the naive baselines out of sample",
+    };
+    println!("verdict: {verdict}");
+    Ok(())
+}
+
+/// A progress bar on stderr, drawn only on a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            total: total.max(1),
+            done: 0,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.done += n;
+        if self.tty {
+            let width = 30;
+            let filled = self.done * width / self.total;
+            eprint!(
+                "\r[{}{}] {:>3}% {}/{} rows",
+                "#".repeat(filled),
+                ".".repeat(width - filled.min(width)),
+                self.done * 100 / self.total,
+                self.done,
+                self.total
+            );
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
 }
 
 pub fn print_example() {

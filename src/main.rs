@@ -40,5 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Admin(cmd) => runtime.block_on(cli::run_admin(config, cmd)),
+        Command::Prices(cmd) => runtime.block_on(cli::run_prices(config, cmd)),
+        Command::Model(cmd) => runtime.block_on(cli::run_model(config, cmd)),
     }
 }

@@ -20,6 +20,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{email}/{action}", post(user_action))
         .route("/admin/sessions/revoke", post(revoke))
         .route("/admin/events", get(events))
+        .route("/admin/prices", get(prices))
+        .route("/admin/prices/import", post(import_prices))
+        .route("/admin/model/evaluate", get(evaluate))
         .fallback(|| async { ApiError::not_found("no such admin endpoint") })
         .with_state(state)
 }
@@ -79,6 +82,82 @@ async fn events(
     Ok(Json(
         super::events(&state, q.user.as_deref(), q.event.as_deref(), since, limit).await?,
     ))
+}
+
+async fn prices(State(state): State<AppState>) -> Json<Vec<Value>> {
+    Json(
+        state
+            .market
+            .book
+            .list()
+            .iter()
+            .map(|s| {
+                json!({
+                    "symbol": s.symbol,
+                    "name": s.name,
+                    "currency": s.currency,
+                    "source": s.source,
+                    "rows": s.candles.len(),
+                    "first": s.candles.first().map(|c| c.date.to_string()),
+                    "last": s.candles.last().map(|c| c.date.to_string()),
+                    "last_close": s.last().map(|c| crate::portfolio::money(c.close)),
+                })
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    symbol: String,
+    name: Option<String>,
+    candles: Vec<crate::market::Candle>,
+}
+
+async fn import_prices(State(state): State<AppState>, AppJson(b): AppJson<ImportBody>) -> ApiResult<Json<Value>> {
+    let symbol = crate::domain::Symbol::parse(&b.symbol).map_err(|e| ApiError::validation("symbol", e))?;
+    let added = b.candles.len();
+    let series = state
+        .market
+        .import(symbol.as_str(), b.name.as_deref(), b.candles)
+        .await?;
+    Ok(Json(json!({
+        "symbol": series.symbol,
+        "rows_received": added,
+        "rows_total": series.candles.len(),
+        "last": series.last().map(|c| c.date.to_string()),
+    })))
+}
+
+#[derive(Deserialize)]
+struct EvaluateQuery {
+    symbol: String,
+    horizon: Option<usize>,
+}
+
+async fn evaluate(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<EvaluateQuery>,
+) -> ApiResult<Json<Value>> {
+    let symbol = crate::domain::Symbol::parse(&q.symbol).map_err(|e| ApiError::validation("symbol", e))?;
+    let horizon = q.horizon.unwrap_or(5);
+    let series = state
+        .market
+        .book
+        .get(symbol.as_str())
+        .ok_or_else(|| crate::api::prices::unknown_symbol(symbol.as_str()))?;
+    let candles = series.candles.clone();
+    let evaluation = tokio::task::spawn_blocking(move || crate::ml::evaluate(&candles, horizon))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(crate::api::predictions::ml_error)?;
+    Ok(Json(json!({
+        "symbol": symbol.as_str(),
+        "horizon_days": horizon,
+        "model": crate::ml::MODEL_KIND,
+        "features": crate::ml::FEATURE_NAMES,
+        "evaluation": crate::api::predictions::evaluation_json(&evaluation),
+    })))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ pub mod money;
 pub mod ops;
 pub mod pagination;
 pub mod portfolio;
+pub mod predictions;
 pub mod prices;
 pub mod two_factor;
 
@@ -26,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(me::router(state))
         .merge(portfolio::router(state))
         .merge(prices::router(state))
+        .merge(predictions::router(state))
 }
 
 /// Puts `routes` under `group`'s rate limit.

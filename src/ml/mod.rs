@@ -26,6 +26,7 @@
 pub mod evaluate;
 pub mod features;
 pub mod model;
+pub mod serving;
 
 use chrono::NaiveDate;
 use ndarray::Array2;

@@ -10,6 +10,7 @@ mod cli;
 mod defenses;
 mod errors;
 mod events;
+mod market;
 mod portfolio;
 mod tokens;
 mod two_factor;

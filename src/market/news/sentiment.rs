@@ -72,37 +72,176 @@ static LEXICON: LazyLock<HashMap<&'static str, f64>> = LazyLock::new(|| parse_le
 /// VADER's NEGATE list (vaderSentiment 3.3.2); any token containing "n't"
 /// also negates.
 const NEGATORS: &[&str] = &[
-    "aint", "arent", "cannot", "cant", "couldnt", "darent", "didnt", "doesnt", "ain't", "aren't", "can't", "couldn't",
-    "daren't", "didn't", "doesn't", "dont", "hadnt", "hasnt", "havent", "isnt", "mightnt", "mustnt", "neither",
-    "don't", "hadn't", "hasn't", "haven't", "isn't", "mightn't", "mustn't", "neednt", "needn't", "never", "none",
-    "nope", "nor", "not", "nothing", "nowhere", "oughtnt", "shant", "shouldnt", "uhuh", "wasnt", "werent", "oughtn't",
-    "shan't", "shouldn't", "uh-uh", "wasn't", "weren't", "without", "wont", "wouldnt", "won't", "wouldn't", "rarely",
-    "seldom", "despite",
+    "aint",
+    "arent",
+    "cannot",
+    "cant",
+    "couldnt",
+    "darent",
+    "didnt",
+    "doesnt",
+    "ain't",
+    "aren't",
+    "can't",
+    "couldn't",
+    "daren't",
+    "didn't",
+    "doesn't",
+    "dont",
+    "hadnt",
+    "hasnt",
+    "havent",
+    "isnt",
+    "mightnt",
+    "mustnt",
+    "neither",
+    "don't",
+    "hadn't",
+    "hasn't",
+    "haven't",
+    "isn't",
+    "mightn't",
+    "mustn't",
+    "neednt",
+    "needn't",
+    "never",
+    "none",
+    "nope",
+    "nor",
+    "not",
+    "nothing",
+    "nowhere",
+    "oughtnt",
+    "shant",
+    "shouldnt",
+    "uhuh",
+    "wasnt",
+    "werent",
+    "oughtn't",
+    "shan't",
+    "shouldn't",
+    "uh-uh",
+    "wasn't",
+    "weren't",
+    "without",
+    "wont",
+    "wouldnt",
+    "won't",
+    "wouldn't",
+    "rarely",
+    "seldom",
+    "despite",
 ];
 
 /// VADER's boosters that intensify (B_INCR).
 const BOOSTERS_UP: &[&str] = &[
-    "absolutely", "amazingly", "awfully", "completely", "considerable", "considerably", "decidedly", "deeply",
-    "effing", "enormous", "enormously", "entirely", "especially", "exceptional", "exceptionally", "extreme",
-    "extremely", "fabulously", "flipping", "flippin", "frackin", "fracking", "fricking", "frickin", "frigging",
-    "friggin", "fully", "fuckin", "fucking", "fuggin", "fugging", "greatly", "hella", "highly", "hugely",
-    "incredible", "incredibly", "intensely", "major", "majorly", "more", "most", "particularly", "purely", "quite",
-    "really", "remarkably", "so", "substantially", "thoroughly", "total", "totally", "tremendous", "tremendously",
-    "uber", "unbelievably", "unusually", "utter", "utterly", "very",
+    "absolutely",
+    "amazingly",
+    "awfully",
+    "completely",
+    "considerable",
+    "considerably",
+    "decidedly",
+    "deeply",
+    "effing",
+    "enormous",
+    "enormously",
+    "entirely",
+    "especially",
+    "exceptional",
+    "exceptionally",
+    "extreme",
+    "extremely",
+    "fabulously",
+    "flipping",
+    "flippin",
+    "frackin",
+    "fracking",
+    "fricking",
+    "frickin",
+    "frigging",
+    "friggin",
+    "fully",
+    "fuckin",
+    "fucking",
+    "fuggin",
+    "fugging",
+    "greatly",
+    "hella",
+    "highly",
+    "hugely",
+    "incredible",
+    "incredibly",
+    "intensely",
+    "major",
+    "majorly",
+    "more",
+    "most",
+    "particularly",
+    "purely",
+    "quite",
+    "really",
+    "remarkably",
+    "so",
+    "substantially",
+    "thoroughly",
+    "total",
+    "totally",
+    "tremendous",
+    "tremendously",
+    "uber",
+    "unbelievably",
+    "unusually",
+    "utter",
+    "utterly",
+    "very",
 ];
 
 /// VADER's boosters that dampen (B_DECR).
 const BOOSTERS_DOWN: &[&str] = &[
-    "almost", "barely", "hardly", "kinda", "kindof", "kind-of", "less", "little", "marginal", "marginally",
-    "occasional", "occasionally", "partly", "scarce", "scarcely", "slight", "slightly", "somewhat", "sorta", "sortof",
+    "almost",
+    "barely",
+    "hardly",
+    "kinda",
+    "kindof",
+    "kind-of",
+    "less",
+    "little",
+    "marginal",
+    "marginally",
+    "occasional",
+    "occasionally",
+    "partly",
+    "scarce",
+    "scarcely",
+    "slight",
+    "slightly",
+    "somewhat",
+    "sorta",
+    "sortof",
     "sort-of",
 ];
 
 /// Lexicon words that are neutral nouns in financial news, so they are left
 /// out of the lexicon (see the module docs).
 pub const FINANCE_NEUTRAL: &[&str] = &[
-    "asset", "assets", "credit", "credits", "crude", "gross", "interest", "interests", "mature", "outstanding",
-    "securities", "security", "share", "shares", "treasuries", "treasury", "trust",
+    "asset",
+    "assets",
+    "credit",
+    "credits",
+    "crude",
+    "gross",
+    "interest",
+    "interests",
+    "mature",
+    "outstanding",
+    "securities",
+    "security",
+    "share",
+    "shares",
+    "treasuries",
+    "treasury",
+    "trust",
 ];
 
 fn parse_lexicon(tsv: &'static str) -> HashMap<&'static str, f64> {
@@ -119,7 +258,10 @@ fn parse_lexicon(tsv: &'static str) -> HashMap<&'static str, f64> {
 /// Scores `text` (for news: title and summary together).
 pub fn analyze(text: &str) -> Sentiment {
     let score = compound(text);
-    Sentiment { score, label: label(score).to_string() }
+    Sentiment {
+        score,
+        label: label(score).to_string(),
+    }
 }
 
 /// VADER's label for a compound score.
@@ -300,7 +442,11 @@ mod tests {
         assert!(compound("slightly good") < good);
         assert!(compound("very bad") < compound("bad"));
         assert_eq!(compound("very"), 0.0, "boosters have no valence of their own");
-        assert_eq!(compound("it was kind of good"), good, "'kind' before 'of' is not kindness");
+        assert_eq!(
+            compound("it was kind of good"),
+            good,
+            "'kind' before 'of' is not kindness"
+        );
         assert!(compound("kind words") > 0.0);
     }
 
@@ -313,7 +459,12 @@ mod tests {
 
     #[test]
     fn neutral_text_is_neutral() {
-        for text in ["", "The Federal Reserve released the minutes on Tuesday.", "AAPL 10-Q filed", "!!! ???"] {
+        for text in [
+            "",
+            "The Federal Reserve released the minutes on Tuesday.",
+            "AAPL 10-Q filed",
+            "!!! ???",
+        ] {
             let s = analyze(text);
             assert_eq!(s.label, "neutral", "{text}");
             assert_eq!(s.score, 0.0, "{text}");
@@ -324,7 +475,12 @@ mod tests {
     fn score_is_always_within_bounds() {
         let huge_positive = "great excellent wonderful amazing superb ".repeat(500);
         let huge_negative = "terrible horrible awful disaster crisis ".repeat(500);
-        for text in [huge_positive.as_str(), huge_negative.as_str(), "not not not bad", "\u{0} \u{fffd}"] {
+        for text in [
+            huge_positive.as_str(),
+            huge_negative.as_str(),
+            "not not not bad",
+            "\u{0} \u{fffd}",
+        ] {
             let s = compound(text);
             assert!((-1.0..=1.0).contains(&s), "{s}");
         }
@@ -337,7 +493,10 @@ mod tests {
 
     #[test]
     fn tokenizer_keeps_inner_apostrophes() {
-        assert_eq!(tokenize("Didn't! \"GOOD\" (rally), ‘tis…"), ["didn't", "good", "rally", "tis"]);
+        assert_eq!(
+            tokenize("Didn't! \"GOOD\" (rally), ‘tis…"),
+            ["didn't", "good", "rally", "tis"]
+        );
     }
 
     #[test]

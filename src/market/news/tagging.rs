@@ -48,25 +48,91 @@ pub const CAPS_STOPLIST: &[&str] = &[
 ];
 
 /// Words dropped from the edges of a name before it becomes a match key:
-/// legal forms, share classes and fund-family brands (lower case, without
-/// trailing dots).
+/// legal forms and fund-family brands (lower case, without trailing dots).
+/// Share classes ("Class A") are removed separately.
 const GENERIC_NAME_WORDS: &[&str] = &[
-    "&", "a", "ab", "adr", "ads", "ag", "and", "class", "co", "companies", "company", "corp", "corporation", "etf",
-    "fund", "group", "holding", "holdings", "inc", "incorporated", "invesco", "ishares", "limited", "llc", "lp", "ltd",
-    "n.v", "nv", "plc", "s.a", "sa", "se", "shares", "spdr", "the", "trust",
+    "&",
+    "ab",
+    "adr",
+    "ads",
+    "ag",
+    "and",
+    "class",
+    "co",
+    "companies",
+    "company",
+    "corp",
+    "corporation",
+    "etf",
+    "fund",
+    "group",
+    "holding",
+    "holdings",
+    "inc",
+    "incorporated",
+    "invesco",
+    "ishares",
+    "limited",
+    "llc",
+    "lp",
+    "ltd",
+    "n.v",
+    "nv",
+    "plc",
+    "s.a",
+    "sa",
+    "se",
+    "shares",
+    "spdr",
+    "the",
+    "trust",
 ];
 
 /// Words that mark a name as a fund's (see the module docs): such names get
 /// no name keys.
-const FUND_MARKERS: &[&str] =
-    &["etf", "etn", "etns", "etfs", "fund", "funds", "ishares", "invesco", "proshares", "spdr", "trust", "vanguard"];
+const FUND_MARKERS: &[&str] = &[
+    "etf",
+    "etn",
+    "etns",
+    "etfs",
+    "fund",
+    "funds",
+    "ishares",
+    "invesco",
+    "proshares",
+    "spdr",
+    "trust",
+    "vanguard",
+];
 
 /// Common words that may not stand alone as a name key: a two-word name's
 /// first word ("United ...", "General ...") or a one-word name ("Gold").
 const COMMON_NAME_WORDS: &[&str] = &[
-    "american", "bank", "capital", "china", "crude", "daily", "digital", "dollar", "energy", "euro", "financial",
-    "first", "general", "global", "gold", "health", "international", "market", "national", "new", "oil", "power",
-    "silver", "united", "world",
+    "american",
+    "bank",
+    "capital",
+    "china",
+    "crude",
+    "daily",
+    "digital",
+    "dollar",
+    "energy",
+    "euro",
+    "financial",
+    "first",
+    "general",
+    "global",
+    "gold",
+    "health",
+    "international",
+    "market",
+    "national",
+    "new",
+    "oil",
+    "power",
+    "silver",
+    "united",
+    "world",
 ];
 
 /// Extra names for well-known companies that their legal name does not
@@ -143,8 +209,8 @@ impl SymbolIndex {
             }
         }
         let tokens = name_tokens(text);
-        for start in 0..tokens.len() {
-            if let Some(keys) = self.names.get(&tokens[start]) {
+        for (start, token) in tokens.iter().enumerate() {
+            if let Some(keys) = self.names.get(token) {
                 for (key, at) in keys {
                     if tokens[start..].starts_with(key) {
                         found.insert(*at);
@@ -152,7 +218,10 @@ impl SymbolIndex {
                 }
             }
         }
-        let symbols: BTreeSet<&str> = found.into_iter().filter_map(|at| self.symbols.get(at).map(String::as_str)).collect();
+        let symbols: BTreeSet<&str> = found
+            .into_iter()
+            .filter_map(|at| self.symbols.get(at).map(String::as_str))
+            .collect();
         symbols.into_iter().map(str::to_string).collect()
     }
 
@@ -211,7 +280,10 @@ impl SymbolIndex {
 pub fn name_keys(name: &str) -> Vec<String> {
     let head = name.split(['(', ',']).next().unwrap_or_default();
     let raw_words: Vec<&str> = head.split_whitespace().collect();
-    let lower: Vec<String> = raw_words.iter().map(|w| w.trim_end_matches('.').to_lowercase()).collect();
+    let lower: Vec<String> = raw_words
+        .iter()
+        .map(|w| w.trim_end_matches('.').to_lowercase())
+        .collect();
     if lower.iter().any(|w| FUND_MARKERS.contains(&w.as_str())) {
         return Vec::new();
     }
@@ -220,17 +292,25 @@ pub fn name_keys(name: &str) -> Vec<String> {
         .iter()
         .map(|w| {
             let w = w.trim_end_matches(['.', ';', ':']);
-            match w.len().checked_sub(4) {
+            let w = match w.len().checked_sub(4) {
                 Some(cut) if w.get(cut..).is_some_and(|end| end.eq_ignore_ascii_case(".com")) => &w[..cut],
                 _ => w,
-            }
-            .to_string()
+            };
+            w.to_string()
         })
         .filter(|w| !w.is_empty())
         .collect();
     let is_generic = |w: &str| GENERIC_NAME_WORDS.contains(&w.to_lowercase().as_str());
-    while words.last().is_some_and(|w| is_generic(w)) {
-        words.pop();
+    loop {
+        let n = words.len();
+        if words.last().is_some_and(|w| is_generic(w)) {
+            words.pop();
+        } else if n >= 2 && words[n - 2].eq_ignore_ascii_case("class") && words[n - 1].chars().count() == 1 {
+            // "Class A" / "Class B" share-class suffix.
+            words.truncate(n - 2);
+        } else {
+            break;
+        }
     }
     while words.first().is_some_and(|w| is_generic(w)) {
         words.remove(0);
@@ -251,8 +331,11 @@ pub fn name_keys(name: &str) -> Vec<String> {
             keys.push(first.to_lowercase());
         }
     }
-    let with_and: Vec<String> =
-        keys.iter().filter(|k| k.contains('&')).map(|k| k.replace('&', " and ").split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let with_and: Vec<String> = keys
+        .iter()
+        .filter(|k| k.contains('&'))
+        .map(|k| k.replace('&', " and ").split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     keys.extend(with_and);
     keys.retain(|k| !name_tokens(k).is_empty());
     keys.dedup();
@@ -289,35 +372,38 @@ fn name_tokens(text: &str) -> Vec<String> {
 fn ticker_candidates(text: &str) -> Vec<(&str, bool)> {
     let is_run_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
     let mut out = Vec::new();
-    let mut rest = text;
     let mut prev: Option<char> = None;
-    while let Some(start) = rest.find(is_run_char) {
-        prev = rest[..start].chars().next_back().or(if start == 0 { prev } else { None });
-        let after = &rest[start..];
-        let len = after.find(|c: char| !is_run_char(c)).unwrap_or(after.len());
-        let run = &after[..len];
-        // A run glued to a letter before it ("é" or similar) is mid-word.
-        let glued = prev.is_some_and(char::is_alphanumeric);
-        let cashtag = prev == Some('$');
-        rest = &after[len..];
-        prev = run.chars().next_back();
-        if glued {
-            continue;
+    // Byte offset where the current run starts, and the character before it.
+    let mut run_start: Option<(usize, Option<char>)> = None;
+    // A trailing separator closes the last run.
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        if is_run_char(c) {
+            run_start.get_or_insert((i, prev));
+        } else if let Some((start, before)) = run_start.take() {
+            push_candidates(&text[start..i], before, &mut out);
         }
-        let trimmed = run.trim_matches(['.', '-', '_']);
-        if trimmed.is_empty() {
-            continue;
-        }
-        // "$AAPL" only: a '$' before "-AAPL" or ".AAPL" does not make a cashtag.
-        let cashtag = cashtag && trimmed.len() == run.trim_end_matches(['.', '-', '_']).len();
-        out.push((trimmed, cashtag));
-        if trimmed.contains(['.', '-']) {
-            for (i, part) in trimmed.split(['.', '-']).filter(|p| !p.is_empty()).enumerate() {
-                out.push((part, cashtag && i == 0));
-            }
-        }
+        prev = Some(c);
     }
     out
+}
+
+fn push_candidates<'t>(run: &'t str, before: Option<char>, out: &mut Vec<(&'t str, bool)>) {
+    // Glued to a (non-ASCII) letter before it: the middle of a word.
+    if before.is_some_and(char::is_alphanumeric) {
+        return;
+    }
+    let trimmed = run.trim_matches(['.', '-', '_']);
+    if trimmed.is_empty() {
+        return;
+    }
+    // "$AAPL" is a cashtag; "$-AAPL" or "$.AAPL" is not.
+    let cashtag = before == Some('$') && run.starts_with(|c: char| c.is_ascii_alphanumeric());
+    out.push((trimmed, cashtag));
+    if trimmed.contains(['.', '-']) {
+        for (i, part) in trimmed.split(['.', '-']).filter(|p| !p.is_empty()).enumerate() {
+            out.push((part, cashtag && i == 0));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -355,11 +441,21 @@ mod tests {
     fn tickers_as_uppercase_whole_words() {
         assert_eq!(tag("AAPL and MSFT rallied; KO slipped"), ["AAPL", "KO", "MSFT"]);
         assert_eq!(tag("Buy $AAPL, sell $tsla."), ["AAPL", "TSLA"]);
-        assert_eq!(tag("AAPL-led rally, (NVDA) and GOOGL's results"), ["AAPL", "GOOGL", "NVDA"]);
+        assert_eq!(
+            tag("AAPL-led rally, (NVDA) and GOOGL's results"),
+            ["AAPL", "GOOGL", "NVDA"]
+        );
         // Not whole words, wrong case, or excluded.
         assert!(tag("AAPLX MSFTs xKO aapl Ko ko").is_empty());
-        assert!(tag("IT spending rose at F-150 maker").is_empty(), "stoplisted / single-letter bare tickers");
-        assert_eq!(tag("Shares of $F and $IT rose"), ["F", "IT"], "cashtags bypass length and stoplist");
+        assert!(
+            tag("IT spending rose at F-150 maker").is_empty(),
+            "stoplisted / single-letter bare tickers"
+        );
+        assert_eq!(
+            tag("Shares of $F and $IT rose"),
+            ["F", "IT"],
+            "cashtags bypass length and stoplist"
+        );
         assert!(tag("It cost $5 and 10.5%").is_empty());
     }
 
@@ -374,7 +470,10 @@ mod tests {
         assert_eq!(tag("J.P. Morgan analysts"), ["JPM"]);
         assert_eq!(tag("Coca-Cola and Coca Cola"), ["KO"]);
         assert_eq!(tag("Johnson & Johnson recalls; Johnson and Johnson"), ["JNJ"]);
-        assert!(tag("Boris Johnson spoke").is_empty(), "first word of 'Johnson & Johnson' alone is not a key");
+        assert!(
+            tag("Boris Johnson spoke").is_empty(),
+            "first word of 'Johnson & Johnson' alone is not a key"
+        );
         assert_eq!(tag("Nvidia chips, Tesla cars"), ["NVDA", "TSLA"]);
         assert_eq!(tag("Alphabet, the parent of Google"), ["GOOGL"]);
         assert_eq!(tag("Ford Motor recalls trucks"), ["F"]);
@@ -385,8 +484,11 @@ mod tests {
     #[test]
     fn funds_are_not_tagged_by_generic_words() {
         assert!(tag("Gold and silver rose as oil fell; the S&P 500 hit a record").is_empty());
-        assert!(tag("United States oil output and crude oil WTI Cushing OK spot price").is_empty());
-        assert_eq!(tag("GLD and SLV inflows; SPY outflows; USO"), ["GLD", "SLV", "SPY", "USO"]);
+        assert!(tag("United States oil output and crude oil spot price").is_empty());
+        assert_eq!(
+            tag("GLD and SLV inflows; SPY outflows; USO"),
+            ["GLD", "SLV", "SPY", "USO"]
+        );
         assert_eq!(tag("WTI crude rose"), ["WTI"]);
     }
 
@@ -396,7 +498,10 @@ mod tests {
         assert_eq!(name_keys("Alphabet Inc. Class A"), ["alphabet"]);
         assert_eq!(name_keys("JPMorgan Chase & Co."), ["jpmorgan chase", "jpmorgan"]);
         assert_eq!(name_keys("Exxon Mobil Corp."), ["exxon mobil", "exxon"]);
-        assert_eq!(name_keys("Johnson & Johnson"), ["johnson & johnson", "johnson and johnson"]);
+        assert_eq!(
+            name_keys("Johnson & Johnson"),
+            ["johnson & johnson", "johnson and johnson"]
+        );
         assert_eq!(name_keys("Coca-Cola Co."), ["coca-cola"]);
         assert_eq!(name_keys("Amazon.com Inc."), ["amazon"]);
         assert_eq!(name_keys("The Walt Disney Company"), ["walt disney", "walt"]);
