@@ -79,6 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
 
+    crate::market::feeds::load_bundled(&state.store, &state.market.book).await?;
     let background = spawn_background(&state)?;
 
     let scheme = if tls_mode == TlsMode::Off { "http" } else { "https" };
@@ -106,6 +107,15 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
             state.store.clone(),
             mailer,
             wakeup.clone(),
+            rx.clone(),
+        )));
+    }
+    if !state.config.market.news_feeds.is_empty() {
+        tasks.push(tokio::spawn(crate::market::feeds::run_fetcher(
+            state.config.market.news_feeds.clone(),
+            state.config.market.news_refresh.0,
+            state.store.clone(),
+            crate::market::feeds::symbol_index(&state.market.book),
             rx.clone(),
         )));
     }

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod extract;
 pub mod me;
 pub mod money;
+pub mod news;
 pub mod ops;
 pub mod pagination;
 pub mod portfolio;
@@ -28,6 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(portfolio::router(state))
         .merge(prices::router(state))
         .merge(predictions::router(state))
+        .merge(news::router(state))
 }
 
 /// Puts `routes` under `group`'s rate limit.

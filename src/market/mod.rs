@@ -2,6 +2,7 @@
 //! and news.
 
 pub mod candle;
+pub mod feeds;
 pub mod news;
 pub mod prices;
 pub mod provider;

@@ -417,6 +417,27 @@ pub trait PriceStore: Send + Sync {
     async fn imported_series(&self) -> StoreResult<Vec<crate::market::prices::Series>>;
 }
 
+/// Which news to list.
+#[derive(Debug, Clone, Default)]
+pub struct NewsFilter {
+    pub symbol: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Paging: only items after this cursor (newest first).
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait NewsStore: Send + Sync {
+    /// Stores the items whose ids are new; returns how many were new.
+    async fn insert_news(&self, items: Vec<crate::market::news::NewsItem>) -> StoreResult<usize>;
+    /// Newest first, with the cursor of the last item returned.
+    async fn news(&self, filter: NewsFilter) -> StoreResult<Vec<(String, crate::market::news::NewsItem)>>;
+    /// A one-time flag (e.g. "the bundled feed was loaded").
+    async fn flag(&self, name: &str) -> StoreResult<bool>;
+    async fn set_flag(&self, name: &str) -> StoreResult<()>;
+}
+
 /// Everything the application stores.
 #[async_trait]
 pub trait Store:
@@ -430,6 +451,7 @@ pub trait Store:
     + DeviceStore
     + PortfolioStore
     + PriceStore
+    + NewsStore
 {
     /// Answers when the backend is usable (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

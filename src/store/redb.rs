@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use super::{
     CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, IdempotencyKey, LockoutPolicy,
-    LockoutRecord, LockoutStore, OrderOutcome, OutboxMessage, OutboxStore, PortfolioStore, PriceStore, RefreshRecord,
-    RenderOrder, RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange,
-    TotpRecord, TwoFactorStore, UserRecord, UserStore,
+    LockoutRecord, LockoutStore, NewsFilter, NewsStore, OrderOutcome, OutboxMessage, OutboxStore, PortfolioStore,
+    PriceStore, RefreshRecord, RenderOrder, RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError,
+    StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -49,7 +49,16 @@ const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
 /// symbol → Series (imported rows only).
 const PRICE_SERIES: Table = TableDefinition::new("price_series");
 
-const ALL_TABLES: [Table; 16] = [
+/// `<published_at µs, 20 digits>|<id>` → NewsItem: newest first by reverse scan.
+const NEWS: Table = TableDefinition::new("news");
+/// news id → its key in NEWS (de-duplication).
+const NEWS_IDS: Table = TableDefinition::new("news_ids");
+const FLAGS: Table = TableDefinition::new("flags");
+
+const ALL_TABLES: [Table; 19] = [
+    NEWS,
+    NEWS_IDS,
+    FLAGS,
     POSITIONS,
     TRANSACTIONS,
     IDEMPOTENCY,
@@ -947,6 +956,64 @@ impl PriceStore for RedbStore {
             out.push(decode("price_series", v.value())?);
         }
         Ok(out)
+    }
+}
+
+fn news_key(item: &crate::market::news::NewsItem) -> String {
+    let micros = item.published_at.timestamp_micros().max(0);
+    format!("{micros:020}|{}", item.id)
+}
+
+#[async_trait]
+impl NewsStore for RedbStore {
+    async fn insert_news(&self, items: Vec<crate::market::news::NewsItem>) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let mut ids = tx.open_table(NEWS_IDS).map_err(backend)?;
+            let mut news = tx.open_table(NEWS).map_err(backend)?;
+            let mut added = 0;
+            for item in items {
+                if ids.get(item.id.as_str()).map_err(backend)?.is_some() {
+                    continue;
+                }
+                let key = news_key(&item);
+                ids.insert(item.id.as_str(), key.as_bytes()).map_err(backend)?;
+                news.insert(key.as_str(), encode(&item)?.as_slice()).map_err(backend)?;
+                added += 1;
+            }
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn news(&self, f: NewsFilter) -> StoreResult<Vec<(String, crate::market::news::NewsItem)>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(NEWS).map_err(backend)?;
+        let end = f.cursor.clone().unwrap_or_else(|| prefix_end(""));
+        let mut out = Vec::new();
+        for row in t.range(""..end.as_str()).map_err(backend)?.rev() {
+            let (k, v) = row.map_err(backend)?;
+            let item: crate::market::news::NewsItem = decode("news", v.value())?;
+            if f.since.is_some_and(|s| item.published_at < s) {
+                break;
+            }
+            if f.symbol.as_ref().is_some_and(|s| !item.symbols.contains(s)) {
+                continue;
+            }
+            out.push((k.value().to_string(), item));
+            if out.len() >= f.limit.max(1) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn flag(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.read::<bool>(FLAGS, "flags", name)?.unwrap_or(false))
+    }
+
+    async fn set_flag(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |tx| put(tx, FLAGS, &name, &true)).await
     }
 }
 

@@ -11,6 +11,7 @@ mod defenses;
 mod errors;
 mod events;
 mod market;
+mod news;
 mod portfolio;
 mod tokens;
 mod two_factor;

@@ -450,6 +450,7 @@ fn skip_tag(s: &str) -> Option<(&str, bool)> {
         };
         return Some((after, true));
     }
+    #[rustfmt::skip]
     const INLINE: &[&str] = &[
         "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd", "mark", "q", "s",
         "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var",
@@ -727,22 +728,5 @@ mod tests {
         tag_items(&mut items, &index);
         assert_eq!(items[0].symbols, ["AAPL"]);
         assert!(items[1].symbols.is_empty());
-    }
-}
-#[cfg(test)]
-mod tmp_stats {
-    #[test]
-    fn tmp_print_stats() {
-        let items = super::parse_feed(super::BUNDLED_FRB_FEED, "x").unwrap();
-        let mut counts = std::collections::BTreeMap::new();
-        for i in &items { *counts.entry(i.sentiment.label.clone()).or_insert(0) += 1; }
-        println!("{counts:?}");
-        let mut sorted = items.clone();
-        sorted.sort_by(|a, b| a.sentiment.score.partial_cmp(&b.sentiment.score).unwrap());
-        for i in sorted.iter().take(4).chain(sorted.iter().rev().take(4)) { println!("{:+.4} {} | {}", i.sentiment.score, i.title, &i.summary.chars().take(150).collect::<String>()); }
-        let idx = super::SymbolIndex::new(&[("JPM".into(), "JPMorgan Chase & Co.".into()), ("XLF".into(), "Financial Select Sector SPDR Fund".into()), ("KO".into(), "Coca-Cola Co.".into()), ("DIA".into(), "SPDR Dow Jones Industrial Average ETF".into())]);
-        let mut items = items; super::tag_items(&mut items, &idx);
-        for i in items.iter().filter(|i| !i.symbols.is_empty()) { println!("{:?} {}", i.symbols, i.title); }
-        println!("{}", serde_json::to_string(&items[0]).unwrap());
     }
 }

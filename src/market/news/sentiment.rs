@@ -41,7 +41,8 @@
 //! One deliberate deviation: the lexicon is general and social-media
 //! oriented, and a few of its words are plain nouns in market news
 //! ("interest rates", "credit", "securities", "shares outstanding", "crude
-//! oil", "gross domestic product", "Treasury"). Those listed in
+//! oil", "gross domestic product", "Treasury", "effective March 1",
+//! "mortgage-backed"). Those listed in
 //! [`FINANCE_NEUTRAL`] are dropped from the lexicon, otherwise nearly every
 //! central-bank release would read as glowing. Even so, treat the score as a
 //! rough tone signal.
@@ -71,177 +72,45 @@ static LEXICON: LazyLock<HashMap<&'static str, f64>> = LazyLock::new(|| parse_le
 
 /// VADER's NEGATE list (vaderSentiment 3.3.2); any token containing "n't"
 /// also negates.
+#[rustfmt::skip]
 const NEGATORS: &[&str] = &[
-    "aint",
-    "arent",
-    "cannot",
-    "cant",
-    "couldnt",
-    "darent",
-    "didnt",
-    "doesnt",
-    "ain't",
-    "aren't",
-    "can't",
-    "couldn't",
-    "daren't",
-    "didn't",
-    "doesn't",
-    "dont",
-    "hadnt",
-    "hasnt",
-    "havent",
-    "isnt",
-    "mightnt",
-    "mustnt",
-    "neither",
-    "don't",
-    "hadn't",
-    "hasn't",
-    "haven't",
-    "isn't",
-    "mightn't",
-    "mustn't",
-    "neednt",
-    "needn't",
-    "never",
-    "none",
-    "nope",
-    "nor",
-    "not",
-    "nothing",
-    "nowhere",
-    "oughtnt",
-    "shant",
-    "shouldnt",
-    "uhuh",
-    "wasnt",
-    "werent",
-    "oughtn't",
-    "shan't",
-    "shouldn't",
-    "uh-uh",
-    "wasn't",
-    "weren't",
-    "without",
-    "wont",
-    "wouldnt",
-    "won't",
-    "wouldn't",
-    "rarely",
-    "seldom",
+    "aint", "arent", "cannot", "cant", "couldnt", "darent", "didnt", "doesnt", "ain't", "aren't", "can't", "couldn't",
+    "daren't", "didn't", "doesn't", "dont", "hadnt", "hasnt", "havent", "isnt", "mightnt", "mustnt", "neither", "don't",
+    "hadn't", "hasn't", "haven't", "isn't", "mightn't", "mustn't", "neednt", "needn't", "never", "none", "nope", "nor",
+    "not", "nothing", "nowhere", "oughtnt", "shant", "shouldnt", "uhuh", "wasnt", "werent", "oughtn't", "shan't",
+    "shouldn't", "uh-uh", "wasn't", "weren't", "without", "wont", "wouldnt", "won't", "wouldn't", "rarely", "seldom",
     "despite",
 ];
 
 /// VADER's boosters that intensify (B_INCR).
+#[rustfmt::skip]
 const BOOSTERS_UP: &[&str] = &[
-    "absolutely",
-    "amazingly",
-    "awfully",
-    "completely",
-    "considerable",
-    "considerably",
-    "decidedly",
-    "deeply",
-    "effing",
-    "enormous",
-    "enormously",
-    "entirely",
-    "especially",
-    "exceptional",
-    "exceptionally",
-    "extreme",
-    "extremely",
-    "fabulously",
-    "flipping",
-    "flippin",
-    "frackin",
-    "fracking",
-    "fricking",
-    "frickin",
-    "frigging",
-    "friggin",
-    "fully",
-    "fuckin",
-    "fucking",
-    "fuggin",
-    "fugging",
-    "greatly",
-    "hella",
-    "highly",
-    "hugely",
-    "incredible",
-    "incredibly",
-    "intensely",
-    "major",
-    "majorly",
-    "more",
-    "most",
-    "particularly",
-    "purely",
-    "quite",
-    "really",
-    "remarkably",
-    "so",
-    "substantially",
-    "thoroughly",
-    "total",
-    "totally",
-    "tremendous",
-    "tremendously",
-    "uber",
-    "unbelievably",
-    "unusually",
-    "utter",
-    "utterly",
-    "very",
+    "absolutely", "amazingly", "awfully", "completely", "considerable", "considerably", "decidedly", "deeply", "effing",
+    "enormous", "enormously", "entirely", "especially", "exceptional", "exceptionally", "extreme", "extremely",
+    "fabulously", "flipping", "flippin", "frackin", "fracking", "fricking", "frickin", "frigging", "friggin", "fully",
+    "fuckin", "fucking", "fuggin", "fugging", "greatly", "hella", "highly", "hugely", "incredible", "incredibly",
+    "intensely", "major", "majorly", "more", "most", "particularly", "purely", "quite", "really", "remarkably", "so",
+    "substantially", "thoroughly", "total", "totally", "tremendous", "tremendously", "uber", "unbelievably",
+    "unusually", "utter", "utterly", "very",
 ];
 
 /// VADER's boosters that dampen (B_DECR).
+#[rustfmt::skip]
 const BOOSTERS_DOWN: &[&str] = &[
-    "almost",
-    "barely",
-    "hardly",
-    "kinda",
-    "kindof",
-    "kind-of",
-    "less",
-    "little",
-    "marginal",
-    "marginally",
-    "occasional",
-    "occasionally",
-    "partly",
-    "scarce",
-    "scarcely",
-    "slight",
-    "slightly",
-    "somewhat",
-    "sorta",
-    "sortof",
+    "almost", "barely", "hardly", "kinda", "kindof", "kind-of", "less", "little", "marginal", "marginally",
+    "occasional", "occasionally", "partly", "scarce", "scarcely", "slight", "slightly", "somewhat", "sorta", "sortof",
     "sort-of",
 ];
 
-/// Lexicon words that are neutral nouns in financial news, so they are left
-/// out of the lexicon (see the module docs).
+/// Lexicon words that are neutral in financial news, so they are left out of
+/// the lexicon (see the module docs): market nouns, plus press-release
+/// boilerplate ("effective immediately", "see attachment", "awarded in the
+/// auction").
+#[rustfmt::skip]
 pub const FINANCE_NEUTRAL: &[&str] = &[
-    "asset",
-    "assets",
-    "credit",
-    "credits",
-    "crude",
-    "gross",
-    "interest",
-    "interests",
-    "mature",
-    "outstanding",
-    "securities",
-    "security",
-    "share",
-    "shares",
-    "treasuries",
-    "treasury",
-    "trust",
+    "asset", "assets", "attachment", "awarded", "awards", "backed", "credit", "credits", "crude", "demand", "effective",
+    "gross", "interest", "interests", "mature", "outstanding", "respectively", "securities", "security", "share",
+    "shares", "tenders", "treasuries", "treasury", "trust", "value",
 ];
 
 fn parse_lexicon(tsv: &'static str) -> HashMap<&'static str, f64> {
@@ -455,6 +324,10 @@ mod tests {
         let s = analyze("Federal Reserve raises interest rates; Treasury securities and shares outstanding");
         assert_eq!((s.score, s.label.as_str()), (0.0, "neutral"));
         assert!(!LEXICON.contains_key("interest"));
+        assert_eq!(
+            analyze("The change is effective immediately; see attachment").label,
+            "neutral"
+        );
     }
 
     #[test]

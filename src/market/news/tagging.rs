@@ -39,100 +39,39 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Uppercase words that are never read as bare tickers (a cashtag still
 /// works): English words and market acronyms that news writes in capitals.
+#[rustfmt::skip]
 pub const CAPS_STOPLIST: &[&str] = &[
     "AI", "ALL", "AM", "AN", "AND", "ANY", "ARE", "AS", "AT", "ATM", "BE", "BIG", "BUT", "BY", "CAN", "CEO", "CFO",
     "COO", "CPI", "CTO", "DO", "ECB", "EPS", "ET", "ETF", "EU", "EV", "FDA", "FED", "FOMC", "FOR", "FX", "GDP", "GO",
     "HAS", "HE", "IF", "IMF", "IN", "INC", "IPO", "IS", "IT", "LLC", "ME", "MY", "NEW", "NO", "NOT", "NOW", "NYSE",
-    "OF", "OK", "ON", "ONE", "OPEC", "OR", "OUT", "PC", "PE", "PM", "PPI", "SEC", "SEE", "SO", "THE", "TO", "TV",
-    "TWO", "UK", "UN", "UP", "US", "USA", "USD", "WAS", "WE", "WHO", "YOU",
+    "OF", "OK", "ON", "ONE", "OPEC", "OR", "OUT", "PC", "PE", "PM", "PPI", "SEC", "SEE", "SO", "THE", "TO", "TV", "TWO",
+    "UK", "UN", "UP", "US", "USA", "USD", "WAS", "WE", "WHO", "YOU",
 ];
 
 /// Words dropped from the edges of a name before it becomes a match key:
 /// legal forms and fund-family brands (lower case, without trailing dots).
 /// Share classes ("Class A") are removed separately.
+#[rustfmt::skip]
 const GENERIC_NAME_WORDS: &[&str] = &[
-    "&",
-    "ab",
-    "adr",
-    "ads",
-    "ag",
-    "and",
-    "class",
-    "co",
-    "companies",
-    "company",
-    "corp",
-    "corporation",
-    "etf",
-    "fund",
-    "group",
-    "holding",
-    "holdings",
-    "inc",
-    "incorporated",
-    "invesco",
-    "ishares",
-    "limited",
-    "llc",
-    "lp",
-    "ltd",
-    "n.v",
-    "nv",
-    "plc",
-    "s.a",
-    "sa",
-    "se",
-    "shares",
-    "spdr",
-    "the",
-    "trust",
+    "&", "ab", "adr", "ads", "ag", "and", "class", "co", "companies", "company", "corp", "corporation", "etf", "fund",
+    "group", "holding", "holdings", "inc", "incorporated", "invesco", "ishares", "limited", "llc", "lp", "ltd", "n.v",
+    "nv", "plc", "s.a", "sa", "se", "shares", "spdr", "the", "trust",
 ];
 
 /// Words that mark a name as a fund's (see the module docs): such names get
 /// no name keys.
+#[rustfmt::skip]
 const FUND_MARKERS: &[&str] = &[
-    "etf",
-    "etn",
-    "etns",
-    "etfs",
-    "fund",
-    "funds",
-    "ishares",
-    "invesco",
-    "proshares",
-    "spdr",
-    "trust",
-    "vanguard",
+    "etf", "etn", "etns", "etfs", "fund", "funds", "ishares", "invesco", "proshares", "spdr", "trust", "vanguard",
 ];
 
 /// Common words that may not stand alone as a name key: a two-word name's
 /// first word ("United ...", "General ...") or a one-word name ("Gold").
+#[rustfmt::skip]
 const COMMON_NAME_WORDS: &[&str] = &[
-    "american",
-    "bank",
-    "capital",
-    "china",
-    "crude",
-    "daily",
-    "digital",
-    "dollar",
-    "energy",
-    "euro",
-    "financial",
-    "first",
-    "general",
-    "global",
-    "gold",
-    "health",
-    "international",
-    "market",
-    "national",
-    "new",
-    "oil",
-    "power",
-    "silver",
-    "united",
-    "world",
+    "american", "bank", "capital", "china", "crude", "daily", "digital", "dollar", "energy", "euro", "financial",
+    "first", "general", "global", "gold", "health", "international", "market", "national", "new", "oil", "power",
+    "silver", "united", "world",
 ];
 
 /// Extra names for well-known companies that their legal name does not

@@ -1,0 +1,93 @@
+//! `GET /news`: stored feed items with symbols and sentiment, newest first.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::AuthUser;
+use super::limited;
+use super::pagination::PageQuery;
+use crate::app::AppState;
+use crate::domain::{rfc3339, Symbol};
+use crate::error::{ApiError, ApiResult};
+use crate::security::rate_limit::Group;
+use crate::store::NewsFilter;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    limited(state, Group::News, Router::new().route("/news", get(list)))
+}
+
+#[derive(Deserialize)]
+struct NewsQuery {
+    symbol: Option<String>,
+    since: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+fn parse_since(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc())
+        })
+}
+
+async fn list(State(state): State<AppState>, _auth: AuthUser, Query(q): Query<NewsQuery>) -> ApiResult<Json<Value>> {
+    let limit = q.page.limit()?;
+    let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(Symbol::parse(s).map_err(|e| ApiError::validation("symbol", e))?),
+        None => None,
+    };
+    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(parse_since(s).ok_or_else(|| {
+            ApiError::validation("since", "since must be an RFC 3339 timestamp or a YYYY-MM-DD date")
+        })?),
+        None => None,
+    };
+    if q.page
+        .cursor
+        .as_deref()
+        .is_some_and(|c| c.len() > 200 || !c.contains('|'))
+    {
+        return Err(ApiError::validation("cursor", "cursor is not valid for this list"));
+    }
+    let mut found = state
+        .store
+        .news(NewsFilter {
+            symbol: symbol.map(|s| s.as_str().to_string()),
+            since,
+            cursor: q.page.cursor.clone(),
+            limit: limit + 1,
+        })
+        .await?;
+    let next_cursor = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    let items: Vec<Value> = found
+        .into_iter()
+        .map(|(_, n)| {
+            json!({
+                "id": n.id,
+                "title": n.title,
+                "summary": n.summary,
+                "url": n.url,
+                "source": n.source,
+                "published_at": rfc3339(n.published_at),
+                "symbols": n.symbols,
+                "sentiment": {"score": n.sentiment.score, "label": n.sentiment.label},
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}

@@ -1,0 +1,102 @@
+//! News feeds (SPEC §4): the bundled Federal Reserve sample is loaded at
+//! first start so `/news` has content offline; configured RSS/Atom feeds
+//! are fetched every `market.news_refresh`. A failing feed is logged and
+//! tried again next round; it never stops the others or the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::news::{self, SymbolIndex, BUNDLED_FRB_FEED, BUNDLED_FRB_SOURCE};
+use super::prices::PriceBook;
+use crate::store::{Store, StoreResult};
+
+const BUNDLED_FLAG: &str = "bundled_news_loaded";
+/// A feed larger than this is refused (a feed is a few hundred KB).
+const MAX_FEED_BYTES: usize = 5 * 1024 * 1024;
+
+/// Symbols and names the tagger looks for.
+pub fn symbol_index(book: &PriceBook) -> SymbolIndex {
+    let entries: Vec<(String, String)> = book.list().iter().map(|s| (s.symbol.clone(), s.name.clone())).collect();
+    SymbolIndex::new(&entries)
+}
+
+/// Loads the bundled feed once per data directory.
+pub async fn load_bundled(store: &Arc<dyn Store>, book: &PriceBook) -> StoreResult<usize> {
+    if store.flag(BUNDLED_FLAG).await? {
+        return Ok(0);
+    }
+    let mut items = match news::parse_feed(BUNDLED_FRB_FEED, BUNDLED_FRB_SOURCE) {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!(error = %e, "the bundled news feed does not parse");
+            return Ok(0);
+        }
+    };
+    news::tag_items(&mut items, &symbol_index(book));
+    let added = store.insert_news(items).await?;
+    store.set_flag(BUNDLED_FLAG).await?;
+    tracing::info!(added, "bundled news loaded");
+    Ok(added)
+}
+
+/// Fetches one feed and stores its new items.
+pub async fn fetch_feed(
+    client: &reqwest::Client,
+    url: &str,
+    store: &Arc<dyn Store>,
+    index: &SymbolIndex,
+) -> Result<usize, String> {
+    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    if resp.content_length().is_some_and(|n| n as usize > MAX_FEED_BYTES) {
+        return Err("feed too large".into());
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_FEED_BYTES {
+        return Err("feed too large".into());
+    }
+    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url);
+    let mut items = news::parse_feed(&bytes, host).map_err(|e| e.to_string())?;
+    news::tag_items(&mut items, index);
+    store.insert_news(items).await.map_err(|e| e.to_string())
+}
+
+/// Fetches every configured feed now and then every `refresh`, until `stop`.
+pub async fn run_fetcher(
+    feeds: Vec<String>,
+    refresh: Duration,
+    store: Arc<dyn Store>,
+    index: SymbolIndex,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("fortfolio/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the news HTTP client; feeds disabled");
+            return;
+        }
+    };
+    loop {
+        for url in &feeds {
+            let fetch = fetch_feed(&client, url, &store, &index);
+            tokio::select! {
+                r = fetch => match r {
+                    Ok(added) => tracing::info!(feed = %url, added, "news feed fetched"),
+                    Err(e) => tracing::warn!(feed = %url, error = %e, "news feed failed; will retry next round"),
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(refresh) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
