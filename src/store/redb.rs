@@ -128,6 +128,11 @@ impl RedbStore {
             )),
             other => backend(other),
         })?;
+        // Password hashes and sealed secrets live here: owner-only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(backend)?;
+        }
         let tx = db.begin_write().map_err(backend)?;
         for t in ALL_TABLES {
             tx.open_table(t).map_err(backend)?;

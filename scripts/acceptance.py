@@ -1,0 +1,622 @@
+#!/usr/bin/env python3
+"""Acceptance checks against the release binary, as a user would drive it.
+
+    cargo build --release && python3 scripts/acceptance.py [section ...]
+
+Sections: foundation defenses twofactor events portfolio predictions.
+Needs: python3 with requests, pyotp and aiosmtpd; zbarimg (zbar-tools).
+Each check prints PASS/FAIL with the figures it measured; the exit code is
+the number of failures. Every server runs on loopback with a fresh data dir.
+"""
+
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import concurrent.futures as cf
+
+import pyotp
+import requests
+import urllib3
+
+urllib3.disable_warnings()
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "fortfolio")
+PASSWORD = "violet-anchor-tundra-41"
+FAILURES = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  [{detail}]" if detail else ""), flush=True)
+    if not ok:
+        FAILURES.append(name)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """`fortfolio serve` in its own data dir, with env overrides."""
+
+    def __init__(self, env=None, data=None, port=None):
+        self.dir = data or tempfile.mkdtemp(prefix="ff-acc-")
+        self.port = port or free_port()
+        self.env = dict(os.environ)
+        self.env.update({"FORTFOLIO_LOGGING__DIR": os.path.join(self.dir, "logs"), "FORTFOLIO_LOGGING__LEVEL": "warn"})
+        self.env.update(env or {})
+        self.base = f"https://127.0.0.1:{self.port}/api/v1"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "server.log"), "a")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--data-dir", os.path.join(self.dir, "data"), "--bind", f"127.0.0.1:{self.port}"],
+            env=self.env, stdout=self.log, stderr=self.log, cwd=self.dir)
+        for _ in range(100):
+            try:
+                if requests.get(self.base + "/health", verify=False, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start: " + open(os.path.join(self.dir, "server.log")).read()[-2000:])
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=40)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def cli(self, *args, stdin=None):
+        return subprocess.run([BIN, *args, "--data-dir", os.path.join(self.dir, "data")], env=self.env,
+                              capture_output=True, text=True, input=stdin, cwd=self.dir)
+
+    def req(self, method, path, token=None, headers=None, **kw):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.base + path, headers=h, verify=False, timeout=30, **kw)
+
+    def register(self, email, ua=None):
+        r = self.req("POST", "/auth/register", json={"email": email, "password": PASSWORD},
+                     headers={"User-Agent": ua} if ua else None)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def login(self, email, password=PASSWORD, headers=None):
+        return self.req("POST", "/auth/login", json={"email": email, "password": password}, headers=headers)
+
+
+def lifted(**extra):
+    env = {f"FORTFOLIO_RATE_LIMITS__{k.upper()}": "100000/s" for k in
+           ["register", "login", "two_factor", "refresh", "logout", "password", "account", "portfolio", "prices", "news",
+            "predictions"]}
+    env.update(extra)
+    return env
+
+
+def is_problem(r, status, code):
+    try:
+        body = r.json()
+    except ValueError:
+        return False
+    return (r.status_code == status and r.headers.get("content-type") == "application/problem+json"
+            and body.get("code") == code and all(k in body for k in ("type", "title", "status", "detail")))
+
+
+# ---------------------------------------------------------------- foundation
+def foundation():
+    print("== foundation (issue 2)")
+    s = Server(lifted())
+    h = s.req("GET", "/health").json()
+    check("health answers per SPEC §6", h.get("status") == "ok" and {"version", "uptime_seconds", "storage", "state"} <= h.keys(), json.dumps(h))
+    cert = open(os.path.join(s.dir, "data/tls/cert.pem")).read()
+    s.restart()
+    check("self-signed certificate kept across restarts", open(os.path.join(s.dir, "data/tls/cert.pem")).read() == cert)
+
+    reg = s.register("ann@example.com")
+    check("register → 201 with tokens and user", {"user", "access_token", "refresh_token", "token_type", "expires_in", "device_token"} <= reg.keys())
+    check("duplicate → 409 email_taken", is_problem(s.req("POST", "/auth/register", json={"email": "ann@example.com", "password": PASSWORD}), 409, "email_taken"))
+    check("'password' → 422 weak_password", is_problem(s.req("POST", "/auth/register", json={"email": "b@example.com", "password": "password"}), 422, "weak_password"))
+    check("bad email → 422 validation_failed", is_problem(s.req("POST", "/auth/register", json={"email": "nope", "password": PASSWORD}), 422, "validation_failed"))
+
+    check("login → 200 tokens", s.login("ann@example.com").status_code == 200)
+    # Timing: wrong password vs unknown email, 20 tries each, interleaved.
+    wrong, unknown = [], []
+    s2 = Server(lifted(FORTFOLIO_AUTH__LOCKOUT_THRESHOLD="1000"))
+    s2.register("tim@example.com")
+    bodies = []
+    for i in range(20):
+        for email, bucket in (("tim@example.com", wrong), (f"ghost{i}@example.com", unknown)):
+            t = time.perf_counter()
+            r = s2.login(email, "wrong-password-xyz")
+            bucket.append(time.perf_counter() - t)
+            bodies.append(r)
+    mw, mu = statistics.median(wrong), statistics.median(unknown)
+    shapes = {tuple(sorted(r.json().keys())) for r in bodies}
+    check("wrong password and unknown email: same 401 body shape", len(shapes) == 1 and all(is_problem(r, 401, "invalid_credentials") for r in bodies))
+    check("median latencies differ < 15 %", abs(mw - mu) / max(mw, mu) < 0.15, f"wrong {mw*1000:.1f} ms, unknown {mu*1000:.1f} ms, diff {abs(mw-mu)/max(mw,mu)*100:.1f} %")
+    s2.stop()
+
+    other = s.login("ann@example.com").json()
+    r = s.req("POST", "/auth/refresh", json={"refresh_token": reg["refresh_token"]})
+    pair = r.json()
+    check("refresh returns a new pair", r.status_code == 200 and pair["refresh_token"] != reg["refresh_token"])
+    check("old refresh again → 401 refresh_token_reused", is_problem(s.req("POST", "/auth/refresh", json={"refresh_token": reg["refresh_token"]}), 401, "refresh_token_reused"))
+    check("…and the new pair of that session is dead", s.req("GET", "/me", pair["access_token"]).status_code == 401
+          and s.req("POST", "/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401)
+    check("…while other sessions work", s.req("GET", "/me", other["access_token"]).status_code == 200)
+
+    sess = s.login("ann@example.com").json()
+    s.req("POST", "/auth/logout", sess["access_token"])
+    check("logout: access refused at once", is_problem(s.req("GET", "/me", sess["access_token"]), 401, "unauthorized"))
+    s.restart()
+    check("logout: still refused after restart", s.req("GET", "/me", sess["access_token"]).status_code == 401)
+    check("logout: its refresh token is dead", s.req("POST", "/auth/refresh", json={"refresh_token": sess["refresh_token"]}).status_code == 401)
+
+    tok = s.login("ann@example.com").json()
+    a = tok["access_token"]
+    b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    payload = a.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged = {
+        "alg none": b64({"alg": "none", "typ": "JWT"}) + "." + payload + ".",
+        "wrong signature": a[:-6] + ("AAAAAA" if not a.endswith("AAAAAA") else "BBBBBB"),
+        "expired": None,
+        "refresh as access": tok["refresh_token"],
+    }
+    import hmac, hashlib
+    key = bytes.fromhex(open(os.path.join(s.dir, "data/jwt.key")).read().strip())
+    exp_claims = dict(claims, exp=int(time.time()) - 5, iat=int(time.time()) - 100)
+    head = b64({"alg": "HS256", "typ": "JWT"})
+    body = b64(exp_claims)
+    sig = base64.urlsafe_b64encode(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    forged["expired"] = f"{head}.{body}.{sig}"
+    for name, t in forged.items():
+        check(f"forged token refused: {name}", is_problem(s.req("GET", "/me", t), 401, "unauthorized"))
+    check("forged token refused: access as refresh", s.req("POST", "/auth/refresh", json={"refresh_token": a}).status_code == 401)
+
+    s1 = s.login("ann@example.com").json()
+    s2t = s.login("ann@example.com").json()
+    new_pw = "quartz-meadow-lantern-77"
+    r = s.req("POST", "/me/password", s2t["access_token"], json={"current_password": PASSWORD, "new_password": new_pw})
+    check("password change ends every other session", r.status_code == 200 and s.req("GET", "/me", s1["access_token"]).status_code == 401
+          and s.req("GET", "/me", s2t["access_token"]).status_code == 200)
+    check("new password works, old does not", s.login("ann@example.com", new_pw).status_code == 200 and s.login("ann@example.com").status_code == 401)
+
+    raw = lambda body: requests.post(s.base + "/auth/register", data=body, headers={"Content-Type": "application/json"}, verify=False)
+    check("malformed JSON → 400 invalid_json", is_problem(raw("{oops"), 400, "invalid_json"))
+    r = raw('{"password": "x"}')
+    check("missing field → 422 naming it", is_problem(r, 422, "validation_failed") and r.json().get("field") == "email")
+    r = raw('{"email": 5, "password": "x"}')
+    check("wrong type → 422 naming it", is_problem(r, 422, "validation_failed") and r.json().get("field") == "email")
+    check("unknown route → 404 not_found", is_problem(s.req("GET", "/nope"), 404, "not_found"))
+    check("wrong method → 405", s.req("DELETE", "/health").status_code == 405)
+    garbage = [raw("\x00\xff"), raw("[]"), raw('{"email": {"$ne": 1}}'), s.req("GET", "/me", "a.b.c"), s.req("GET", "/prices/%2e%2e%2f"),
+               s.req("POST", "/portfolio/buy", tok["access_token"], json={"symbol": "X" * 5000, "quantity": "1e999999"})]
+    check("no request makes the server answer 500", all(r.status_code < 500 for r in garbage), str([r.status_code for r in garbage]))
+
+    # Admin CLI with the server running and stopped.
+    s.register("dis@example.com")
+    live = s.login("dis@example.com").json()["access_token"]
+    out = s.cli("admin", "user", "list", "--json")
+    check("admin user list --json (server running)", out.returncode == 0 and any(u["email"] == "dis@example.com" for u in json.loads(out.stdout)))
+    out = s.cli("admin", "user", "disable", "dis@example.com")
+    check("admin user disable (server running)", out.returncode == 0)
+    check("disabled: login → 403 account_disabled", is_problem(s.login("dis@example.com"), 403, "account_disabled"))
+    check("disabled: live tokens stop working", s.req("GET", "/me", live).status_code == 401)
+    s.stop()
+    out = s.cli("admin", "user", "enable", "dis@example.com")
+    out2 = s.cli("admin", "user", "list", "--json")
+    check("admin commands with the server stopped", out.returncode == 0 and out2.returncode == 0 and
+          next(u for u in json.loads(out2.stdout) if u["email"] == "dis@example.com")["disabled"] is False)
+    s.start()
+
+    env = dict(s.env, FORTFOLIO_AUTH__JWT_SECRET="x" * 40 + "-very-secret", FORTFOLIO_SMTP__PASSWORD="smtp-secret-9")
+    out = subprocess.run([BIN, "config", "check"], env=env, capture_output=True, text=True)
+    check("config check shows no secret", out.returncode == 0 and "very-secret" not in out.stdout and "smtp-secret-9" not in out.stdout)
+    out = subprocess.run([BIN, "serve", "--data-dir", tempfile.mkdtemp()], env=dict(s.env, FORTFOLIO_SERVER__MAX_CONCURRENT_REQUESTS="lots"), capture_output=True, text=True, timeout=10)
+    check("invalid key value stops startup with one line naming it", out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1
+          and "server.max_concurrent_requests" in out.stderr, out.stderr.strip())
+    s.stop()
+
+
+# ---------------------------------------------------------------- defenses
+def defenses():
+    print("== defensive layers (issue 3)")
+    s = Server(lifted(FORTFOLIO_RATE_LIMITS__REGISTER="3/min"))
+    s.register("lock@example.com")
+    owner = s.login("lock@example.com").json()
+    codes = [s.login("lock@example.com", "wrong-guess-1").status_code for _ in range(5)]
+    last = s.login("lock@example.com", "wrong-guess-1")
+    check("5 wrong passwords → 423 with Retry-After", codes[:4] == [401] * 4 and codes[4] == 423 and is_problem(last, 423, "account_locked") and "Retry-After" in last.headers, str(codes))
+    check("right password from a new client refused while locked", s.login("lock@example.com").status_code == 423)
+    r = s.login("lock@example.com", headers={"X-Device-Token": owner["device_token"]})
+    check("owner's device token still logs in", r.status_code == 200)
+    s.restart()
+    check("lock survives a restart", s.login("lock@example.com").status_code == 423)
+    out = s.cli("admin", "user", "unlock", "lock@example.com")
+    check("admin user unlock (server running) lets the password in", out.returncode == 0 and s.login("lock@example.com").status_code == 200)
+
+    def reg_from(ip, n, xff=None):
+        sess = requests.Session()
+        sess.mount("https://", SourceAddressAdapter(ip))
+        h = {"X-Forwarded-For": xff} if xff else {}
+        return sess.post(s.base + "/auth/register", json={"email": f"r{n}-{ip}-{time.time_ns()}@example.com", "password": PASSWORD}, headers=h, verify=False)
+    rs = [reg_from("127.0.0.1", i) for i in range(4)]
+    r4 = rs[3]
+    check("4th register from one IP → 429 with Retry-After and RateLimit-*", [r.status_code for r in rs] == [201, 201, 201, 429] and is_problem(r4, 429, "rate_limited")
+          and all(h in r4.headers for h in ("Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")))
+    check("another IP is unaffected", reg_from("127.0.0.2", 9).status_code == 201)
+    check("forged X-Forwarded-For from an untrusted peer changes nothing", reg_from("127.0.0.1", 10, "203.0.113.77").status_code == 429)
+    s.stop()
+    p = Server(lifted(FORTFOLIO_RATE_LIMITS__REGISTER="3/min", FORTFOLIO_SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]'))
+    s = p
+    codes = [reg_from("127.0.0.1", i, "198.51.100.5").status_code for i in range(4)]
+    check("from a trusted proxy it keys on the forwarded client", codes == [201, 201, 201, 429] and reg_from("127.0.0.1", 9, "198.51.100.6").status_code == 201, str(codes))
+    p.stop()
+
+    q = Server(lifted(FORTFOLIO_SERVER__MAX_CONCURRENT_REQUESTS="2", FORTFOLIO_SERVER__MAX_QUEUED_REQUESTS="2"))
+    q.register("q@example.com")
+    health_ok = []
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            health_ok.append(q.req("GET", "/health").status_code == 200)
+            time.sleep(0.02)
+    t = threading.Thread(target=poll)
+    t.start()
+    with cf.ThreadPoolExecutor(50) as ex:
+        results = list(ex.map(lambda _: q.login("q@example.com"), range(50)))
+    stop.set()
+    t.join()
+    statuses = [r.status_code for r in results]
+    shed = [r for r in results if r.status_code == 503]
+    check("50 concurrent logins: some 503 overloaded, no other error", shed and all(is_problem(r, 503, "overloaded") and "Retry-After" in r.headers for r in shed)
+          and set(statuses) <= {200, 503}, f"200: {statuses.count(200)}, 503: {statuses.count(503)}")
+    check("/health answers throughout", health_ok and all(health_ok), f"{len(health_ok)} probes")
+    q.stop()
+
+    c = Server(lifted(FORTFOLIO_SERVER__CORS_ALLOWED_ORIGINS='["https://app.example.com"]', FORTFOLIO_SERVER__MAX_BODY_BYTES="4096"))
+    r = c.req("POST", "/auth/register", json={"email": "cookie@example.com", "password": PASSWORD})
+    jar = r.cookies
+    patch = lambda headers=None, cookies=None, token=None: requests.patch(c.base + "/me", json={"full_name": "C"}, headers=dict(headers or {}, **({"Authorization": f"Bearer {token}"} if token else {})), cookies=cookies, verify=False)
+    cookies = {"fortfolio_access": jar["fortfolio_access"], "fortfolio_csrf": jar["fortfolio_csrf"]}
+    check("cookie PATCH /me without X-CSRF-Token → 403 csrf_failed", is_problem(patch(cookies=cookies), 403, "csrf_failed"))
+    check("…with the matching token it passes", patch({"X-CSRF-Token": jar["fortfolio_csrf"]}, cookies).status_code == 200)
+    check("…a Bearer request passes without it", patch(token=r.json()["access_token"]).status_code == 200)
+    others = [requests.post(c.base + p_, json={}, cookies=cookies, verify=False) for p_ in ("/auth/logout", "/auth/logout-all", "/auth/2fa/enable", "/portfolio/buy")]
+    others.append(requests.delete(c.base + "/me/sessions/x", cookies=cookies, verify=False))
+    check("every other state-changing route needs it too", all(is_problem(x, 403, "csrf_failed") for x in others), str([x.status_code for x in others]))
+    pre = lambda origin: requests.options(c.base + "/me", headers={"Origin": origin, "Access-Control-Request-Method": "PATCH"}, verify=False)
+    ok = pre("https://app.example.com")
+    check("preflight from an allowed origin echoes it with credentials", ok.headers.get("access-control-allow-origin") == "https://app.example.com" and ok.headers.get("access-control-allow-credentials") == "true")
+    check("a disallowed origin gets no CORS headers", "access-control-allow-origin" not in pre("https://evil.example.com").headers)
+    big = c.req("POST", "/auth/login", json={"email": "x" * 8000, "password": "y"})
+    check("a body over max_body_bytes → 413", is_problem(big, 413, "payload_too_large"))
+    hs = [c.req("GET", "/health"), big, c.req("GET", "/nope"), ok]
+    want = ["x-content-type-options", "x-frame-options", "referrer-policy", "content-security-policy", "strict-transport-security", "x-request-id"]
+    check("every response carries the security headers", all(all(w in r.headers for w in want) for r in hs))
+    c.stop()
+
+
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, ip, **kw):
+        self.ip = ip
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *a, **kw):
+        kw["source_address"] = (self.ip, 0)
+        return super().init_poolmanager(*a, **kw)
+
+
+# ---------------------------------------------------------------- 2FA
+def twofactor():
+    print("== two-factor (issue 4)")
+    s = Server(lifted())
+    tok = s.register("tf@example.com")["access_token"]
+    e = s.req("POST", "/auth/2fa/enable", tok).json()
+    png = os.path.join(s.dir, "qr.png")
+    open(png, "wb").write(base64.b64decode(e["qr_png"].split(",", 1)[1]))
+    z = subprocess.run(["zbarimg", "--raw", "-q", png], capture_output=True, text=True)
+    check("QR PNG decodes to exactly otpauth_uri", z.stdout.strip() == e["otpauth_uri"], z.stdout.strip()[:60])
+    totp = pyotp.TOTP(e["secret"])
+    r = s.req("POST", "/auth/2fa/verify", tok, json={"code": totp.now()})
+    codes = r.json().get("backup_codes", [])
+    check("an independent TOTP (pyotp) verifies; 10 backup codes", r.status_code == 200 and len(codes) == 10)
+    check("enabling twice → 409", is_problem(s.req("POST", "/auth/2fa/enable", tok), 409, "two_factor_already_enabled"))
+    l = s.login("tf@example.com").json()
+    check("login returns the challenge, not tokens", l.get("two_factor_required") is True and "access_token" not in l and l.get("expires_in") == 300)
+    bad = s.req("POST", "/auth/login/2fa", json={"challenge_token": l["challenge_token"], "code": "000000" if totp.now() != "000000" else "111111"})
+    check("a wrong code counts toward lockout", is_problem(bad, 401, "invalid_2fa_code") and bad.json().get("attempts_remaining") == 4)
+    # The verify step used the current step; wait for the next one.
+    time.sleep(30 - time.time() % 30 + 0.5)
+    code = totp.now()
+    r = s.req("POST", "/auth/login/2fa", json={"challenge_token": l["challenge_token"], "code": code})
+    check("challenge + fresh code gives tokens", r.status_code == 200 and "access_token" in r.json())
+    l2 = s.login("tf@example.com").json()
+    check("the same code again → 401 invalid_2fa_code", is_problem(s.req("POST", "/auth/login/2fa", json={"challenge_token": l2["challenge_token"], "code": code}), 401, "invalid_2fa_code"))
+    check("a reused challenge → 401 challenge_expired", is_problem(s.req("POST", "/auth/login/2fa", json={"challenge_token": l["challenge_token"], "code": code}), 401, "challenge_expired"))
+    s.cli("admin", "user", "unlock", "tf@example.com")
+    remaining = []
+    for c_ in codes:
+        ch = s.login("tf@example.com").json()["challenge_token"]
+        r = s.req("POST", "/auth/2fa/backup-code", json={"challenge_token": ch, "backup_code": c_})
+        remaining.append(r.json().get("backup_codes_remaining") if r.status_code == 200 else None)
+        if len(remaining) % 4 == 0:
+            s.cli("admin", "user", "unlock", "tf@example.com")
+    ch = s.login("tf@example.com").json()["challenge_token"]
+    again = s.req("POST", "/auth/2fa/backup-code", json={"challenge_token": ch, "backup_code": codes[0]})
+    check("each of the 10 backup codes works exactly once; counts what remains", remaining == list(range(9, -1, -1)) and is_problem(again, 401, "invalid_backup_code"), str(remaining))
+    check("disabling needs a valid code", is_problem(s.req("POST", "/auth/2fa/disable", tok, json={"code": "123"}), 401, "invalid_2fa_code"))
+    time.sleep(30 - time.time() % 30 + 0.5)
+    r = s.req("POST", "/auth/2fa/disable", tok, json={"code": totp.now()})
+    check("after disable, login gives tokens directly", r.status_code == 200 and "access_token" in s.login("tf@example.com").json())
+    t2 = s.register("tf2@example.com")["access_token"]
+    sec = s.req("POST", "/auth/2fa/enable", t2).json()["secret"]
+    s.req("POST", "/auth/2fa/verify", t2, json={"code": pyotp.TOTP(sec).now()})
+    s.stop()
+    blob = b"".join(open(os.path.join(root, f), "rb").read() for root, _, fs in os.walk(os.path.join(s.dir, "data")) for f in fs if not f.endswith(".sock"))
+    raw = base64.b32decode(sec + "=" * (-len(sec) % 8))
+    check("the TOTP secret is nowhere in the data dir in plain text", sec.encode() not in blob and raw not in blob and e["secret"].encode() not in blob)
+    out = s.cli("admin", "user", "reset-2fa", "tf2@example.com")
+    s.start()
+    check("admin user reset-2fa turns it off", out.returncode == 0 and "access_token" in s.login("tf2@example.com").json())
+    s.stop()
+
+
+# ---------------------------------------------------------------- events
+def smtp_sink(port):
+    from aiosmtpd.controller import Controller
+
+    class H:
+        def __init__(self):
+            self.msgs = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.msgs.append(envelope.content.decode("utf8", "replace"))
+            return "250 OK"
+    h = H()
+    ctl = Controller(h, hostname="127.0.0.1", port=port)
+    ctl.start()
+    return ctl, h
+
+
+def wait_for(pred, secs):
+    end = time.time() + secs
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return pred()
+
+
+def events():
+    print("== events, devices, alerts (issue 5)")
+    port = free_port()
+    ctl, sink = smtp_sink(port)
+    mail = {"FORTFOLIO_SMTP__HOST": "127.0.0.1", "FORTFOLIO_SMTP__PORT": str(port), "FORTFOLIO_SMTP__SECURITY": "none"}
+    logs = tempfile.mkdtemp()
+    open(os.path.join(logs, "security.log.2020-01-01"), "w").write("old\n")
+    s = Server(lifted(FORTFOLIO_LOGGING__DIR=logs, **mail))
+    s.env["FORTFOLIO_LOGGING__DIR"] = logs
+    check("a file dated older than the retention is removed at start", not os.path.exists(os.path.join(logs, "security.log.2020-01-01")))
+    tok = s.register("ev@example.com", ua="ua-one")["access_token"]
+    subj = lambda: [next((l[9:] for l in m.splitlines() if l.startswith("Subject: ")), "") for m in sink.msgs]
+    s.login("ev@example.com", headers={"User-Agent": "ua-two"})
+    ok1 = wait_for(lambda: len(sink.msgs) == 1, 10)
+    new_pw = "quartz-meadow-lantern-77"
+    s.req("POST", "/me/password", tok, json={"current_password": PASSWORD, "new_password": new_pw})
+    ok2 = wait_for(lambda: len(sink.msgs) == 2, 10)
+    sec = s.req("POST", "/auth/2fa/enable", tok).json()["secret"]
+    s.req("POST", "/auth/2fa/verify", tok, json={"code": pyotp.TOTP(sec).now()})
+    ok3 = wait_for(lambda: len(sink.msgs) == 3, 10)
+    for _ in range(5):
+        s.login("ev@example.com", "bad-guess-12345", headers={"User-Agent": "attacker"})
+    ok4 = wait_for(lambda: len(sink.msgs) == 4, 10)
+    time.sleep(1)
+    sj = subj()
+    check("new-device login, password change, 2FA enabled, lockout: one email each with the right subject",
+          ok1 and ok2 and ok3 and ok4 and len(sink.msgs) == 4 and "New sign-in" in sj[0] and "password was changed" in sj[1]
+          and "turned on" in sj[2] and "locked" in sj[3], " | ".join(sj))
+    logtext = open(os.path.join(logs, "security.log")).read() + open(os.path.join(logs, "security.json")).read()
+    check("the password never appears in any mail or log", not any(p in m for m in sink.msgs + [logtext] for p in (PASSWORD, new_pw, "bad-guess-12345")))
+    lines = open(os.path.join(logs, "security.json")).read().splitlines()
+    objs = [json.loads(l) for l in lines]
+    fields = {"timestamp", "event", "outcome", "user_id", "email", "ip", "user_agent", "request_id", "details"}
+    kinds = {o["event"] for o in objs}
+    want = {"register", "login_success", "login_failure", "new_device_login", "password_changed", "two_factor_enabled", "account_locked"}
+    check("security.json: one valid JSON object per line with the SPEC fields", all(fields <= o.keys() for o in objs) and want <= kinds, ", ".join(sorted(kinds)))
+    text_lines = open(os.path.join(logs, "security.log")).read().splitlines()
+    check("security.log has the matching text lines", len(text_lines) == len(lines) and all(f" {k} " in "\n".join(text_lines) for k in want))
+
+    other = s.register("ev2@example.com")["access_token"]
+    tok2 = s.login("ev@example.com", new_pw).json()
+    tok2 = tok2.get("access_token") or None
+    # 2FA is on now: use the password-change session's token.
+    mine = s.req("GET", "/me/security-events?limit=500", tok).json()["items"]
+    ids = [e["id"] for e in mine]
+    me_id = s.req("GET", "/me", tok).json()["id"]
+    check("GET /me/security-events: own events, newest first", mine and ids == sorted(ids, reverse=True) and all(e["user_id"] == me_id for e in mine), f"{len(mine)} events")
+    out = s.cli("admin", "events", "--user", "ev@example.com", "--json")
+    adm = json.loads(out.stdout) if out.returncode == 0 else []
+    check("admin events --user E --json shows the same events", [e["id"] for e in adm] == ids)
+    d = s.req("GET", "/me/devices", tok).json()["items"]
+    check("GET /me/devices lists both devices", {x["user_agent"] for x in d} >= {"ua-one", "ua-two"}, str([x["user_agent"] for x in d]))
+
+    # Latency with SMTP down vs up, and delivery after restart.
+    s.stop()
+    ctl.stop()
+    dead_port = free_port()
+    env = lifted(FORTFOLIO_SMTP__HOST="127.0.0.1", FORTFOLIO_SMTP__PORT=str(dead_port), FORTFOLIO_SMTP__SECURITY="none")
+    d2 = Server(env)
+    d2.register("lat@example.com")
+
+    def median_login(n=20):
+        ts = []
+        for i in range(n):
+            t = time.perf_counter()
+            r = d2.login("lat@example.com", headers={"User-Agent": f"agent-{time.time_ns()}"})
+            ts.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text
+        return statistics.median(ts)
+    down = median_login()
+    d2.restart()
+    ctl2, sink2 = smtp_sink(dead_port)
+    queued = 20 + 0  # 20 new-device logins above
+    arrived = wait_for(lambda: len(sink2.msgs) >= queued, 60)
+    up = median_login()
+    wait_for(lambda: len(sink2.msgs) >= 40, 30)
+    time.sleep(3)
+    check("SMTP down vs up: median login latency within 20 %", abs(down - up) / max(down, up) < 0.2, f"down {down*1000:.1f} ms, up {up*1000:.1f} ms")
+    check("queued alerts arrive exactly once after restart + SMTP start", arrived and len(sink2.msgs) == 40, f"{len(sink2.msgs)} mails for 40 new-device logins")
+    d2.stop()
+    ctl2.stop()
+
+
+# ---------------------------------------------------------------- portfolio
+def portfolio():
+    print("== portfolio, prices, news (issue 6)")
+    from http.server import HTTPServer, BaseHTTPRequestHandler
+    feed = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Loopback Wire</title>
+<item><title>Tesla posts great record quarter</title><link>http://wire.test/1</link><guid>w1</guid>
+<pubDate>Fri, 27 Nov 2026 09:00:00 GMT</pubDate><description>TSLA up.</description></item></channel></rss>"""
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = feed if self.path == "/good.rss" else b"\x00garbage<<<"
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    httpd = HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    fp = httpd.server_address[1]
+    feeds = json.dumps([f"http://127.0.0.1:{fp}/bad.rss", f"http://127.0.0.1:{fp}/good.rss"])
+    s = Server(lifted(FORTFOLIO_MARKET__NEWS_FEEDS=feeds, FORTFOLIO_MARKET__NEWS_REFRESH="2s"))
+    tok = s.register("pf@example.com")["access_token"]
+    syms = [p["symbol"] for p in s.req("GET", "/prices", tok).json()["items"]]
+    check("a fresh serve lists the bundled symbols", {"SPY", "AAPL", "MSFT", "WTI"} <= set(syms), f"{len(syms)} symbols")
+    h = s.req("GET", "/prices/SPY?history=1y", tok).json()["history"]
+    check("GET /prices/SPY?history=1y: ~252 real candles, oldest first", 245 <= len(h) <= 260 and h[0]["date"] < h[-1]["date"], f"{len(h)} candles {h[0]['date']}..{h[-1]['date']}")
+    for _ in range(3):
+        s.req("POST", "/portfolio/buy", tok, json={"symbol": "TLT", "quantity": "0.1", "price": "0.1"})
+    pos = next(p for p in s.req("GET", "/portfolio", tok).json()["positions"] if p["symbol"] == "TLT")
+    check("3 × 0.1 at 0.1: quantity 0.3, cost basis 0.03 exactly", pos["quantity"] == "0.3" and pos["cost_basis"] == "0.03", f"{pos['quantity']} / {pos['cost_basis']}")
+    before = s.req("GET", "/portfolio", tok).json()["positions"]
+    r = s.req("POST", "/portfolio/sell", tok, json={"symbol": "TLT", "quantity": "1", "price": "1"})
+    check("selling more than held → 422 insufficient_quantity, nothing changes", is_problem(r, 422, "insufficient_quantity") and s.req("GET", "/portfolio", tok).json()["positions"] == before)
+    s.req("POST", "/portfolio/buy", tok, json={"symbol": "KO", "quantity": "10", "price": "40"})
+    with cf.ThreadPoolExecutor(40) as ex:
+        res = list(ex.map(lambda _: s.req("POST", "/portfolio/sell", tok, json={"symbol": "KO", "quantity": "1", "price": "41"}).status_code, range(40)))
+    ko = next(p for p in s.req("GET", "/portfolio", tok).json()["positions"] if p["symbol"] == "KO")
+    sells = [t for t in s.req("GET", "/portfolio/transactions?symbol=KO&limit=500", tok).json()["items"] if t["side"] == "sell"]
+    check("holding 10, 40 concurrent sells: exactly 10 succeed, quantity 0, 10 sells", res.count(201) == 10 and ko["quantity"] == "0" and len(sells) == 10, f"201×{res.count(201)}")
+    key = {"Idempotency-Key": "acc-key-1"}
+    a = s.req("POST", "/portfolio/buy", tok, headers=key, json={"symbol": "MSFT", "quantity": "1", "price": "50"}).json()
+    b = s.req("POST", "/portfolio/buy", tok, headers=key, json={"symbol": "MSFT", "quantity": "1", "price": "50"}).json()
+    n = len([t for t in s.req("GET", "/portfolio/transactions?symbol=MSFT", tok).json()["items"]])
+    check("a retried buy with the same Idempotency-Key: same transaction, executed once", a["transaction"]["id"] == b["transaction"]["id"] and n == 1)
+
+    # SIGKILL in the middle of a stream of buys.
+    answered = []
+    stop = threading.Event()
+
+    def stream():
+        i = 0
+        while not stop.is_set():
+            try:
+                r = s.req("POST", "/portfolio/buy", tok, json={"symbol": "XOM", "quantity": "1", "price": "80"})
+                if r.status_code == 201:
+                    answered.append(r.json()["transaction"]["id"])
+            except requests.RequestException:
+                pass
+            i += 1
+    threads = [threading.Thread(target=stream) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    s.proc.kill()
+    s.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    s.start()
+    txs = s.req("GET", "/portfolio/transactions?symbol=XOM&limit=500", tok).json()
+    ids = [t["id"] for t in txs["items"]]
+    cur = txs["next_cursor"]
+    while cur:
+        page = s.req("GET", f"/portfolio/transactions?symbol=XOM&limit=500&cursor={cur}", tok).json()
+        ids += [t["id"] for t in page["items"]]
+        cur = page["next_cursor"]
+    xom = next(p for p in s.req("GET", "/portfolio", tok).json()["positions"] if p["symbol"] == "XOM")
+    check("SIGKILL mid-stream: every 201 buy is in the ledger; position equals ledger",
+          set(answered) <= set(ids) and xom["quantity"] == str(len(ids)), f"{len(answered)} answered, {len(ids)} in ledger, quantity {xom['quantity']}")
+
+    csv = os.path.join(s.dir, "acme.csv")
+    open(csv, "w").write("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,x,2,0.5,1.5,10\n2024-01-04,1,2,0.5,1.75,10\nbad,1,1,1,1,1\n2024-01-05,1,2,0.5,2,10\n")
+    out = s.cli("prices", "import", csv)
+    served = s.req("GET", "/prices/ACME", tok).json()
+    check("prices import: two malformed rows named, rest kept, served at once", out.returncode == 0 and "acme.csv:3:" in out.stderr and "acme.csv:5:" in out.stderr and served.get("price") == "2", out.stderr.strip().replace("\n", " | "))
+    got = wait_for(lambda: any(i["source"] == "Loopback Wire" for i in s.req("GET", "/news?limit=10", tok).json()["items"]), 10)
+    items = s.req("GET", "/news?limit=10", tok).json()["items"]
+    check("GET /news: items with sentiment labels", items and all(i["sentiment"]["label"] in ("positive", "neutral", "negative") for i in items))
+    check("a local RSS feed's items appear within one refresh; a garbage feed does not stop it", got and items[0]["title"].startswith("Tesla") and items[0]["symbols"] == ["TSLA"])
+    log = open(os.path.join(s.dir, "server.log")).read()
+    check("the garbage feed is logged", "bad.rss" in log and "news feed failed" in log)
+    s.stop()
+    httpd.shutdown()
+
+
+# ---------------------------------------------------------------- predictions
+def predictions():
+    print("== predictions (issue 7)")
+    s = Server(lifted())
+    tok = s.register("ml@example.com")["access_token"]
+    r = s.req("POST", "/predictions", tok, json={"symbol": "SPY", "horizon_days": 5})
+    p = r.json()
+    keys = {"symbol", "horizon_days", "as_of", "last_close", "predicted_close", "predicted_return", "direction", "probability_up", "interval", "model", "evaluation"}
+    ev = p.get("evaluation", {})
+    check("POST /predictions returns every SPEC field", r.status_code == 200 and keys <= p.keys() and {"kind", "features", "trained_from", "trained_to", "samples"} <= p["model"].keys()
+          and {"method", "folds", "directional_accuracy", "baseline_directional_accuracy", "mae", "baseline_mae"} <= ev.keys())
+    check("probability_up in [0,1], low < predicted_close < high", 0 <= p["probability_up"] <= 1 and float(p["interval"]["low"]) < float(p["predicted_close"]) < float(p["interval"]["high"]),
+          f"p_up {p['probability_up']}, {p['interval']['low']} < {p['predicted_close']} < {p['interval']['high']}")
+    r2 = s.req("POST", "/predictions", tok, json={"symbol": "SPY", "horizon_days": 5})
+    dur = float(r2.headers["server-timing"].split("dur=")[1])
+    first = float(r.headers["server-timing"].split("dur=")[1])
+    check("two identical requests: identical answers; the cached one < 5 ms at the server", r2.json() == p and dur < 5, f"first {first:.1f} ms, cached {dur:.3f} ms")
+    out = s.cli("model", "evaluate", "SPY", "--horizon", "5")
+    check("model evaluate prints the fold table and the baselines", out.returncode == 0 and "FOLD" in out.stdout and "baseline" in out.stdout, out.stdout.splitlines()[-2] if out.stdout else out.stderr)
+    print(out.stdout)
+    s.stop()
+
+
+SECTIONS = {"foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(SECTIONS):
+        try:
+            SECTIONS[name]()
+        except Exception as e:  # a crash in a section is a failure, not a stop
+            check(f"{name}: section ran to the end", False, repr(e))
+    print(f"\n{len(FAILURES)} failed" + (": " + "; ".join(FAILURES) if FAILURES else ""))
+    sys.exit(len(FAILURES))
