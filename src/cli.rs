@@ -395,13 +395,13 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
     for f in e["fold_details"].as_array().into_iter().flatten() {
         println!(
             "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8.4} {:>8.4}  {:>9.6} {:>9.6}",
-            f["fold"],
+            f["fold"].as_u64().unwrap_or(0),
             f["train_from"].as_str().unwrap_or(""),
             f["train_to"].as_str().unwrap_or(""),
             f["test_from"].as_str().unwrap_or(""),
             f["test_to"].as_str().unwrap_or(""),
-            f["train_samples"],
-            f["test_samples"],
+            f["train_samples"].as_u64().unwrap_or(0),
+            f["test_samples"].as_u64().unwrap_or(0),
             f["directional_accuracy"].as_f64().unwrap_or(f64::NAN),
             f["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN),
             f["mae"].as_f64().unwrap_or(f64::NAN),

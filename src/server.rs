@@ -80,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
 
     crate::market::feeds::load_bundled(&state.store, &state.market.book).await?;
+    state.events.apply_retention().await;
     let background = spawn_background(&state)?;
 
     let scheme = if tls_mode == TlsMode::Off { "http" } else { "https" };
@@ -122,12 +123,13 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     let s = state.clone();
     let mut rx = rx;
     tasks.push(tokio::spawn(async move {
+        // Retention ran once before serving; then hourly (files are daily).
         loop {
-            s.events.apply_retention().await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
                 _ = rx.wait_for(|stop| *stop) => return,
             }
+            s.events.apply_retention().await;
         }
     }));
     Ok(Background { stop, tasks })

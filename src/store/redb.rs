@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -148,9 +148,21 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
+        self.write_with(Durability::Immediate, f).await
+    }
+
+    /// [`Self::write`] with a chosen durability. `Eventual` skips the fsync
+    /// (the commit becomes durable with the next immediate one): only for
+    /// writes whose loss in a crash is harmless, like outbox bookkeeping.
+    async fn write_with<T, F>(&self, durability: Durability, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let tx = db.begin_write().map_err(backend)?;
+            let mut tx = db.begin_write().map_err(backend)?;
+            tx.set_durability(durability);
             let out = f(&tx)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -761,7 +773,8 @@ impl OutboxStore for RedbStore {
 
     async fn mail_sent(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        // A lost "sent" mark means one resend (at-least-once), never a lost alert.
+        self.write_with(Durability::Eventual, move |tx| {
             let mut t = tx.open_table(OUTBOX).map_err(backend)?;
             t.remove(id.as_str()).map_err(backend)?;
             Ok(())
@@ -771,7 +784,7 @@ impl OutboxStore for RedbStore {
 
     async fn mail_failed(&self, id: &str, next_attempt_at: DateTime<Utc>, error: String) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_with(Durability::Eventual, move |tx| {
             let mut t = tx.open_table(OUTBOX).map_err(backend)?;
             let Some(mut m) = get::<OutboxMessage>(&t, "outbox", &id)? else {
                 return Ok(());
