@@ -26,5 +26,5 @@ register() { # email -> access token
 }
 rps() { sed -nE 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p'; }
 p99() { sed -nE 's/^[[:space:]]+99%[[:space:]]+([0-9.]+[a-z]+).*/\1/p'; }
-non2xx() { sed -nE 's/.*Non-2xx or 3xx responses: ([0-9]+).*/\1/p' | paste -sd+ | bc 2>/dev/null || echo 0; }
+non2xx() { local n; n=$(sed -nE 's/.*Non-2xx or 3xx responses: ([0-9]+).*/\1/p' | paste -sd+ | bc 2>/dev/null); echo "${n:-0}"; }
 machine() { echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -nE 's/^model name\s+: (.*)/\1/p' /proc/cpuinfo | head -1)"; }

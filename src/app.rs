@@ -39,6 +39,7 @@ pub struct Inner {
     pub events: SecurityLog,
     pub market: Market,
     pub predictor: Predictor,
+    pub valuations: crate::portfolio::valuations::Valuations,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     /// Seals TOTP secrets at rest.
@@ -94,6 +95,7 @@ impl AppState {
             mail_wakeup,
             market,
             predictor: Predictor::new(),
+            valuations: crate::portfolio::valuations::Valuations::new(),
             config: Arc::new(config),
             store,
             jwt,

@@ -191,7 +191,10 @@ async fn execute(
         )
         .await?;
     match outcome {
-        OrderOutcome::Executed(v) => Ok((StatusCode::CREATED, Json(v)).into_response()),
+        OrderOutcome::Executed(v) => {
+            state.valuations.ledger_changed(&auth.ctx.user.id);
+            Ok((StatusCode::CREATED, Json(v)).into_response())
+        }
         OrderOutcome::Replayed(v) => {
             let mut resp = (StatusCode::CREATED, Json(v)).into_response();
             resp.headers_mut()
@@ -233,8 +236,33 @@ async fn sell(
     execute(state, auth, headers, Side::Sell, body).await
 }
 
-async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<Value>> {
-    let positions = state.store.positions(&auth.ctx.user.id).await?;
+async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
+    let user = &auth.ctx.user.id;
+    let cacheable = !state.market.has_live_prices();
+    // Generations first: anything that changes after this read makes the
+    // valuation computed below unservable (see `portfolio::valuations`).
+    let (ledger, book) = (state.valuations.ledger(user), state.market.book.generation());
+    if cacheable {
+        if let Some(body) = state.valuations.get(user, ledger, book) {
+            return Ok(json_bytes(body));
+        }
+    }
+    let body =
+        axum::body::Bytes::from(serde_json::to_vec(&value_portfolio(&state, user).await?).map_err(ApiError::internal)?);
+    if cacheable {
+        state.valuations.put(user, ledger, book, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: axum::body::Bytes) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Values every position at its latest price (the market's, or the last
+/// trade's for manual assets).
+async fn value_portfolio(state: &AppState, user_id: &str) -> ApiResult<Value> {
+    let positions = state.store.positions(user_id).await?;
     let mut views = Vec::with_capacity(positions.len());
     let (mut cost, mut value, mut realized) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     for p in &positions {
@@ -245,7 +273,7 @@ async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<J
         realized += p.realized_pnl;
         views.push(v);
     }
-    Ok(Json(json!({
+    Ok(json!({
         "positions": views,
         "totals": {
             "cost_basis": money(cost),
@@ -254,7 +282,7 @@ async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<J
             "realized_pnl": money(realized),
         },
         "as_of": rfc3339(Utc::now()),
-    })))
+    }))
 }
 
 #[derive(Deserialize)]

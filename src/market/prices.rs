@@ -135,6 +135,11 @@ impl PriceBook {
         all
     }
 
+    /// Changes whenever any series changes.
+    pub fn generation(&self) -> u64 {
+        self.clock.load(Ordering::Relaxed)
+    }
+
     /// Changes whenever `symbol`'s series changes.
     pub fn version(&self, symbol: &str) -> u64 {
         self.versions

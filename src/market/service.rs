@@ -39,6 +39,11 @@ impl Market {
         Ok(Self { book, provider, store })
     }
 
+    /// True when prices can change without the book changing (a provider).
+    pub fn has_live_prices(&self) -> bool {
+        self.provider.is_some()
+    }
+
     /// The provider's price when one is configured and answers, else the
     /// last stored close.
     pub async fn quote(&self, symbol: &str) -> Option<Quote> {

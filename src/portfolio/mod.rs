@@ -7,6 +7,8 @@
 //! closes, so no residue is left) and realizes `quantity × price − fee −
 //! removed cost`.
 
+pub mod valuations;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
