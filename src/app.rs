@@ -40,6 +40,7 @@ pub struct Inner {
     pub market: Market,
     pub predictor: Predictor,
     pub valuations: crate::portfolio::valuations::Valuations,
+    pub metrics: crate::metrics::Metrics,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     /// Seals TOTP secrets at rest.
@@ -96,6 +97,7 @@ impl AppState {
             market,
             predictor: Predictor::new(),
             valuations: crate::portfolio::valuations::Valuations::new(),
+            metrics: crate::metrics::Metrics::default(),
             config: Arc::new(config),
             store,
             jwt,
@@ -127,8 +129,11 @@ pub fn router(state: AppState) -> Router {
     let limited = api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
     Router::new()
         .nest("/api/v1", crate::api::ops::router().merge(limited))
+        .route("/docs", axum::routing::get(crate::api::openapi::docs))
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::record))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), layers::body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), layers::request_timeout))

@@ -103,6 +103,10 @@ pub enum AdminCommand {
     /// Manage sessions
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Write a consistent online snapshot (data and keys) to FILE
+    Backup { file: PathBuf },
+    /// Restore a snapshot written by `admin backup` (server stopped)
+    Restore { file: PathBuf },
     /// Query security events, newest first
     Events {
         /// Only this user's events (email)
@@ -177,6 +181,18 @@ impl Cli {
 
 /// Runs a non-serve command.
 pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    if let AdminCommand::Restore { file } = &cmd {
+        if crate::admin::client::server_running(&config).await {
+            bail!("stop the server first: restore replaces the database it has open");
+        }
+        let rows = crate::store::redb::restore(config.data_dir(), file)?;
+        println!(
+            "restored {rows} records from {} into {}",
+            file.display(),
+            config.data_dir().display()
+        );
+        return Ok(());
+    }
     let backend = Backend::connect(&config).await?;
     match cmd {
         AdminCommand::User(UserCommand::Create {
@@ -269,6 +285,28 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 print_events(&events)?;
             }
         }
+        AdminCommand::Backup { file } => {
+            let path = std::path::absolute(&file).with_context(|| format!("bad path {}", file.display()))?;
+            if path.exists() {
+                bail!("{} exists; choose a new file", path.display());
+            }
+            eprintln!("writing a consistent snapshot to {} ...", path.display());
+            let r = backend
+                .call(
+                    Method::POST,
+                    "/admin/backup",
+                    Some(json!({"path": path.to_string_lossy()})),
+                )
+                .await?;
+            println!(
+                "backup written: {} ({} records, {} bytes, {:.2} s); it holds the server keys: keep it private",
+                path.display(),
+                r["records"],
+                r["bytes"],
+                r["seconds"].as_f64().unwrap_or(0.0)
+            );
+        }
+        AdminCommand::Restore { .. } => {}
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend
                 .call(Method::POST, "/admin/sessions/revoke", Some(json!({"email": email})))

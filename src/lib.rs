@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod layers;
 pub mod market;
+pub mod metrics;
 pub mod ml;
 pub mod portfolio;
 pub mod request_id;

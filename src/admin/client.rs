@@ -70,6 +70,12 @@ async fn over_socket(path: &Path, req: Request<String>) -> anyhow::Result<(Statu
     Ok((status, body))
 }
 
+/// True when a server answers on the data dir's admin socket.
+pub async fn server_running(config: &Config) -> bool {
+    let socket = config.data_dir().join(ADMIN_SOCKET);
+    socket.exists() && tokio::net::UnixStream::connect(&socket).await.is_ok()
+}
+
 /// Percent-encodes an email for a path segment.
 pub fn segment(s: &str) -> String {
     s.trim()

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{email}/{action}", post(user_action))
         .route("/admin/sessions/revoke", post(revoke))
         .route("/admin/events", get(events))
+        .route("/admin/backup", post(backup))
         .route("/admin/prices", get(prices))
         .route("/admin/prices/import", post(import_prices))
         .route("/admin/model/evaluate", get(evaluate))
@@ -157,6 +158,39 @@ async fn evaluate(
         "model": crate::ml::MODEL_KIND,
         "features": crate::ml::FEATURE_NAMES,
         "evaluation": crate::api::predictions::evaluation_json(&evaluation),
+    })))
+}
+
+#[derive(Deserialize)]
+struct BackupBody {
+    path: String,
+}
+
+/// Writes a consistent snapshot while the server keeps serving.
+async fn backup(State(state): State<AppState>, AppJson(b): AppJson<BackupBody>) -> ApiResult<Json<Value>> {
+    let path = std::path::PathBuf::from(&b.path);
+    if !path.is_absolute() {
+        return Err(ApiError::validation("path", "the backup path must be absolute"));
+    }
+    let dir = state.config.data_dir().to_path_buf();
+    let mut extras = Vec::new();
+    for name in ["jwt.key", "totp.key"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            extras.push((name.to_string(), bytes));
+        }
+    }
+    let started = std::time::Instant::now();
+    let rows = state
+        .store
+        .backup(&path, extras)
+        .await
+        .map_err(|e| ApiError::validation("path", e.to_string()))?;
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(Json(json!({
+        "path": b.path,
+        "records": rows,
+        "bytes": bytes,
+        "seconds": started.elapsed().as_secs_f64(),
     })))
 }
 

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod me;
 pub mod money;
 pub mod news;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod portfolio;

@@ -10,7 +10,10 @@ use serde_json::json;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready))
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(super::openapi::openapi_json))
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {

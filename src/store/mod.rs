@@ -457,4 +457,8 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// "embedded" or "postgres", as `/health` reports it.
     fn kind(&self) -> &'static str;
+    /// Writes a consistent snapshot of everything to a new file at `path`
+    /// (mode 0600), with `extras` (e.g. key files) stored beside the data.
+    /// Returns how many records were copied.
+    async fn backup(&self, path: &std::path::Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64>;
 }

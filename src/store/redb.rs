@@ -1044,4 +1044,100 @@ impl Store for RedbStore {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    async fn backup(&self, path: &Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64> {
+        let db = self.db.clone();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || snapshot(&db, &path, extras))
+            .await
+            .map_err(backend)?
+    }
+}
+
+/// Key files and other non-table data carried by a backup.
+const BACKUP_EXTRAS: Table = TableDefinition::new("backup_extras");
+
+/// Copies every table from one read transaction (a consistent snapshot,
+/// taken while writers go on) into a new database file.
+fn snapshot(db: &Database, path: &Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Created here first so the file is 0600 before any data reaches it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+    let out = Database::create(path).map_err(backend)?;
+    let read = db.begin_read().map_err(backend)?;
+    let write = out.begin_write().map_err(backend)?;
+    let mut rows = 0u64;
+    for def in ALL_TABLES {
+        let src = read.open_table(def).map_err(backend)?;
+        let mut dst = write.open_table(def).map_err(backend)?;
+        for row in src.iter().map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            dst.insert(k.value(), v.value()).map_err(backend)?;
+            rows += 1;
+        }
+    }
+    {
+        let mut t = write.open_table(BACKUP_EXTRAS).map_err(backend)?;
+        for (name, bytes) in &extras {
+            t.insert(name.as_str(), bytes.as_slice()).map_err(backend)?;
+        }
+    }
+    write.commit().map_err(backend)?;
+    Ok(rows)
+}
+
+/// Restores a backup file into `data_dir` (the server must be stopped):
+/// the snapshot is checked, then atomically renamed over the database; the
+/// previous database is kept as `fortfolio.redb.before-restore-<time>`.
+/// Key files carried by the backup are written back (0600).
+pub fn restore(data_dir: &Path, backup: &Path) -> StoreResult<u64> {
+    std::fs::create_dir_all(data_dir).map_err(backend)?;
+    let staged = data_dir.join(format!("{FILE_NAME}.restoring"));
+    let _ = std::fs::remove_file(&staged);
+    std::fs::copy(backup, &staged)
+        .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", backup.display())))?;
+    let (rows, extras) = {
+        let db = Database::open(&staged)
+            .map_err(|e| StoreError::Backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
+        let read = db.begin_read().map_err(backend)?;
+        let mut rows = 0u64;
+        for def in ALL_TABLES {
+            let t = read
+                .open_table(def)
+                .map_err(|e| StoreError::Backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
+            rows += t.len().map_err(backend)?;
+        }
+        let mut extras = Vec::new();
+        if let Ok(t) = read.open_table(BACKUP_EXTRAS) {
+            for row in t.iter().map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                extras.push((k.value().to_string(), v.value().to_vec()));
+            }
+        }
+        (rows, extras)
+    };
+    let current = data_dir.join(FILE_NAME);
+    if current.exists() {
+        // Refuses while a server holds the database.
+        drop(RedbStore::open(data_dir)?);
+        let keep = data_dir.join(format!(
+            "{FILE_NAME}.before-restore-{}",
+            Utc::now().format("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(&current, &keep).map_err(backend)?;
+    }
+    for (name, bytes) in extras {
+        // Only plain file names, never paths, from a backup file.
+        if name.contains('/') || name.starts_with('.') {
+            continue;
+        }
+        crate::security::keyfile::write_private(&data_dir.join(&name), &bytes).map_err(backend)?;
+    }
+    std::fs::rename(&staged, &current).map_err(backend)?;
+    Ok(rows)
 }

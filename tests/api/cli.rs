@@ -135,3 +135,75 @@ async fn admin_commands_work_with_the_server_running_and_stopped() {
     let r = app.post("/auth/logout", json!({}), Some(&access)).await;
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn online_backup_restores_into_a_new_data_dir() {
+    let mut app = TestApp::spawn().await;
+    let reg = app.register("bk@example.com").await;
+    let access = token(&reg, "access_token");
+    let r = app
+        .post(
+            "/portfolio/buy",
+            json!({"symbol": "SPY", "quantity": "2", "price": "10"}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let backup = app.data_dir().join("snap.redb");
+    let (d, b) = (
+        app.data_dir().to_str().unwrap().to_string(),
+        backup.to_str().unwrap().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || fortfolio(&["admin", "backup", &b, "--data-dir", &d], &[]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    // Restore refuses while a server runs on the target.
+    let (d, b) = (
+        app.data_dir().to_str().unwrap().to_string(),
+        backup.to_str().unwrap().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || fortfolio(&["admin", "restore", &b, "--data-dir", &d], &[]))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    app.stop().await;
+
+    let fresh = tempfile::tempdir().unwrap();
+    let (d, b) = (
+        fresh.path().to_str().unwrap().to_string(),
+        backup.to_str().unwrap().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || fortfolio(&["admin", "restore", &b, "--data-dir", &d], &[]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut config = app.config.clone();
+    config.storage.data_dir = fresh.path().to_path_buf();
+    config.server.bind = "127.0.0.1:0".parse().unwrap();
+    let running = fortfolio::server::start(config).await.unwrap();
+    let base = format!("http://{}/api/v1", running.addr);
+    // The restored keys accept the old token; the ledger is there.
+    let p: Value = app
+        .client
+        .get(format!("{base}/portfolio"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["positions"][0]["quantity"], "2");
+    let r = app
+        .client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"email": "bk@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    running.shutdown().await;
+}

@@ -99,3 +99,56 @@ async fn tls_self_signed_certificate_is_kept_across_restarts() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[tokio::test]
+async fn openapi_docs_and_metrics_are_served() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // Every documented endpoint is really routed (no 404/405 from the router).
+    for e in fortfolio::api::openapi::ENDPOINTS {
+        let path = e.path.replace("{id}", "x").replace("{symbol}", "SPY");
+        let method = reqwest::Method::from_bytes(e.method.to_uppercase().as_bytes()).unwrap();
+        let r = app.client.request(method, app.url(&path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        assert!(
+            !(status == 404 && body["code"] == "not_found" && body["detail"] == "no such endpoint") && status != 405,
+            "{} {} is documented but not routed ({status})",
+            e.method,
+            e.path
+        );
+    }
+    let root = app.base.trim_end_matches("/api/v1").to_string();
+    let docs = app.client.get(format!("{root}/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("/api/v1/portfolio/buy") && !html.contains("<script"));
+    app.get("/health", None).await;
+    let metrics = app.client.get(format!("{root}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("fortfolio_http_requests_total{method=\"GET\",route=\"/api/v1/health\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(text.contains("fortfolio_security_events_total{event=\"login_success\"}"));
+    assert!(text.contains("fortfolio_outbox_depth 0"));
+    assert!(text.contains("fortfolio_request_queue_depth 0"));
+}
+
+#[tokio::test]
+async fn metrics_token_is_required_when_set() {
+    let app = TestApp::spawn_with(|c| c.metrics.token = fortfolio::domain::Secret::new("m-token-123")).await;
+    let root = app.base.trim_end_matches("/api/v1").to_string();
+    let r = app.client.get(format!("{root}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .get(format!("{root}/metrics"))
+        .bearer_auth("m-token-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
