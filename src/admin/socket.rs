@@ -86,23 +86,16 @@ async fn events(
 }
 
 async fn prices(State(state): State<AppState>) -> Json<Vec<Value>> {
+    let list = state.market.book.list();
     Json(
-        state
-            .market
-            .book
-            .list()
-            .iter()
+        list.iter()
             .map(|s| {
-                json!({
-                    "symbol": s.symbol,
-                    "name": s.name,
-                    "currency": s.currency,
-                    "source": s.source,
-                    "rows": s.candles.len(),
-                    "first": s.candles.first().map(|c| c.date.to_string()),
-                    "last": s.candles.last().map(|c| c.date.to_string()),
-                    "last_close": s.last().map(|c| crate::portfolio::money(c.close)),
-                })
+                let mut v = crate::api::prices::series_summary(s);
+                v["source"] = json!(s.source);
+                v["rows"] = json!(s.candles.len());
+                v["first"] = json!(s.candles.first().map(|c| c.date.to_string()));
+                v["last"] = json!(s.last().map(|c| c.date.to_string()));
+                v
             })
             .collect(),
     )

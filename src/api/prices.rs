@@ -33,22 +33,19 @@ pub fn unknown_symbol(symbol: &str) -> ApiError {
         .recode("unknown_symbol")
 }
 
+/// A series as `GET /prices` lists it (the admin listing adds to it).
+pub fn series_summary(s: &crate::market::prices::Series) -> Value {
+    json!({
+        "symbol": s.symbol,
+        "name": s.name,
+        "currency": s.currency,
+        "last_close": s.last().map(|c| money(c.close)),
+        "as_of": s.last().map(|c| c.date.to_string()),
+    })
+}
+
 async fn list(State(state): State<AppState>, _auth: AuthUser) -> Json<Value> {
-    let items: Vec<Value> = state
-        .market
-        .book
-        .list()
-        .iter()
-        .map(|s| {
-            json!({
-                "symbol": s.symbol,
-                "name": s.name,
-                "currency": s.currency,
-                "last_close": s.last().map(|c| money(c.close)),
-                "as_of": s.last().map(|c| c.date.to_string()),
-            })
-        })
-        .collect();
+    let items: Vec<Value> = state.market.book.list().iter().map(|s| series_summary(s)).collect();
     Json(json!({"items": items, "next_cursor": null}))
 }
 
