@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -31,17 +32,36 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// (method, route template, status); route names are interned, so counting
+/// a request allocates nothing.
+type Key = (Method, Arc<str>, u16);
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<HashMap<(String, String, u16), Series>>,
+    requests: Mutex<HashMap<Key, Series>>,
+    routes: std::sync::RwLock<HashMap<String, Arc<str>>>,
 }
 
 impl Metrics {
-    pub fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
+    /// The interned name of a route template (a few dozen exist).
+    fn route_name(&self, route: &str) -> Arc<str> {
+        if let Ok(names) = self.routes.read() {
+            if let Some(n) = names.get(route) {
+                return n.clone();
+            }
+        }
+        let name: Arc<str> = Arc::from(route);
+        if let Ok(mut names) = self.routes.write() {
+            names.insert(route.to_string(), name.clone());
+        }
+        name
+    }
+
+    pub fn observe(&self, method: Method, route: Arc<str>, status: u16, secs: f64) {
         let Ok(mut map) = self.requests.lock() else {
             return;
         };
-        let s = map.entry((method.to_string(), route.to_string(), status)).or_default();
+        let s = map.entry((method, route, status)).or_default();
         s.count += 1;
         s.sum += secs;
         for (i, upper) in BUCKETS.iter().enumerate() {
@@ -66,7 +86,7 @@ impl Metrics {
             return;
         };
         let mut keys: Vec<_> = map.keys().collect();
-        keys.sort();
+        keys.sort_by(|a, b| (a.0.as_str(), &a.1, a.2).cmp(&(b.0.as_str(), &b.1, b.2)));
         for key in keys {
             let (method, route, status) = key;
             let Some(s) = map.get(key) else { continue };
@@ -101,16 +121,16 @@ impl Metrics {
 /// so ids never explode the label set.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let route = state.metrics.route_name(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |m| m.as_str()),
+    );
     let resp = next.run(req).await;
     state
         .metrics
-        .observe(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+        .observe(method, route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
 }
 
@@ -172,8 +192,8 @@ mod tests {
     #[test]
     fn histograms_are_cumulative() {
         let m = Metrics::default();
-        m.observe("GET", "/api/v1/me", 200, 0.0007);
-        m.observe("GET", "/api/v1/me", 200, 0.2);
+        m.observe(Method::GET, m.route_name("/api/v1/me"), 200, 0.0007);
+        m.observe(Method::GET, m.route_name("/api/v1/me"), 200, 0.2);
         let mut out = String::new();
         m.render_requests(&mut out);
         assert!(out.contains("fortfolio_http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"200\"} 2"));

@@ -105,7 +105,10 @@ pub fn gcra(tat: Option<Instant>, now: Instant, rate: Rate) -> (Decision, Option
 }
 
 pub struct RateLimiter {
-    buckets: Cache<(Group, String), Instant>,
+    /// Keyed by a keyed 64-bit hash of the client key (random per process,
+    /// so nobody can aim collisions): one allocation-free word per bucket.
+    buckets: Cache<(Group, u64), Instant>,
+    hasher: std::collections::hash_map::RandomState,
     limits: RateLimits,
 }
 
@@ -131,6 +134,7 @@ impl RateLimiter {
         .unwrap_or(Duration::from_secs(60));
         Self {
             buckets: Cache::builder().max_capacity(2_000_000).time_to_idle(longest).build(),
+            hasher: std::collections::hash_map::RandomState::new(),
             limits,
         }
     }
@@ -140,7 +144,8 @@ impl RateLimiter {
         let rate = group.rate(&self.limits);
         let now = Instant::now();
         let mut decision = None;
-        self.buckets.entry((group, key.to_string())).and_compute_with(|entry| {
+        let hashed = std::hash::BuildHasher::hash_one(&self.hasher, key);
+        self.buckets.entry((group, hashed)).and_compute_with(|entry| {
             let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now, rate);
             decision = Some(d);
             match new_tat {
