@@ -159,21 +159,6 @@ pub fn login_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Checks email and password. `Ok(None)` means the credentials are wrong
-/// (unknown email or wrong password: indistinguishable to the caller).
-pub async fn check_password(state: &AppState, email: &str, password: &Secret) -> ApiResult<Option<UserRecord>> {
-    let user = if email.len() <= 254 {
-        state.store.user_by_email(&login_key(email)).await?
-    } else {
-        None
-    };
-    let ok = state
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await;
-    Ok(if ok { user } else { None })
-}
-
 pub fn account_disabled() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,

@@ -15,8 +15,13 @@ use crate::error::ApiError;
 /// ill-typed field → `422 validation_failed` with `field` set.
 pub struct AppJson<T>(pub T);
 
+/// JSON, or no declared type at all (browsers always declare one, so this
+/// opens nothing to cross-site forms; it spares API clients that omit it).
 fn is_json(parts_ct: Option<&header::HeaderValue>) -> bool {
-    let Some(ct) = parts_ct.and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = parts_ct else {
+        return true;
+    };
+    let Ok(ct) = ct.to_str() else {
         return false;
     };
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

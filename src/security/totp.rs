@@ -11,8 +11,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret as TotpSecret, TOTP};
 
-use crate::domain::Secret;
-
 pub const STEP_SECS: u64 = 30;
 pub const BACKUP_CODES: usize = 10;
 
@@ -210,9 +208,6 @@ pub fn backup_code_hash(code: &str) -> String {
         .collect();
     hex::encode(Sha256::digest(normal.as_bytes()))
 }
-
-/// A TOTP or backup code as presented (never logged).
-pub type Code = Secret;
 
 #[cfg(test)]
 mod tests {

@@ -30,8 +30,19 @@ async fn malformed_requests_get_problem_documents() {
     problem(app.get("/no/such/route", None).await, 404, "not_found").await;
     let r = app.client.delete(app.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    let r = app.client.post(app.url("/auth/login")).body("{}").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     problem(r, 415, "invalid_json").await;
+    // No declared type is read as JSON.
+    let r = app.client.post(app.url("/auth/login")).body("{}").send().await.unwrap();
+    let body = problem(r, 422, "validation_failed").await;
+    assert_eq!(body["field"], "email");
 }
 
 #[tokio::test]
