@@ -44,6 +44,10 @@ async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
 
 pub async fn create_user(state: &AppState, email: &str, role: Role, password: &str) -> ApiResult<AdminUser> {
     let u = accounts::create_user(state, email, password, None, role).await?;
+    state
+        .events
+        .emit(NewEvent::success(EventType::Register).user(&u).detail("by", "admin"))
+        .await;
     admin_view(state, &u).await
 }
 
