@@ -40,7 +40,9 @@ impl Valuations {
     pub fn new() -> Self {
         Self {
             entries: Cache::builder()
-                .max_capacity(100_000)
+                // Weighed in bytes: at most 64 MiB of rendered portfolios.
+                .weigher(|_k: &String, e: &Entry| u32::try_from(e.body.len()).unwrap_or(u32::MAX))
+                .max_capacity(64 * 1024 * 1024)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             ledgers: RwLock::new(HashMap::new()),
