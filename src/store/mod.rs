@@ -214,6 +214,13 @@ impl LockoutRecord {
         }
         self.failures.retain(|t| *t > now - policy.window);
         self.failures.push(now);
+        // Only the latest `threshold` failures can matter: a flood of
+        // attempts must not grow the record (it is rewritten each time).
+        let keep = policy.threshold.max(1) as usize;
+        if self.failures.len() > keep {
+            let excess = self.failures.len() - keep;
+            self.failures.drain(..excess);
+        }
         self.ips.push(ip);
         if self.ips.len() > 50 {
             let excess = self.ips.len() - 50;
@@ -461,4 +468,27 @@ pub trait Store:
     /// (mode 0600), with `extras` (e.g. key files) stored beside the data.
     /// Returns how many records were copied.
     async fn backup(&self, path: &std::path::Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_records_stay_small_under_a_flood() {
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window: chrono::Duration::hours(1),
+            duration: chrono::Duration::hours(1),
+        };
+        let mut rec = LockoutRecord::default();
+        let now = Utc::now();
+        for i in 0..10_000 {
+            rec.apply_failure(None, format!("10.0.{}.{}", i / 256 % 256, i % 256), now, policy);
+        }
+        assert_eq!(rec.failures.len(), 5);
+        assert_eq!(rec.ips.len(), 50);
+        assert!(rec.locked_at(now).is_some());
+        assert_eq!(rec.attempts_remaining(policy), 0);
+    }
 }
