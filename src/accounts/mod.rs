@@ -529,10 +529,7 @@ pub async fn failed_attempt(state: &AppState, key: &str, attempt: Attempt<'_>, w
         client,
         event,
     } = attempt;
-    let with_who = |ev: NewEvent| match user {
-        Some(u) => ev.user(u).client(client),
-        None => ev.email(email).client(client),
-    };
+    let with_who = |ev: NewEvent| ev.who(user, email).client(client);
     let outcome = state
         .throttle
         .fail(key, user.map(|u| u.id.clone()), &client.ip.to_string())
@@ -596,11 +593,8 @@ pub async fn login(
     if let Some(until) = state.throttle.locked_until(&key).await? {
         let ev = NewEvent::failure(EventType::LoginFailure)
             .client(client)
-            .detail("reason", "account_locked");
-        let ev = match &user {
-            Some(u) => ev.user(u),
-            None => ev.email(email),
-        };
+            .detail("reason", "account_locked")
+            .who(user.as_ref(), email);
         state.events.emit(ev).await;
         return Err(account_locked(until));
     }

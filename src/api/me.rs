@@ -201,7 +201,7 @@ async fn security_events(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<serde_json::Value>>> {
     let limit = q.limit()?;
-    let mut events = state
+    let events = state
         .store
         .events(EventFilter {
             user_id: Some(auth.ctx.user.id.clone()),
@@ -210,14 +210,7 @@ async fn security_events(
             ..Default::default()
         })
         .await?;
-    let next_cursor = if events.len() > limit {
-        events.truncate(limit);
-        events.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page {
-        items: events.iter().map(event_json).collect(),
-        next_cursor,
-    }))
+    Ok(Json(
+        Page::from_overfetch(events, limit, |e| e.id.clone()).map(|e| event_json(&e)),
+    ))
 }

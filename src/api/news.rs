@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::extract::AuthUser;
 use super::limited;
-use super::pagination::PageQuery;
+use super::pagination::{Page, PageQuery};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
 use crate::error::{ApiError, ApiResult};
@@ -40,7 +40,11 @@ fn parse_since(s: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-async fn list(State(state): State<AppState>, _auth: AuthUser, Query(q): Query<NewsQuery>) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    _auth: AuthUser,
+    Query(q): Query<NewsQuery>,
+) -> ApiResult<Json<Page<Value>>> {
     let limit = q.page.limit()?;
     let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(Symbol::parse(s).map_err(|e| ApiError::validation("symbol", e))?),
@@ -59,7 +63,7 @@ async fn list(State(state): State<AppState>, _auth: AuthUser, Query(q): Query<Ne
     {
         return Err(ApiError::validation("cursor", "cursor is not valid for this list"));
     }
-    let mut found = state
+    let found = state
         .store
         .news(NewsFilter {
             symbol: symbol.map(|s| s.as_str().to_string()),
@@ -68,26 +72,17 @@ async fn list(State(state): State<AppState>, _auth: AuthUser, Query(q): Query<Ne
             limit: limit + 1,
         })
         .await?;
-    let next_cursor = if found.len() > limit {
-        found.truncate(limit);
-        found.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
-    let items: Vec<Value> = found
-        .into_iter()
-        .map(|(_, n)| {
-            json!({
-                "id": n.id,
-                "title": n.title,
-                "summary": n.summary,
-                "url": n.url,
-                "source": n.source,
-                "published_at": rfc3339(n.published_at),
-                "symbols": n.symbols,
-                "sentiment": {"score": n.sentiment.score, "label": n.sentiment.label},
-            })
+    let page = Page::from_overfetch(found, limit, |(k, _)| k.clone()).map(|(_, n)| {
+        json!({
+            "id": n.id,
+            "title": n.title,
+            "summary": n.summary,
+            "url": n.url,
+            "source": n.source,
+            "published_at": rfc3339(n.published_at),
+            "symbols": n.symbols,
+            "sentiment": {"score": n.sentiment.score, "label": n.sentiment.label},
         })
-        .collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    });
+    Ok(Json(page))
 }

@@ -50,13 +50,30 @@ impl<T> Page<T> {
                     + 1
             }
         };
-        let mut items: Vec<T> = items.into_iter().skip(start).collect();
+        Ok(Self::from_overfetch(
+            items.into_iter().skip(start).collect(),
+            limit,
+            key,
+        ))
+    }
+
+    /// A page from items fetched with `limit + 1`: the extra item only tells
+    /// that another page exists; the cursor is the key of the last item kept.
+    pub fn from_overfetch(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Self {
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(&key)
         } else {
             None
         };
-        Ok(Self { items, next_cursor })
+        Self { items, next_cursor }
+    }
+
+    /// The same page with its items rendered.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }

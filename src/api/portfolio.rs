@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::extract::{AppJson, AuthUser};
 use super::limited;
 use super::money::Amount;
-use super::pagination::PageQuery;
+use super::pagination::{Page, PageQuery};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
 use crate::error::{ApiError, ApiResult};
@@ -296,13 +296,13 @@ async fn transactions(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<TxQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Value>>> {
     let limit = q.page.limit()?;
     let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(Symbol::parse(s).map_err(|e| ApiError::validation("symbol", e))?),
         None => None,
     };
-    let mut txs = state
+    let txs = state
         .store
         .transactions(
             &auth.ctx.user.id,
@@ -311,14 +311,7 @@ async fn transactions(
             limit + 1,
         )
         .await?;
-    let next_cursor = if txs.len() > limit {
-        txs.truncate(limit);
-        txs.last().map(|t| t.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(json!({
-        "items": txs.iter().map(transaction_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(
+        Page::from_overfetch(txs, limit, |t| t.id.clone()).map(|t| transaction_json(&t)),
+    ))
 }

@@ -147,6 +147,15 @@ impl NewEvent {
         self
     }
 
+    /// The account when it exists, else the email as the client typed it
+    /// (failures on unknown accounts).
+    pub fn who(self, user: Option<&UserRecord>, typed_email: &str) -> Self {
+        match user {
+            Some(u) => self.user(u),
+            None => self.email(typed_email),
+        }
+    }
+
     pub fn user_id(mut self, id: &str) -> Self {
         self.user_id = Some(id.to_string());
         self
