@@ -47,6 +47,8 @@ pub struct Inner {
     pub totp_box: SecretBox,
     pub rate_limiter: RateLimiter,
     pub queue: RequestQueue,
+    /// Signs session-bound CSRF tokens.
+    pub csrf: crate::security::csrf::CsrfKey,
     pub started: Instant,
 }
 
@@ -74,6 +76,7 @@ impl AppState {
             config.auth.jwt_secret.expose().as_bytes().to_vec()
         };
         let jwt = JwtKeys::new(&secret, &config.auth.issuer);
+        let csrf = crate::security::csrf::CsrfKey::derive(&secret);
         let hasher = PasswordHasher::new()?;
         let revocations = RevocationList::load(store.clone()).await?;
         let throttle = LoginThrottle::new(store.clone(), &config.auth);
@@ -89,6 +92,7 @@ impl AppState {
         let rate_limiter = RateLimiter::new(config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
+            csrf,
             rate_limiter,
             queue,
             totp_box,
@@ -106,6 +110,13 @@ impl AppState {
             throttle,
             started: Instant::now(),
         })))
+    }
+}
+
+impl Inner {
+    /// The CSRF cookie's name (`__Host-` prefixed when TLS is on).
+    pub fn csrf_cookie(&self) -> &'static str {
+        crate::security::csrf::cookie_name(self.config.server.tls != crate::config::TlsMode::Off)
     }
 }
 

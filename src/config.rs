@@ -52,6 +52,12 @@ pub struct ServerConfig {
     pub queue_timeout: Dur,
     pub request_timeout: Dur,
     pub max_body_bytes: usize,
+    /// A client must send a request's whole header block within this.
+    pub header_read_timeout: Dur,
+    /// A connection with no traffic either way for this long is closed.
+    pub keep_alive_timeout: Dur,
+    /// Open client connections at most; further ones are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +74,9 @@ impl Default for ServerConfig {
             queue_timeout: Dur::secs(30),
             request_timeout: Dur::secs(30),
             max_body_bytes: 10 * 1024 * 1024,
+            header_read_timeout: Dur::secs(10),
+            keep_alive_timeout: Dur::secs(60),
+            max_connections: 10_000,
         }
     }
 }
@@ -514,6 +523,12 @@ impl Config {
         }
         if s.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if s.max_connections == 0 {
+            return bad("server.max_connections", "must be at least 1");
+        }
+        if s.header_read_timeout.0.is_zero() || s.keep_alive_timeout.0.is_zero() {
+            return bad("server.header_read_timeout", "timeouts must be positive");
         }
         if s.request_timeout.0.is_zero() {
             return bad("server.request_timeout", "must be positive");

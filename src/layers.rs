@@ -20,7 +20,6 @@ use crate::config::{ServerConfig, TlsMode};
 use crate::error::ApiError;
 use crate::security::client::{client_ip, ClientInfo};
 use crate::security::events::{EventType, NewEvent};
-use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
 
 /// CORS for the configured origins only; credentials allowed, never `*`.
@@ -109,21 +108,30 @@ pub async fn queue(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-/// Rate limit for one endpoint group: keyed by user when the request carries
-/// a valid access token, else by client IP.
-pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, req: Request, next: Next) -> Response {
-    let user = access_token(req.headers()).and_then(|(t, _)| state.jwt.verify(&t, TokenType::Access));
+/// Rate limit for one endpoint group (SPEC §5.4). Every request counts
+/// against its client IP's bucket (IPv6 clients by /64); a request to an
+/// authenticated endpoint whose access token passes the full check
+/// (signature, expiry, revocation, live session, enabled user) also counts
+/// against its user's bucket. A token never lifts the IP limit, and on the
+/// anonymous endpoints (register, login, refresh) it is not even looked at.
+pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, &state.config.server.trusted_proxies, req.headers());
-    let key = match &user {
-        Some(c) => format!("user:{}", c.sub),
-        None => format!("ip:{ip}"),
-    };
-    let d = state.rate_limiter.check(group, &key);
+    let mut d = state.rate_limiter.check(group, &format!("ip:{}", rate_key_net(ip)));
+    let mut user_id = None;
+    if d.allowed && !group.is_anonymous() {
+        if let Some((token, _)) = access_token(req.headers()) {
+            if let Ok(ctx) = crate::accounts::authenticate(&state, &token).await {
+                d = d.tighter(state.rate_limiter.check(group, &format!("user:{}", ctx.user.id)));
+                user_id = Some(ctx.user.id.clone());
+                req.extensions_mut().insert(Authenticated(ctx));
+            }
+        }
+    }
     let headers = [
         ("ratelimit-limit", d.limit.to_string()),
         ("ratelimit-remaining", d.remaining.to_string()),
@@ -148,8 +156,8 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, req: Re
             })
             .detail("group", group.name())
             .detail("retry_after_s", d.retry_after_secs);
-        if let Some(c) = &user {
-            ev = ev.user_id(&c.sub);
+        if let Some(id) = &user_id {
+            ev = ev.user_id(id);
         }
         state.events.emit(ev).await;
         ApiError::new(
@@ -168,9 +176,22 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, req: Re
     resp
 }
 
-/// Claims of an access token whose signature and expiry were checked.
+/// The network a client is limited as: its IPv4 address, or its IPv6 /64
+/// (one subscriber usually holds a whole /64).
+pub fn rate_key_net(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)).into(),
+        },
+        v4 => v4,
+    }
+}
+
+/// The caller of a request whose access token the rate limiter already
+/// checked in full; the `AuthUser` extractor reuses it.
 #[derive(Clone)]
-pub struct VerifiedAccess(pub crate::security::jwt::Claims);
+pub struct Authenticated(pub crate::accounts::AuthContext);
 
 /// Refuses a declared body larger than `server.max_body_bytes` before reading
 /// it; undeclared (chunked) bodies are cut by `DefaultBodyLimit`.
@@ -219,4 +240,18 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
         set(h, "strict-transport-security", "max-age=31536000; includeSubDomains");
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_key_net;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let net = |s: &str| rate_key_net(s.parse().unwrap()).to_string();
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(net("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::");
+        assert_eq!(net("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(net("192.0.2.7"), "192.0.2.7");
+    }
 }

@@ -41,6 +41,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         TlsMode::SelfSigned => Some(tls::ensure_self_signed(&data_dir)?),
         TlsMode::Files => Some((config.server.tls_cert.clone(), config.server.tls_key.clone())),
     };
+    let guard = crate::connections::Guard::new(&config.server);
+    let header_read_timeout = config.server.header_read_timeout.0;
     let state = AppState::open(config).await?;
 
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
@@ -48,15 +50,29 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let handle = Handle::new();
     let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Slow clients: the request head must arrive within the header timeout
+    // (hyper's timer; it also bounds the wait for the next request on an
+    // idle keep-alive connection), and `guard` caps connections and closes
+    // idle ones.
+    let slow_clients = |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+    };
     let public = match tls_files {
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener).acceptor(guard).handle(handle.clone());
+            slow_clients(server.http_builder());
             tokio::spawn(async move { server.serve(service).await })
         }
         Some((cert, key)) => {
             let rustls = RustlsConfig::from_config(tls::server_config(&cert, &key)?);
             spawn_reloader(rustls.clone(), cert.clone(), key.clone());
-            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle.clone());
+            let mut server = axum_server::from_tcp_rustls(listener, rustls)
+                .map(|tls| tls.acceptor(guard))
+                .handle(handle.clone());
+            slow_clients(server.http_builder());
             tokio::spawn(async move { server.serve(service).await })
         }
     };

@@ -15,8 +15,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::security::client::ClientInfo;
 use crate::security::events::{EventType, NewEvent};
 use crate::security::jwt::{Claims, TokenType};
+use crate::security::lockout::{Refusal, Reservation};
 use crate::security::token_hash;
-use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, UserRecord};
+use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, StoreResult, UserRecord};
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +54,9 @@ pub struct TokenPair {
     pub refresh_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
+    /// The session the pair belongs to (CSRF tokens are bound to it).
+    #[serde(skip)]
+    pub session_id: String,
 }
 
 /// The body of a successful register or login.
@@ -213,11 +217,12 @@ pub async fn start_session(
         .await?
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
     let access_token = issue_access(state, &user.id, &session_id)?;
-    let (device_token, _) = state
+    let device_id = crate::security::devices::fingerprint(&client.user_agent, client.ip);
+    let (device_token, device_claims) = state
         .jwt
-        .issue(TokenType::Device, &user.id, None, Duration::days(365))
+        .issue_device(&user.id, &device_id, Duration::days(365))
         .map_err(internal)?;
-    let new_device = record_device(state, &user, client, now).await?;
+    let new_device = record_device(state, &user, client, device_id, device_claims.jti, now).await?;
     if origin == Origin::Login {
         state
             .events
@@ -247,20 +252,23 @@ pub async fn start_session(
             refresh_token,
             token_type: "Bearer",
             expires_in: cfg.access_ttl.0.as_secs(),
+            session_id,
         },
         device_token,
     })
 }
 
-/// Records the device of a successful sign-in; returns its id if unseen.
+/// Records the device of a successful sign-in, bound to the device token
+/// just issued for it; returns its id if unseen.
 async fn record_device(
     state: &AppState,
     user: &UserRecord,
     client: &ClientInfo,
+    id: String,
+    token_jti: String,
     now: chrono::DateTime<Utc>,
 ) -> ApiResult<Option<String>> {
     use crate::security::devices;
-    let id = devices::fingerprint(&client.user_agent, client.ip);
     let device = crate::store::DeviceRecord {
         id: id.clone(),
         user_id: user.id.clone(),
@@ -269,6 +277,7 @@ async fn record_device(
         last_ip: client.ip.to_string(),
         first_seen: now,
         last_seen: now,
+        token_jtis: vec![token_jti],
     };
     Ok(state.store.touch_device(device).await?.then_some(id))
 }
@@ -326,6 +335,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo)
                 refresh_token: new_refresh,
                 token_type: "Bearer",
                 expires_in: state.config.auth.access_ttl.0.as_secs(),
+                session_id: session.id,
             })
         }
         Rotation::Reused { session_id, user_id } => {
@@ -349,12 +359,9 @@ pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo)
 }
 
 /// Resolves an access token to its user and live session.
-pub async fn authenticate(state: &AppState, token: &str, verified: Option<Claims>) -> ApiResult<AuthContext> {
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthContext> {
     let unauthorized = || ApiError::unauthorized("missing, invalid, expired or revoked access token");
-    let claims = match verified {
-        Some(c) => c,
-        None => state.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?,
-    };
+    let claims = state.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
     let hash = token_hash(token);
     if state.revocations.is_revoked(&hash) {
         return Err(unauthorized());
@@ -423,14 +430,21 @@ pub async fn change_password(
     new: &str,
     client: &ClientInfo,
 ) -> ApiResult<usize> {
-    if !state.hasher.verify(current, Some(&ctx.user.password_hash)).await {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the current password is wrong",
-        )
-        .with("field", "current_password"));
+    let key = crate::security::lockout::account_key(&ctx.user.email_key);
+    let attempt = Attempt {
+        user: Some(&ctx.user),
+        email: &ctx.user.email,
+        client,
+        event: EventType::LoginFailure,
+    };
+    let slot = reserve_attempt(state, &key, &attempt).await?;
+    if current.expose().len() > MAX_LOGIN_PASSWORD_BYTES
+        || !state.hasher.verify(current, Some(&ctx.user.password_hash)).await
+    {
+        let wrong = |n| invalid_credentials(n).with("field", "current_password");
+        return Err(failed_attempt(state, slot, attempt, wrong).await);
     }
+    passed_attempt(state, slot, false).await?;
     let email = Email::parse(&ctx.user.email).map_err(internal)?;
     let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref()).map_err(|r| {
         let mut e = weak_password(r);
@@ -480,6 +494,10 @@ pub enum LoginOutcome {
     },
 }
 
+/// Longer login passwords are refused without hashing (new passwords are at
+/// most 1024 characters).
+pub const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
+
 pub fn invalid_credentials(attempts_remaining: u32) -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -501,27 +519,67 @@ pub fn account_locked(until: chrono::DateTime<Utc>) -> ApiError {
 }
 
 /// The throttle key for a login: the device token's own key when the client
-/// presents a valid device token of this account, else the account's.
-pub fn throttle_key(
+/// presents a live device token of this account (signed, unexpired, and
+/// still bound to its device), else the account's.
+pub async fn throttle_key(
     state: &AppState,
     email_key: &str,
     user: Option<&UserRecord>,
     device_token: Option<&str>,
-) -> String {
+) -> StoreResult<String> {
     use crate::security::lockout::{account_key, device_key};
-    let device = device_token
+    let claims = device_token
         .and_then(|t| state.jwt.verify(t, TokenType::Device))
         .filter(|c| user.is_some_and(|u| u.id == c.sub));
-    match device {
-        Some(c) => device_key(&c.jti),
-        None => account_key(email_key),
+    if let Some(c) = claims {
+        if let Some(did) = &c.did {
+            let bound = state.store.device(&c.sub, did).await?;
+            if bound.is_some_and(|d| d.speaks_for(&c.jti)) {
+                return Ok(device_key(&c.jti));
+            }
+        }
+    }
+    Ok(account_key(email_key))
+}
+
+/// Reserves one attempt under `key` before anything is verified, or answers
+/// `423` (recording the refusal) when the key is locked or as many attempts
+/// as may still fail are already being checked.
+pub async fn reserve_attempt(state: &AppState, key: &str, attempt: &Attempt<'_>) -> ApiResult<Reservation> {
+    let until = match state.throttle.reserve(key).await? {
+        Ok(slot) => return Ok(slot),
+        Err(Refusal::Locked(until)) => until,
+        Err(Refusal::Saturated) => Utc::now() + Duration::seconds(1),
+    };
+    state
+        .events
+        .emit(
+            NewEvent::failure(attempt.event)
+                .who(attempt.user, attempt.email)
+                .client(attempt.client)
+                .detail("reason", "account_locked"),
+        )
+        .await;
+    Err(account_locked(until))
+}
+
+/// Settles a reserved attempt that passed; `423` if failures it raced locked
+/// the key meanwhile (the lock stands).
+pub async fn passed_attempt(state: &AppState, slot: Reservation, forget_failures: bool) -> ApiResult<()> {
+    match state.throttle.succeed(slot, forget_failures).await? {
+        Ok(()) => Ok(()),
+        Err(until) => Err(account_locked(until)),
     }
 }
 
-/// Records a failed attempt under `key` (and its security events) and
-/// returns the error to answer: `wrong(attempts_remaining)`, or `423` once
-/// the key is locked. `event` is the failure's own event type.
-pub async fn failed_attempt(state: &AppState, key: &str, attempt: Attempt<'_>, wrong: fn(u32) -> ApiError) -> ApiError {
+/// Records a failed attempt (and its security events) and returns the error
+/// to answer: `wrong(attempts_remaining)`, or `423` once the key is locked.
+pub async fn failed_attempt(
+    state: &AppState,
+    slot: Reservation,
+    attempt: Attempt<'_>,
+    wrong: fn(u32) -> ApiError,
+) -> ApiError {
     use crate::security::lockout::Failure;
     let Attempt {
         user,
@@ -530,9 +588,14 @@ pub async fn failed_attempt(state: &AppState, key: &str, attempt: Attempt<'_>, w
         event,
     } = attempt;
     let with_who = |ev: NewEvent| ev.who(user, email).client(client);
+    let scope = if slot.key().starts_with("device:") {
+        "device"
+    } else {
+        "account"
+    };
     let outcome = state
         .throttle
-        .fail(key, user.map(|u| u.id.clone()), &client.ip.to_string())
+        .fail(slot, user.map(|u| u.id.clone()), &client.ip.to_string())
         .await;
     let reason = match &outcome {
         Ok(Failure::Remaining(_)) => wrong(0).code,
@@ -547,11 +610,6 @@ pub async fn failed_attempt(state: &AppState, key: &str, attempt: Attempt<'_>, w
         Ok(Failure::Remaining(n)) => wrong(n),
         Ok(Failure::Locked { until, newly }) => {
             if newly {
-                let scope = if key.starts_with("device:") {
-                    "device"
-                } else {
-                    "account"
-                };
                 state
                     .events
                     .emit(
@@ -589,30 +647,23 @@ pub async fn login(
     } else {
         None
     };
-    let key = throttle_key(state, &email_key, user.as_ref(), device_token);
-    if let Some(until) = state.throttle.locked_until(&key).await? {
-        let ev = NewEvent::failure(EventType::LoginFailure)
-            .client(client)
-            .detail("reason", "account_locked")
-            .who(user.as_ref(), email);
-        state.events.emit(ev).await;
-        return Err(account_locked(until));
-    }
-    let ok = state
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await;
+    let key = throttle_key(state, &email_key, user.as_ref(), device_token).await?;
+    let attempt = Attempt {
+        user: user.as_ref(),
+        email,
+        client,
+        event: EventType::LoginFailure,
+    };
+    let slot = reserve_attempt(state, &key, &attempt).await?;
+    // No password is that long: refuse it without spending a hash on it.
+    let ok = password.expose().len() <= MAX_LOGIN_PASSWORD_BYTES
+        && state
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await;
     let user = match user {
         Some(u) if ok => u,
-        other => {
-            let attempt = Attempt {
-                user: other.as_ref(),
-                email,
-                client,
-                event: EventType::LoginFailure,
-            };
-            return Err(failed_attempt(state, &key, attempt, invalid_credentials).await);
-        }
+        _ => return Err(failed_attempt(state, slot, attempt, invalid_credentials).await),
     };
     if user.disabled {
         state
@@ -626,9 +677,10 @@ pub async fn login(
             .await;
         return Err(account_disabled());
     }
+    // The password alone clears nothing when 2FA is on: the failure count
+    // stays until the second factor succeeds too.
+    passed_attempt(state, slot, !user.two_factor_enabled).await?;
     if user.two_factor_enabled {
-        // The password alone clears nothing: the failure count stays until
-        // the second factor succeeds too.
         state
             .events
             .emit(
@@ -639,7 +691,6 @@ pub async fn login(
             .await;
         return two_factor::challenge(state, &user);
     }
-    state.throttle.succeed(&key).await?;
     start_session(state, user, client, Origin::Login)
         .await
         .map(LoginOutcome::Tokens)

@@ -6,8 +6,8 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 use super::{
-    account_disabled, account_locked, failed_attempt, start_session, throttle_key, Attempt, AuthContext, AuthSuccess,
-    LoginOutcome, Origin,
+    account_disabled, failed_attempt, invalid_credentials, passed_attempt, reserve_attempt, start_session,
+    throttle_key, Attempt, AuthContext, AuthSuccess, LoginOutcome, Origin,
 };
 use crate::app::AppState;
 use crate::domain::Secret;
@@ -78,11 +78,62 @@ fn secret_of(state: &AppState, user: &UserRecord) -> ApiResult<Vec<u8>> {
     state.totp_box.open(&user.id, &t.sealed_secret).map_err(internal)
 }
 
-/// Starts enrolment: a new secret, pending until `verify`.
-pub async fn enable(state: &AppState, ctx: &AuthContext) -> ApiResult<Enrollment> {
+/// The step-up check before a 2FA change: the current password, counted
+/// toward the account's lockout like a login (a stolen access token alone
+/// must not turn 2FA on or off). Returns the still-open attempt so a code
+/// checked next is settled with it.
+async fn step_up(
+    state: &AppState,
+    ctx: &AuthContext,
+    password: &Secret,
+    client: &ClientInfo,
+) -> ApiResult<crate::security::lockout::Reservation> {
+    let key = crate::security::lockout::account_key(&ctx.user.email_key);
+    let attempt = Attempt {
+        user: Some(&ctx.user),
+        email: &ctx.user.email,
+        client,
+        event: EventType::TwoFactorFailure,
+    };
+    let slot = reserve_attempt(state, &key, &attempt).await?;
+    if password.expose().len() > super::MAX_LOGIN_PASSWORD_BYTES
+        || !state.hasher.verify(password, Some(&ctx.user.password_hash)).await
+    {
+        let wrong = |n| invalid_credentials(n).with("field", "password");
+        return Err(failed_attempt(state, slot, attempt, wrong).await);
+    }
+    Ok(slot)
+}
+
+/// A wrong code during enrolment or disable: counted toward lockout.
+async fn wrong_code(
+    state: &AppState,
+    ctx: &AuthContext,
+    slot: crate::security::lockout::Reservation,
+    client: &ClientInfo,
+) -> ApiError {
+    let attempt = Attempt {
+        user: Some(&ctx.user),
+        email: &ctx.user.email,
+        client,
+        event: EventType::TwoFactorFailure,
+    };
+    failed_attempt(state, slot, attempt, invalid_code).await
+}
+
+/// Starts enrolment: a new secret, pending until `verify`. Needs the
+/// current password.
+pub async fn enable(
+    state: &AppState,
+    ctx: &AuthContext,
+    password: &Secret,
+    client: &ClientInfo,
+) -> ApiResult<Enrollment> {
     if ctx.user.two_factor_enabled {
         return Err(already_enabled());
     }
+    let slot = step_up(state, ctx, password, client).await?;
+    passed_attempt(state, slot, false).await?;
     let secret = totp::new_secret();
     let sealed = state.totp_box.seal(&ctx.user.id, &secret).map_err(internal)?;
     match state.store.set_pending_totp(&ctx.user.id, sealed).await? {
@@ -102,6 +153,7 @@ pub async fn enable(state: &AppState, ctx: &AuthContext) -> ApiResult<Enrollment
 }
 
 /// Activates the pending secret with a first code; returns the backup codes.
+/// A wrong code counts toward lockout.
 pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret, client: &ClientInfo) -> ApiResult<Vec<String>> {
     let user = fresh(state, &ctx.user.id).await?;
     if user.two_factor_enabled {
@@ -111,10 +163,21 @@ pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret, client: 
         return Err(not_enabled().with("detail_hint", "call POST /auth/2fa/enable first"));
     }
     let secret = secret_of(state, &user)?;
-    let step = totp::matching_step(&secret, code.expose(), now_secs()).ok_or_else(invalid_code_plain)?;
+    let key = crate::security::lockout::account_key(&user.email_key);
+    let attempt = Attempt {
+        user: Some(&user),
+        email: &user.email,
+        client,
+        event: EventType::TwoFactorFailure,
+    };
+    let slot = reserve_attempt(state, &key, &attempt).await?;
+    let Some(step) = totp::matching_step(&secret, code.expose(), now_secs()) else {
+        return Err(wrong_code(state, ctx, slot, client).await);
+    };
     let (codes, hashes) = totp::backup_codes();
     match state.store.activate_totp(&user.id, step, hashes).await? {
         TotpChange::Done => {
+            passed_attempt(state, slot, false).await?;
             state
                 .events
                 .emit(
@@ -126,25 +189,25 @@ pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret, client: 
             Ok(codes)
         }
         TotpChange::AlreadyEnabled => Err(already_enabled()),
-        TotpChange::Replayed => Err(invalid_code_plain()),
+        TotpChange::Replayed => Err(wrong_code(state, ctx, slot, client).await),
         _ => Err(not_enabled()),
     }
 }
 
-fn invalid_code_plain() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_2fa_code",
-        "the two-factor code is wrong or already used",
-    )
-}
-
-/// Turns 2FA off; needs a current TOTP code or an unused backup code.
-pub async fn disable(state: &AppState, ctx: &AuthContext, code: &Secret, client: &ClientInfo) -> ApiResult<()> {
+/// Turns 2FA off; needs the current password and a current TOTP code or an
+/// unused backup code. Wrong ones count toward lockout.
+pub async fn disable(
+    state: &AppState,
+    ctx: &AuthContext,
+    password: &Secret,
+    code: &Secret,
+    client: &ClientInfo,
+) -> ApiResult<()> {
     let user = fresh(state, &ctx.user.id).await?;
     if !user.two_factor_enabled {
         return Err(not_enabled());
     }
+    let slot = step_up(state, ctx, password, client).await?;
     let secret = secret_of(state, &user)?;
     let accepted = match totp::matching_step(&secret, code.expose(), now_secs()) {
         Some(step) => state.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
@@ -155,18 +218,9 @@ pub async fn disable(state: &AppState, ctx: &AuthContext, code: &Secret, client:
             .is_some(),
     };
     if !accepted {
-        state
-            .events
-            .emit(
-                NewEvent::failure(EventType::TwoFactorFailure)
-                    .user(&user)
-                    .client(client)
-                    .detail("reason", "invalid_2fa_code")
-                    .detail("during", "disable"),
-            )
-            .await;
-        return Err(invalid_code_plain());
+        return Err(wrong_code(state, ctx, slot, client).await);
     }
+    passed_attempt(state, slot, true).await?;
     match state.store.disable_totp(&user.id).await? {
         TotpChange::Done => {
             state
@@ -242,10 +296,14 @@ pub async fn finish_login(
     if !user.two_factor_enabled {
         return Err(challenge_expired());
     }
-    let key = throttle_key(state, &user.email_key, Some(&user), device_token);
-    if let Some(until) = state.throttle.locked_until(&key).await? {
-        return Err(account_locked(until));
-    }
+    let key = throttle_key(state, &user.email_key, Some(&user), device_token).await?;
+    let attempt = Attempt {
+        user: Some(&user),
+        email: &user.email,
+        client,
+        event: EventType::TwoFactorFailure,
+    };
+    let slot = reserve_attempt(state, &key, &attempt).await?;
     let (accepted, remaining, wrong): (bool, Option<usize>, fn(u32) -> ApiError) = match factor {
         SecondFactor::Totp(code) => {
             let secret = secret_of(state, &user)?;
@@ -264,18 +322,12 @@ pub async fn finish_login(
         }
     };
     if !accepted {
-        let attempt = Attempt {
-            user: Some(&user),
-            email: &user.email,
-            client,
-            event: EventType::TwoFactorFailure,
-        };
-        return Err(failed_attempt(state, &key, attempt, wrong).await);
+        return Err(failed_attempt(state, slot, attempt, wrong).await);
     }
     if !state.store.consume_challenge(&claims.jti, claims.expires_at()).await? {
         return Err(challenge_expired());
     }
-    state.throttle.succeed(&key).await?;
+    passed_attempt(state, slot, true).await?;
     if let Some(left) = remaining {
         state
             .events

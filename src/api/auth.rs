@@ -8,13 +8,16 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{cookie, parse_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
+use super::extract::{
+    access_token, cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE,
+};
 use super::{cookies, limited};
 use crate::accounts::{self, AuthSuccess, LoginOutcome, TokenPair};
 use crate::app::AppState;
 use crate::domain::Secret;
 use crate::error::{ApiError, ApiResult};
 use crate::security::client::ClientInfo;
+use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -59,13 +62,7 @@ struct LoginBody {
 /// A register/login success: JSON body plus the browser-mode cookies.
 pub fn auth_response(state: &AppState, status: StatusCode, body: AuthSuccess) -> Response {
     let mut headers = HeaderMap::new();
-    cookies::set_session(
-        &mut headers,
-        &body.tokens.access_token,
-        state.config.auth.access_ttl.0.as_secs(),
-        &body.tokens.refresh_token,
-        state.config.auth.refresh_ttl.0.as_secs(),
-    );
+    cookies::set_session(state, &mut headers, &body.tokens);
     cookies::set_device(&mut headers, &body.device_token);
     (status, headers, Json(body)).into_response()
 }
@@ -120,25 +117,26 @@ async fn refresh(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    // The token comes in the body (API clients) or the refresh cookie (browsers).
+    // The token comes in the body (API clients) or the refresh cookie
+    // (browsers, which must also pass the CSRF check of its session).
     let token = if body.iter().all(u8::is_ascii_whitespace) {
         let from_cookie = cookie(&headers, REFRESH_COOKIE)
             .map(str::to_string)
             .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?;
-        crate::security::csrf::enforce(&state, &headers, &client).await?;
+        let session = state
+            .jwt
+            .verify(&from_cookie, TokenType::Refresh)
+            .and_then(|c| c.sid)
+            .unwrap_or_default();
+        crate::security::csrf::enforce(&state, &headers, &client, &session).await?;
         from_cookie
     } else {
+        require_json(&headers)?;
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
     let pair: TokenPair = accounts::refresh(&state, &token, &client).await?;
     let mut out = HeaderMap::new();
-    cookies::set_session(
-        &mut out,
-        &pair.access_token,
-        state.config.auth.access_ttl.0.as_secs(),
-        &pair.refresh_token,
-        state.config.auth.refresh_ttl.0.as_secs(),
-    );
+    cookies::set_session(&state, &mut out, &pair);
     Ok((out, Json(pair)).into_response())
 }
 
@@ -156,8 +154,17 @@ async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: Clien
     Ok((headers, Json(json!({"logged_out": true, "sessions_ended": ended}))).into_response())
 }
 
-async fn csrf() -> Response {
-    let mut headers = HeaderMap::new();
-    let token = cookies::set_csrf(&mut headers);
-    (headers, Json(json!({"csrf_token": token}))).into_response()
+/// A CSRF token for the session of the access cookie sent, if any (a
+/// token without a session passes no check, but the call never fails).
+async fn csrf(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match access_token(&headers) {
+        Some((token, _)) => accounts::authenticate(&state, &token)
+            .await
+            .map(|ctx| ctx.session_id)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let mut out = HeaderMap::new();
+    let token = cookies::set_csrf(&state, &mut out, &session);
+    (out, Json(json!({"csrf_token": token}))).into_response()
 }

@@ -5,8 +5,8 @@
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 
-use super::extract::{ACCESS_COOKIE, CSRF_COOKIE, DEVICE_COOKIE, REFRESH_COOKIE};
-use crate::security::random_token;
+use super::extract::{ACCESS_COOKIE, DEVICE_COOKIE, REFRESH_COOKIE};
+use crate::app::AppState;
 
 pub const REFRESH_PATH: &str = "/api/v1/auth/refresh";
 
@@ -21,21 +21,37 @@ fn cookie(name: &str, value: &str, path: &str, max_age: u64, http_only: bool) ->
     format!("{name}={value}; Path={path}; Max-Age={max_age}; Secure{http_only}; SameSite=Strict")
 }
 
-/// Sets a fresh CSRF cookie and returns its value.
-pub fn set_csrf(headers: &mut HeaderMap) -> String {
-    let token = random_token(32);
-    set(headers, cookie(CSRF_COOKIE, &token, "/", 7 * 86400, false));
+/// Sets a fresh CSRF cookie bound to `session_id` and returns its value.
+pub fn set_csrf(state: &AppState, headers: &mut HeaderMap, session_id: &str) -> String {
+    let token = state.csrf.issue(session_id);
+    set(headers, cookie(state.csrf_cookie(), &token, "/", 7 * 86400, false));
     token
 }
 
 /// Sets the access, refresh and CSRF cookies for a new token pair.
-pub fn set_session(headers: &mut HeaderMap, access: &str, access_ttl: u64, refresh: &str, refresh_ttl: u64) {
-    set(headers, cookie(ACCESS_COOKIE, access, "/", access_ttl, true));
+pub fn set_session(state: &AppState, headers: &mut HeaderMap, tokens: &crate::accounts::TokenPair) {
+    let auth = &state.config.auth;
     set(
         headers,
-        cookie(REFRESH_COOKIE, refresh, REFRESH_PATH, refresh_ttl, true),
+        cookie(
+            ACCESS_COOKIE,
+            &tokens.access_token,
+            "/",
+            auth.access_ttl.0.as_secs(),
+            true,
+        ),
     );
-    set_csrf(headers);
+    set(
+        headers,
+        cookie(
+            REFRESH_COOKIE,
+            &tokens.refresh_token,
+            REFRESH_PATH,
+            auth.refresh_ttl.0.as_secs(),
+            true,
+        ),
+    );
+    set_csrf(state, headers, &tokens.session_id);
 }
 
 pub fn set_device(headers: &mut HeaderMap, device: &str) {

@@ -15,17 +15,28 @@ use crate::error::ApiError;
 /// ill-typed field → `422 validation_failed` with `field` set.
 pub struct AppJson<T>(pub T);
 
-/// JSON, or no declared type at all (browsers always declare one, so this
-/// opens nothing to cross-site forms; it spares API clients that omit it).
-fn is_json(parts_ct: Option<&header::HeaderValue>) -> bool {
-    let Some(ct) = parts_ct else {
-        return true;
-    };
-    let Ok(ct) = ct.to_str() else {
+/// A JSON content type is required for every body: only then does a
+/// cross-site request need a CORS preflight (a `fetch` with a Blob or text
+/// body and no declared JSON type could otherwise log a victim in).
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(Ok(ct)) = content_type.map(|v| v.to_str()) else {
         return false;
     };
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// `415 invalid_json` unless the request declares a JSON body.
+pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if is_json(headers.get(header::CONTENT_TYPE)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_json",
+            "request body must be JSON with Content-Type: application/json",
+        ))
+    }
 }
 
 /// Parses a JSON body into `T`, classifying errors as SPEC §1 asks.
@@ -76,13 +87,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_json",
-                "request body must be JSON with Content-Type: application/json",
-            ));
-        }
+        require_json(req.headers())?;
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 payload_too_large()
@@ -111,7 +116,6 @@ pub enum Credential {
 
 pub const ACCESS_COOKIE: &str = "fortfolio_access";
 pub const REFRESH_COOKIE: &str = "fortfolio_refresh";
-pub const CSRF_COOKIE: &str = "fortfolio_csrf";
 pub const DEVICE_COOKIE: &str = "fortfolio_device";
 
 /// The value of cookie `name`, if present.
@@ -151,15 +155,14 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (token, via) =
             access_token(&parts.headers).ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+        let ctx = match parts.extensions.remove::<crate::layers::Authenticated>() {
+            Some(checked) => checked.0,
+            None => accounts::authenticate(state, &token).await?,
+        };
         if via == Credential::Cookie && crate::security::csrf::is_state_changing(&parts.method) {
             let client = crate::security::client::ClientInfo::from_parts(parts, &state.config.server.trusted_proxies);
-            crate::security::csrf::enforce(state, &parts.headers, &client).await?;
+            crate::security::csrf::enforce(state, &parts.headers, &client, &ctx.session_id).await?;
         }
-        let verified = parts
-            .extensions
-            .get::<crate::layers::VerifiedAccess>()
-            .map(|v| v.0.clone());
-        let ctx = accounts::authenticate(state, &token, verified).await?;
         Ok(AuthUser { ctx, via })
     }
 }

@@ -27,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/me/sessions", get(sessions))
         .route("/me/sessions/{id}", delete(delete_session))
         .route("/me/devices", get(devices))
+        .route("/me/devices/{id}", delete(delete_device))
         .route("/me/security-events", get(security_events));
     Router::new()
         .merge(limited(state, Group::Account, account))
@@ -167,6 +168,9 @@ struct DeviceView {
     #[serde(with = "ts")]
     last_seen: chrono::DateTime<Utc>,
     current: bool,
+    /// A live device token speaks for this device (it is exempt from locks
+    /// that strangers cause until revoked).
+    trusted: bool,
 }
 
 async fn devices(
@@ -183,6 +187,7 @@ async fn devices(
         .into_iter()
         .map(|d| DeviceView {
             current: d.id == current,
+            trusted: !d.token_jtis.is_empty(),
             id: d.id,
             user_agent: d.user_agent,
             ip_network: d.ip_network,
@@ -192,6 +197,29 @@ async fn devices(
         })
         .collect();
     Ok(Json(Page::paginate(items, &q, |d| d.id.clone())?))
+}
+
+/// Forgets one of the caller's devices: its device token stops working and
+/// the next sign-in from it counts as a new device again.
+async fn delete_device(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    if !state.store.remove_device(&auth.ctx.user.id, &id).await? {
+        return Err(ApiError::not_found("no such device"));
+    }
+    state
+        .events
+        .emit(
+            NewEvent::success(EventType::DeviceRevoked)
+                .user(&auth.ctx.user)
+                .client(&client)
+                .detail("device_id", id.as_str()),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The caller's own security events, newest first.

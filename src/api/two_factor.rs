@@ -32,8 +32,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(limited(state, Group::Login, login))
 }
 
-async fn enable(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<Enrollment>> {
-    Ok(Json(two_factor::enable(&state, &auth.ctx).await?))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnableBody {
+    password: Secret,
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+    AppJson(b): AppJson<EnableBody>,
+) -> ApiResult<Json<Enrollment>> {
+    Ok(Json(two_factor::enable(&state, &auth.ctx, &b.password, &client).await?))
 }
 
 #[derive(Deserialize)]
@@ -52,13 +63,20 @@ async fn verify(
     Ok(Json(json!({"two_factor_enabled": true, "backup_codes": codes})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisableBody {
+    password: Secret,
+    code: Secret,
+}
+
 async fn disable(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-    AppJson(b): AppJson<CodeBody>,
+    AppJson(b): AppJson<DisableBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    two_factor::disable(&state, &auth.ctx, &b.code, &client).await?;
+    two_factor::disable(&state, &auth.ctx, &b.password, &b.code, &client).await?;
     Ok(Json(json!({"two_factor_enabled": false})))
 }
 

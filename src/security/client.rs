@@ -24,15 +24,15 @@ pub fn client_ip(peer: IpAddr, trusted: &[IpNet], headers: &HeaderMap) -> IpAddr
     if !is_trusted(&peer) {
         return peer;
     }
+    // Hops we cannot read are skipped (not taken as the end of the chain):
+    // one junk entry must not collapse every client to the proxy's address.
     let hops: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .map(|s| s.parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
+        .filter_map(parse_hop)
+        .collect();
     // Walk from the right: the first hop not added by one of our proxies is
     // the client; everything left of it could have been forged.
     let mut client = peer;
@@ -43,6 +43,15 @@ pub fn client_ip(peer: IpAddr, trusted: &[IpNet], headers: &HeaderMap) -> IpAddr
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 fn peer_of(parts: &Parts) -> IpAddr {
@@ -106,5 +115,19 @@ mod tests {
         assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(client_ip(peer, &trusted, &HeaderMap::new()), peer);
         assert_eq!(client_ip(peer, &trusted, &headers("garbage")), peer);
+    }
+
+    #[test]
+    fn junk_hops_are_skipped_and_ports_accepted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip = |xff: &str| client_ip(peer, &trusted, &headers(xff)).to_string();
+        assert_eq!(ip("198.51.100.7, junk"), "198.51.100.7");
+        assert_eq!(ip("198.51.100.7, unknown, 10.0.0.5"), "198.51.100.7");
+        assert_eq!(ip("198.51.100.7:5123"), "198.51.100.7");
+        assert_eq!(ip("203.0.113.1:1, 198.51.100.8:2"), "198.51.100.8");
+        assert_eq!(ip("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(ip("[2001:db8::2]"), "2001:db8::2");
+        assert_eq!(ip("2001:db8::3"), "2001:db8::3");
     }
 }

@@ -42,10 +42,11 @@ pub enum EventType {
     NewDeviceLogin,
     RateLimited,
     CsrfFailed,
+    DeviceRevoked,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 19] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -64,6 +65,7 @@ impl EventType {
         EventType::NewDeviceLogin,
         EventType::RateLimited,
         EventType::CsrfFailed,
+        EventType::DeviceRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +88,7 @@ impl EventType {
             EventType::NewDeviceLogin => "new_device_login",
             EventType::RateLimited => "rate_limited",
             EventType::CsrfFailed => "csrf_failed",
+            EventType::DeviceRevoked => "device_revoked",
         }
     }
 

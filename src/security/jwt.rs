@@ -25,6 +25,13 @@ pub struct Claims {
     pub aud: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Not valid before (never set by this server, honoured when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Device tokens: the device they were issued to. The store binds each
+    /// device to its latest token, so a device token can be retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
 }
 
 impl Claims {
@@ -34,6 +41,9 @@ impl Claims {
 }
 
 pub const AUDIENCE: &str = "fortfolio-api";
+
+/// Clock skew tolerated on `iat` and `nbf`.
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
 
 /// Signs and verifies tokens with the server's HS256 key.
 pub struct JwtKeys {
@@ -59,8 +69,17 @@ impl JwtKeys {
         sid: Option<&str>,
         ttl: Duration,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        self.sign(self.claims(typ, sub, sid, ttl))
+    }
+
+    fn sign(&self, claims: Claims) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, claims))
+    }
+
+    fn claims(&self, typ: TokenType, sub: &str, sid: Option<&str>, ttl: Duration) -> Claims {
         let now = Utc::now();
-        let claims = Claims {
+        Claims {
             sub: sub.to_string(),
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
@@ -69,21 +88,38 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_string(),
             sid: sid.map(str::to_string),
-        };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok((token, claims))
+            nbf: None,
+            did: None,
+        }
     }
 
     /// Verifies signature, algorithm (HS256 only), issuer, audience, expiry
-    /// (no leeway: this server is the only issuer) and the token type.
+    /// (no leeway: this server is the only issuer), that the token was not
+    /// issued in the future and is not used before its `nbf` (both with
+    /// [`CLOCK_LEEWAY_SECS`]), and the token type.
     pub fn verify(&self, token: &str, typ: TokenType) -> Option<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[AUDIENCE]);
         v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        let data = decode::<Claims>(token, &self.decoding, &v).ok()?;
-        (data.claims.typ == typ).then_some(data.claims)
+        let claims = decode::<Claims>(token, &self.decoding, &v).ok()?.claims;
+        let latest = Utc::now().timestamp() + CLOCK_LEEWAY_SECS;
+        let timely = claims.iat <= latest && claims.nbf.is_none_or(|nbf| nbf <= latest);
+        (timely && claims.typ == typ).then_some(claims)
+    }
+
+    /// Issues a device token for one device of a user.
+    pub fn issue_device(
+        &self,
+        sub: &str,
+        device_id: &str,
+        ttl: Duration,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        self.sign(Claims {
+            did: Some(device_id.to_string()),
+            ..self.claims(TokenType::Device, sub, None, ttl)
+        })
     }
 }
 
@@ -123,6 +159,19 @@ mod tests {
         let payload = t.split('.').nth(1).unwrap();
         let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), payload);
         assert!(k.verify(&none, TokenType::Access).is_none());
+        // Signed with our key, but issued in the future or not yet valid.
+        let sign = |c: &Claims| encode(&Header::new(Algorithm::HS256), c, &k.encoding).unwrap();
+        let mut future = k.verify(&t, TokenType::Access).unwrap();
+        future.iat = Utc::now().timestamp() + 3600;
+        assert!(k.verify(&sign(&future), TokenType::Access).is_none());
+        let mut early = k.verify(&t, TokenType::Access).unwrap();
+        early.nbf = Some(Utc::now().timestamp() + 3600);
+        assert!(k.verify(&sign(&early), TokenType::Access).is_none());
+        early.nbf = Some(Utc::now().timestamp() + 5);
+        assert!(
+            k.verify(&sign(&early), TokenType::Access).is_some(),
+            "within the leeway"
+        );
         let wrong_iss = JwtKeys::new(&[7u8; 32], "someone-else");
         assert!(wrong_iss.verify(&t, TokenType::Access).is_none());
     }

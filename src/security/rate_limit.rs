@@ -43,6 +43,11 @@ impl Group {
         }
     }
 
+    /// Groups of endpoints that take no access token.
+    pub fn is_anonymous(self) -> bool {
+        matches!(self, Group::Register | Group::Login | Group::Refresh)
+    }
+
     pub fn rate(self, limits: &RateLimits) -> Rate {
         match self {
             Group::Register => limits.register,
@@ -70,6 +75,19 @@ pub struct Decision {
     pub reset_secs: u64,
     /// Seconds until the next request would be allowed (when refused).
     pub retry_after_secs: u64,
+}
+
+impl Decision {
+    /// The stricter of two decisions on one request (IP and user buckets).
+    pub fn tighter(self, other: Decision) -> Decision {
+        Decision {
+            allowed: self.allowed && other.allowed,
+            limit: self.limit.min(other.limit),
+            remaining: self.remaining.min(other.remaining),
+            reset_secs: self.reset_secs.max(other.reset_secs),
+            retry_after_secs: self.retry_after_secs.max(other.retry_after_secs),
+        }
+    }
 }
 
 /// One GCRA step: returns the decision and the new arrival time to store.

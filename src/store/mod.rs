@@ -167,7 +167,8 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Rotation>;
     /// Ends one session; false if it was not active.
     async fn revoke_session(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Ends every active session of a user except `keep`; returns the ids ended.
+    /// Ends every active session of a user except `keep` and retires all of
+    /// the user's device tokens, in one transaction; returns the ids ended.
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
@@ -360,14 +361,39 @@ pub struct DeviceRecord {
     pub last_ip: String,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// The `jti`s of the device tokens that speak for this device (the
+    /// latest [`DEVICE_TOKENS_KEPT`]); emptied when they are retired
+    /// (password change, logout-all, admin revoke).
+    #[serde(default)]
+    pub token_jtis: Vec<String>,
+}
+
+/// Device tokens of one device that stay valid at once (one per sign-in).
+pub const DEVICE_TOKENS_KEPT: usize = 5;
+
+impl DeviceRecord {
+    /// Binds one more token, forgetting the oldest beyond the limit.
+    pub fn bind_token(&mut self, jti: String) {
+        self.token_jtis.push(jti);
+        let excess = self.token_jtis.len().saturating_sub(DEVICE_TOKENS_KEPT);
+        self.token_jtis.drain(..excess);
+    }
+
+    pub fn speaks_for(&self, jti: &str) -> bool {
+        self.token_jtis.iter().any(|t| t == jti)
+    }
 }
 
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
-    /// Records a sighting; returns true when the device was new.
+    /// Records a sighting and binds the tokens of `device` to it; returns
+    /// true when the device was new.
     async fn touch_device(&self, device: DeviceRecord) -> StoreResult<bool>;
     /// A user's devices, most recently seen first.
     async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>>;
+    async fn device(&self, user_id: &str, device_id: &str) -> StoreResult<Option<DeviceRecord>>;
+    /// Forgets a device (its token stops working); false if unknown.
+    async fn remove_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool>;
 }
 
 /// A replayable order answer, keyed per user by `Idempotency-Key`.

@@ -386,6 +386,7 @@ impl SessionStore for RedbStore {
                     ended.push(id);
                 }
             }
+            retire_device_tokens(tx, &prefix)?;
             Ok(ended)
         })
         .await
@@ -827,6 +828,9 @@ impl DeviceStore for RedbStore {
                 Some(mut known) => {
                     known.last_seen = device.last_seen;
                     known.last_ip = device.last_ip.clone();
+                    for jti in &device.token_jtis {
+                        known.bind_token(jti.clone());
+                    }
                     (known, false)
                 }
                 None => (device, true),
@@ -850,6 +854,41 @@ impl DeviceStore for RedbStore {
         out.sort_by_key(|d| std::cmp::Reverse(d.last_seen));
         Ok(out)
     }
+
+    async fn device(&self, user_id: &str, device_id: &str) -> StoreResult<Option<DeviceRecord>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(DEVICES).map_err(backend)?;
+        get(&t, "devices", &format!("{user_id}/{device_id}"))
+    }
+
+    async fn remove_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool> {
+        let key = format!("{user_id}/{device_id}");
+        self.write(move |tx| {
+            let mut t = tx.open_table(DEVICES).map_err(backend)?;
+            let removed = t.remove(key.as_str()).map_err(backend)?.is_some();
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+/// Unbinds every device token of the user whose keys start with `prefix`.
+fn retire_device_tokens(tx: &WriteTransaction, prefix: &str) -> StoreResult<()> {
+    let mut t = tx.open_table(DEVICES).map_err(backend)?;
+    let end = prefix_end(prefix);
+    let mut bound = Vec::new();
+    for row in t.range(prefix..end.as_str()).map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        let device: DeviceRecord = decode("devices", v.value())?;
+        if !device.token_jtis.is_empty() {
+            bound.push((k.value().to_string(), device));
+        }
+    }
+    for (key, mut device) in bound {
+        device.token_jtis.clear();
+        t.insert(key.as_str(), encode(&device)?.as_slice()).map_err(backend)?;
+    }
+    Ok(())
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

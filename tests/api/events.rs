@@ -60,7 +60,9 @@ async fn alerts_reach_the_user_by_email_without_secrets() {
     let mails = sink.wait_for(2, 10).await;
     assert!(subject(&mails[1]).contains("password was changed"));
 
-    let r = app.post("/auth/2fa/enable", json!({}), Some(&access)).await;
+    let r = app
+        .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(&access))
+        .await;
     let secret: Value = r.json().await.unwrap();
     let bytes = totp_rs::Secret::Encoded(secret["secret"].as_str().unwrap().into())
         .to_bytes()

@@ -10,6 +10,7 @@ mod cli;
 mod defenses;
 mod errors;
 mod events;
+mod hardening;
 mod market;
 mod news;
 mod portfolio;

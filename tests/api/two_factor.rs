@@ -13,7 +13,9 @@ fn code(b32: &str, offset_steps: i64) -> String {
 }
 
 async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
-    let r = app.post("/auth/2fa/enable", json!({}), Some(access)).await;
+    let r = app
+        .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(access))
+        .await;
     assert_eq!(r.status(), 200);
     let e: Value = r.json().await.unwrap();
     let secret = e["secret"].as_str().unwrap().to_string();
@@ -69,7 +71,9 @@ async fn totp_login_with_replay_protection_and_single_use_challenges() {
     let reg = app.register("pa@example.com").await;
     let access = token(&reg, "access_token");
     let (secret, _) = enrol(&app, &access).await;
-    let r = app.post("/auth/2fa/enable", json!({}), Some(&access)).await;
+    let r = app
+        .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(&access))
+        .await;
     problem(r, 409, "two_factor_already_enabled").await;
 
     let ch = challenge(&app, "pa@example.com").await;
@@ -146,18 +150,30 @@ async fn backup_codes_work_once_each_and_disable_needs_a_code() {
     problem(r, 401, "invalid_backup_code").await;
 
     let r = app
-        .post("/auth/2fa/disable", json!({"code": "nope"}), Some(&access))
+        .post(
+            "/auth/2fa/disable",
+            json!({"password": PASSWORD, "code": "nope"}),
+            Some(&access),
+        )
         .await;
     problem(r, 401, "invalid_2fa_code").await;
     let r = app
-        .post("/auth/2fa/disable", json!({"code": codes[5]}), Some(&access))
+        .post(
+            "/auth/2fa/disable",
+            json!({"password": PASSWORD, "code": codes[5]}),
+            Some(&access),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let r = app.login("qi@example.com", PASSWORD).await;
     let v: Value = r.json().await.unwrap();
     assert!(v["access_token"].is_string(), "after disable, login gives tokens: {v}");
     let r = app
-        .post("/auth/2fa/disable", json!({"code": code(&secret, 0)}), Some(&access))
+        .post(
+            "/auth/2fa/disable",
+            json!({"password": PASSWORD, "code": code(&secret, 0)}),
+            Some(&access),
+        )
         .await;
     problem(r, 409, "two_factor_not_enabled").await;
 }
