@@ -11,6 +11,7 @@ mod defenses;
 mod errors;
 mod events;
 mod market;
+mod metrics;
 mod news;
 mod portfolio;
 mod tokens;
