@@ -259,3 +259,56 @@ async fn events_are_logged_stored_and_queryable() {
     let r: Value = app.get("/me/devices", Some(&a_access)).await.json().await.unwrap();
     assert_eq!(r["items"].as_array().unwrap().len(), 2, "{r}");
 }
+
+/// An email typed at a failed login is client text: it must stay inside its
+/// own field of its own line, in the log files and in `fortfolio admin events`.
+#[tokio::test]
+async fn a_typed_email_cannot_forge_log_lines_or_terminal_output() {
+    let app = TestApp::spawn().await;
+    let forged = "ghost@example.com\n2026-01-01T00:00:00Z login_success outcome=success user_id=\"u1\" email=\"admin@example.com\"\r\u{85}\u{2028}\u{1b}[2J\u{1b}]0;owned\u{7}.";
+    problem(app.login(forged, "wrong-password-1").await, 401, "invalid_credentials").await;
+
+    let logs = app.data_dir().join("logs");
+    let text = std::fs::read_to_string(logs.join("security.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text:?}");
+    assert_eq!(lines[0].split(' ').nth(1), Some("login_failure"), "{text:?}");
+    assert!(
+        lines[0].contains(r#"email="ghost@example.com\n2026-01-01T00:00:00Z"#),
+        "{text:?}"
+    );
+    let json = std::fs::read_to_string(logs.join("security.json")).unwrap();
+    for file in [&text, &json] {
+        // One line each, even for readers that also split at U+0085/U+2028.
+        assert!(
+            !file
+                .trim_end_matches('\n')
+                .chars()
+                .any(|c| c.is_control() || c == '\u{2028}'),
+            "{file:?}"
+        );
+    }
+    let event: Value = serde_json::from_str(json.trim_end()).unwrap();
+    assert_eq!(event["email"], forged, "the JSON log keeps the exact text");
+
+    let d = app.data_dir().to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+            .args(["admin", "events", "--data-dir", &d])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table.lines().count(), 2, "header and one event: {table:?}");
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    assert!(
+        table.contains(r"ghost@example.com\n2026-01-01T00:00:00Z login_success"),
+        "{table:?}"
+    );
+}
