@@ -312,3 +312,76 @@ async fn a_typed_email_cannot_forge_log_lines_or_terminal_output() {
         "{table:?}"
     );
 }
+
+/// Undoes quoted-printable (soft line breaks and `=XX` bytes) so the parts
+/// can be read as written.
+fn unquote_printable(mail: &str) -> String {
+    let joined = mail.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn alert_mails_have_a_message_id_a_utc_date_and_a_user_agent_that_is_no_link() {
+    let port = free_port();
+    let sink = MailSink::start(port);
+    let app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
+    app.register("ma@example.com").await;
+    let ua = format!(
+        "Mozilla/5.0 see https://evil.example/login {}END-OF-AGENT",
+        "A".repeat(400)
+    );
+    assert_eq!(login_as(&app, "ma@example.com", PASSWORD, &ua).await.status(), 200);
+    let mails = sink.wait_for(1, 10).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    let head = mail.split("\r\n\r\n").next().unwrap();
+    let header = |name: &str| -> Vec<&str> { head.lines().filter_map(|h| h.strip_prefix(name)).collect() };
+
+    let ids = header("Message-ID: ");
+    assert_eq!(ids.len(), 1, "{head}");
+    let id = ids[0]
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix("@localhost>"))
+        .unwrap_or_else(|| panic!("Message-ID not <uuid@smtp.from domain>: {}", ids[0]));
+    uuid::Uuid::parse_str(id).unwrap();
+    let dates = header("Date: ");
+    assert_eq!(dates.len(), 1, "{head}");
+    assert!(dates[0].ends_with(" +0000"), "not UTC: {}", dates[0]);
+    let sent = chrono::DateTime::parse_from_rfc2822(dates[0]).unwrap();
+    assert!((chrono::Utc::now() - sent.to_utc()).num_seconds().abs() < 60);
+
+    let body = unquote_printable(mail);
+    assert!(!body.contains("END-OF-AGENT"), "the User-Agent is cut");
+    assert!(
+        body.contains("User-Agent reported by the browser: Mozilla/5.0 see https://evil.example/login AAA"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<code>Mozilla/\u{200b}5.\u{200b}0 see https:\u{200b}/\u{200b}/\u{200b}evil.\u{200b}example"),
+        "{body}"
+    );
+    assert_eq!(
+        body.matches("https://evil.example").count(),
+        1,
+        "only the text part shows it as written: {body}"
+    );
+}
