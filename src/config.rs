@@ -93,7 +93,7 @@ pub enum StorageBackend {
 pub struct StorageConfig {
     pub backend: StorageBackend,
     pub data_dir: PathBuf,
-    #[serde(serialize_with = "redact_url")]
+    #[serde(serialize_with = "redact_secret_url")]
     pub postgres_url: Secret,
 }
 
@@ -118,7 +118,7 @@ pub enum StateBackend {
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     pub backend: StateBackend,
-    #[serde(serialize_with = "redact_url")]
+    #[serde(serialize_with = "redact_secret_url")]
     pub redis_url: Secret,
 }
 
@@ -255,11 +255,13 @@ impl Default for LoggingConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MarketConfig {
+    #[serde(serialize_with = "redact_url_list")]
     pub news_feeds: Vec<String>,
     pub news_refresh: Dur,
+    #[serde(serialize_with = "redact_url_str")]
     pub price_provider: String,
 }
 
@@ -270,6 +272,20 @@ impl Default for MarketConfig {
             news_refresh: Dur::secs(15 * 60),
             price_provider: String::new(),
         }
+    }
+}
+
+/// Feed and provider URLs may carry credentials: `Debug` redacts them too.
+impl std::fmt::Debug for MarketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketConfig")
+            .field(
+                "news_feeds",
+                &self.news_feeds.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("news_refresh", &self.news_refresh)
+            .field("price_provider", &redact_url(&self.price_provider))
+            .finish()
     }
 }
 
@@ -413,29 +429,119 @@ fn redact<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(if v.is_empty() { "" } else { "[redacted]" })
 }
 
-/// Hides the password of a `scheme://user:password@host/...` URL.
-fn redact_url<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&redacted_url(v.expose()))
+/// A URL-valued secret as `config check` shows it: [`redact_url`], or
+/// `[redacted]` whole when it is not a URL (a key=value connection string).
+fn redact_secret_url<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    let url = v.expose();
+    if url.is_empty() || url.contains("://") {
+        s.serialize_str(&redact_url(url))
+    } else {
+        redact(v, s)
+    }
 }
 
-pub fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:[redacted]@{host}{tail}")
-            } else {
-                url.to_string()
-            }
+fn redact_url_str<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(v))
+}
+
+fn redact_url_list<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|u| redact_url(u)))
+}
+
+/// Name words that mark a query parameter (or a config key) as secret.
+const SECRET_WORDS: [&str; 12] = [
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "token",
+    "key",
+    "apikey",
+    "secret",
+    "auth",
+    "authorization",
+    "signature",
+    "sig",
+];
+
+/// True for names like `password`, `api_key`, `X-Api-Key`, `accessToken`,
+/// `client_secret`, `X-Amz-Signature`: a word of the name, or its end, says
+/// secret.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| SECRET_WORDS.contains(&w))
+        || ["password", "token", "key", "secret", "signature"]
+            .iter()
+            .any(|end| name.ends_with(end))
+}
+
+/// `url` safe to print or log: the password of its userinfo and the values
+/// of query (and fragment) parameters with a secret name become `***`;
+/// everything else is kept as written. Special characters in a password
+/// must be percent-encoded, as in any URL, for the password to be found.
+pub fn redact_url(url: &str) -> String {
+    let (prefix, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, rest) = rest.split_at(end);
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => authority.to_string(),
+                },
+                None => authority.to_string(),
+            };
+            (format!("{scheme}://{authority}"), rest)
         }
-        None => url.to_string(),
+        None => (String::new(), url),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (rest, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = prefix + path;
+    for (mark, params) in [('?', query), ('#', fragment)] {
+        if let Some(params) = params {
+            out.push(mark);
+            out.push_str(&redact_params(params));
+        }
+    }
+    out
+}
+
+fn redact_params(params: &str) -> String {
+    params
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_name(name) => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Keys whose values may be secrets or URLs carrying one.
+fn may_hold_secret(key: &str) -> bool {
+    let name = key.split_once('.').map_or(key, |(_, name)| name);
+    let name = name.split('[').next().unwrap_or(name);
+    is_secret_name(name) || name.ends_with("_url") || ["news_feeds", "price_provider"].contains(&name)
+}
+
+/// A type error quotes the value it got ("invalid type: integer `123…`,
+/// expected a string"); for a key that may hold a secret only what was
+/// expected is kept.
+fn hide_value(key: &str, message: &str) -> String {
+    if !may_hold_secret(key) {
+        return message.to_string();
+    }
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("expected {expected} (the value is not shown)"),
+        None => "has an invalid value (not shown)".to_string(),
     }
 }
 
@@ -508,8 +614,13 @@ impl Config {
             set_typed(&mut merged, &defaults, "server", "tls", t)?;
         }
 
-        let config: Config = serde_path_to_error::deserialize(merged)
-            .map_err(|e| ConfigError(format!("invalid config key {}: {}", e.path(), e.inner().message())))?;
+        let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError(format!(
+                "invalid config key {key}: {}",
+                hide_value(&key, e.inner().message())
+            ))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -605,7 +716,10 @@ impl Config {
         }
         for feed in &self.market.news_feeds {
             if !(feed.starts_with("http://") || feed.starts_with("https://")) {
-                return bad("market.news_feeds", &format!("`{feed}` must be an http(s) URL"));
+                return bad(
+                    "market.news_feeds",
+                    &format!("`{}` must be an http(s) URL", redact_url(feed)),
+                );
             }
         }
         Ok(())
@@ -756,16 +870,83 @@ mod tests {
                 ),
                 ("FORTFOLIO_SMTP__PASSWORD", "smtp-pass-xyz"),
                 ("FORTFOLIO_STATE__REDIS_URL", "redis://u:redispass@127.0.0.1:6379/0"),
+                ("FORTFOLIO_STORAGE__POSTGRES_URL", "host=db password=pgpass"),
+                ("FORTFOLIO_MARKET__NEWS_FEEDS", "https://r:feedpass@f.example/rss"),
+                (
+                    "FORTFOLIO_MARKET__PRICE_PROVIDER",
+                    "https://q.example/{symbol}?apikey=provkey",
+                ),
             ],
             None,
         )
         .unwrap();
         let out = c.redacted_toml();
-        assert!(!out.contains("topsecret"));
-        assert!(!out.contains("smtp-pass-xyz"));
-        assert!(!out.contains("redispass"));
+        for secret in [
+            "topsecret",
+            "smtp-pass-xyz",
+            "redispass",
+            "pgpass",
+            "feedpass",
+            "provkey",
+        ] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert!(out.contains("https://r:***@f.example/rss"), "{out}");
+        assert!(!format!("{c:?}").contains("feedpass") && !format!("{c:?}").contains("provkey"));
         assert!(out.contains("[redacted]"));
         assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_and_secret_parameters() {
+        for (url, shown) in [
+            ("https://feeds.example/rss", "https://feeds.example/rss"),
+            (
+                "https://reader:s3cret@feeds.example/rss?page=2",
+                "https://reader:***@feeds.example/rss?page=2",
+            ),
+            ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+            ("https://token-only@host.example/", "https://token-only@host.example/"),
+            (
+                "postgres://app:pw%40x@db:5432/f?sslmode=require&password=s3cret",
+                "postgres://app:***@db:5432/f?sslmode=require&password=***",
+            ),
+            (
+                "https://q.example/v1/{symbol}?apikey=A1&api_key=A2&X-Api-Key=A3&accessToken=A4&format=json",
+                "https://q.example/v1/{symbol}?apikey=***&api_key=***&X-Api-Key=***&accessToken=***&format=json",
+            ),
+            (
+                "https://h.example/p?pass=1&pwd=2&token=3&key=4&secret=5&access_token=6&auth=7&signature=8#sig=9",
+                "https://h.example/p?pass=***&pwd=***&token=***&key=***&secret=***&access_token=***&auth=***&signature=***#sig=***",
+            ),
+            ("https://u:p@h.example?key=k", "https://u:***@h.example?key=***"),
+            ("not a url?token=t", "not a url?token=***"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn type_errors_of_secret_keys_do_not_echo_the_value() {
+        for (file, key) in [
+            ("[auth]\njwt_secret = 1234567890123456789\n", "auth.jwt_secret"),
+            ("[smtp]\npassword = 1234567890123456789\n", "smtp.password"),
+            (
+                "[market]\nnews_feeds = \"https://u:1234567890123456789@f.example\"\n",
+                "market.news_feeds",
+            ),
+            ("[market]\nnews_feeds = [1234567890123456789]\n", "market.news_feeds[0]"),
+            (
+                "[market]\nnews_feeds = [\"ftp://u:1234567890123456789@f.example\"]\n",
+                "market.news_feeds",
+            ),
+        ] {
+            let e = load(&[], Some(file)).unwrap_err().0;
+            assert!(e.contains(key) && !e.contains("1234567890123456789"), "{e}");
+        }
+        let e = load(&[], Some("[server]\nmax_body_bytes = \"lots\"\n")).unwrap_err().0;
+        assert!(e.contains("\"lots\""), "other keys keep the value: {e}");
     }
 
     #[test]

@@ -32,9 +32,28 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// (method, route template, status); route names are interned, so counting
-/// a request allocates nothing.
-type Key = (Method, Arc<str>, u16);
+/// (method label, route template, status); route names are interned, so
+/// counting a request allocates nothing. Every part comes from a fixed set,
+/// so no client can grow the series: see [`method_label`] and [`UNMATCHED`].
+type Key = (&'static str, Arc<str>, u16);
+
+/// The route label of requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// The method as a label: the standard methods by name, any other method a
+/// client makes up as `other`.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -57,11 +76,11 @@ impl Metrics {
         name
     }
 
-    pub fn observe(&self, method: Method, route: Arc<str>, status: u16, secs: f64) {
+    pub fn observe(&self, method: &Method, route: Arc<str>, status: u16, secs: f64) {
         let Ok(mut map) = self.requests.lock() else {
             return;
         };
-        let s = map.entry((method, route, status)).or_default();
+        let s = map.entry((method_label(method), route, status)).or_default();
         s.count += 1;
         s.sum += secs;
         for (i, upper) in BUCKETS.iter().enumerate() {
@@ -86,7 +105,7 @@ impl Metrics {
             return;
         };
         let mut keys: Vec<_> = map.keys().collect();
-        keys.sort_by(|a, b| (a.0.as_str(), &a.1, a.2).cmp(&(b.0.as_str(), &b.1, b.2)));
+        keys.sort();
         for key in keys {
             let (method, route, status) = key;
             let Some(s) = map.get(key) else { continue };
@@ -118,19 +137,17 @@ impl Metrics {
 }
 
 /// Records every request under its route template (`/api/v1/me/sessions/{id}`),
-/// so ids never explode the label set.
+/// so ids never explode the label set; paths that match no route share one label.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = state.metrics.route_name(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |m| m.as_str()),
-    );
+    let route = state
+        .metrics
+        .route_name(req.extensions().get::<MatchedPath>().map_or(UNMATCHED, |m| m.as_str()));
     let resp = next.run(req).await;
     state
         .metrics
-        .observe(method, route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+        .observe(&method, route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
 }
 
@@ -192,8 +209,8 @@ mod tests {
     #[test]
     fn histograms_are_cumulative() {
         let m = Metrics::default();
-        m.observe(Method::GET, m.route_name("/api/v1/me"), 200, 0.0007);
-        m.observe(Method::GET, m.route_name("/api/v1/me"), 200, 0.2);
+        m.observe(&Method::GET, m.route_name("/api/v1/me"), 200, 0.0007);
+        m.observe(&Method::GET, m.route_name("/api/v1/me"), 200, 0.2);
         let mut out = String::new();
         m.render_requests(&mut out);
         assert!(out.contains("fortfolio_http_requests_total{method=\"GET\",route=\"/api/v1/me\",status=\"200\"} 2"));
@@ -201,5 +218,26 @@ mod tests {
         assert!(out.contains("le=\"0.001\"} 1"));
         assert!(out.contains("le=\"0.25\"} 2"));
         assert!(out.contains("le=\"+Inf\"} 2"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = Metrics::default();
+        for name in ["FOO", "BAR", "BAZ"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            m.observe(&method, m.route_name(UNMATCHED), 405, 0.001);
+        }
+        m.observe(&Method::PATCH, m.route_name(UNMATCHED), 404, 0.001);
+        let mut out = String::new();
+        m.render_requests(&mut out);
+        assert!(
+            out.contains("{method=\"other\",route=\"unmatched\",status=\"405\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("{method=\"PATCH\",route=\"unmatched\",status=\"404\"} 1"),
+            "{out}"
+        );
+        assert!(!out.contains("FOO"));
     }
 }

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use crate::app::AppState;
 use crate::config::Config;
+use crate::security::events::escape_controls;
 use crate::server::ADMIN_SOCKET;
 
 pub enum Backend {
@@ -110,7 +111,9 @@ pub fn print_users(users: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints events as a table.
+/// Prints events as a table, one line each: fields a client chose (the email
+/// typed at a failed login) are shown with control characters escaped, so
+/// they can neither forge table lines nor send escape codes to the terminal.
 pub fn print_events(events: &Value) -> anyhow::Result<()> {
     let list = events
         .as_array()
@@ -119,15 +122,16 @@ pub fn print_events(events: &Value) -> anyhow::Result<()> {
         "{:<21} {:<22} {:<8} {:<30} {:<16} DETAILS",
         "TIMESTAMP", "EVENT", "OUTCOME", "EMAIL", "IP"
     );
+    let field = |e: &Value, key: &str, absent: &str| escape_controls(e[key].as_str().unwrap_or(absent));
     for e in list {
         println!(
             "{:<21} {:<22} {:<8} {:<30} {:<16} {}",
-            e["timestamp"].as_str().unwrap_or(""),
-            e["event"].as_str().unwrap_or(""),
-            e["outcome"].as_str().unwrap_or(""),
-            e["email"].as_str().unwrap_or("-"),
-            e["ip"].as_str().unwrap_or("-"),
-            e["details"],
+            field(e, "timestamp", ""),
+            field(e, "event", ""),
+            field(e, "outcome", ""),
+            field(e, "email", "-"),
+            field(e, "ip", "-"),
+            escape_controls(&e["details"].to_string()),
         );
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::news::{self, SymbolIndex, BUNDLED_FRB_FEED, BUNDLED_FRB_SOURCE};
 use super::prices::PriceBook;
+use crate::config::redact_url;
 use crate::store::{Store, StoreResult};
 
 const BUNDLED_FLAG: &str = "bundled_news_loaded";
@@ -39,26 +40,34 @@ pub async fn load_bundled(store: &Arc<dyn Store>, book: &PriceBook) -> StoreResu
     Ok(added)
 }
 
-/// Fetches one feed and stores its new items.
+/// The source name of a feed's items: its host, never its userinfo.
+fn source_name(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| redact_url(url))
+}
+
+/// Fetches one feed and stores its new items. Errors never carry the URL,
+/// which may hold credentials; callers log it redacted.
 pub async fn fetch_feed(
     client: &reqwest::Client,
     url: &str,
     store: &Arc<dyn Store>,
     index: &SymbolIndex,
 ) -> Result<usize, String> {
-    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let resp = client.get(url).send().await.map_err(|e| e.without_url().to_string())?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }
     if resp.content_length().is_some_and(|n| n as usize > MAX_FEED_BYTES) {
         return Err("feed too large".into());
     }
-    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = resp.bytes().await.map_err(|e| e.without_url().to_string())?;
     if bytes.len() > MAX_FEED_BYTES {
         return Err("feed too large".into());
     }
-    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url);
-    let mut items = news::parse_feed(&bytes, host).map_err(|e| e.to_string())?;
+    let mut items = news::parse_feed(&bytes, &source_name(url)).map_err(|e| e.to_string())?;
     news::tag_items(&mut items, index);
     store.insert_news(items).await.map_err(|e| e.to_string())
 }
@@ -86,10 +95,11 @@ pub async fn run_fetcher(
     loop {
         for url in &feeds {
             let fetch = fetch_feed(&client, url, &store, &index);
+            let feed = redact_url(url);
             tokio::select! {
                 r = fetch => match r {
-                    Ok(added) => tracing::info!(feed = %url, added, "news feed fetched"),
-                    Err(e) => tracing::warn!(feed = %url, error = %e, "news feed failed; will retry next round"),
+                    Ok(added) => tracing::info!(%feed, added, "news feed fetched"),
+                    Err(e) => tracing::warn!(%feed, error = %e, "news feed failed; will retry next round"),
                 },
                 _ = stop.wait_for(|s| *s) => return,
             }
@@ -98,5 +108,22 @@ pub async fn run_fetcher(
             _ = tokio::time::sleep(refresh) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_named_after_the_host_only() {
+        assert_eq!(
+            source_name("https://reader:s3cret@feeds.example:8443/rss?key=k"),
+            "feeds.example"
+        );
+        assert_eq!(
+            source_name("https://www.federalreserve.gov/feeds/press_monetary.xml"),
+            "www.federalreserve.gov"
+        );
     }
 }

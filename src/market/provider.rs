@@ -55,7 +55,8 @@ impl HttpPriceProvider {
                 return None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, symbol, "price provider unreachable");
+                // The URL may carry an API key: the error is logged without it.
+                tracing::warn!(error = %e.without_url(), symbol, "price provider unreachable");
                 return None;
             }
         };

@@ -72,31 +72,55 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Subject, text body and HTML body for an alert about event `e`.
+/// The most of a User-Agent an alert shows.
+const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// The User-Agent as the alert reports it: whatever the client sent, cut to
+/// [`MAX_USER_AGENT_CHARS`].
+fn reported_user_agent(ua: Option<&str>) -> String {
+    match ua.filter(|s| !s.is_empty()) {
+        None => "none".into(),
+        Some(ua) if ua.chars().count() > MAX_USER_AGENT_CHARS => {
+            ua.chars().take(MAX_USER_AGENT_CHARS).chain(['…']).collect()
+        }
+        Some(ua) => ua.to_string(),
+    }
+}
+
+/// Escaped HTML text that mail clients will not turn into a link: a
+/// zero-width space after each `.`, `:`, `/` and `@` breaks every URL,
+/// domain and address pattern while the text reads the same.
+fn unlinkable(escaped: &str) -> String {
+    escaped
+        .chars()
+        .flat_map(|c| {
+            let split = matches!(c, '.' | ':' | '/' | '@');
+            std::iter::once(c).chain(split.then_some('\u{200b}'))
+        })
+        .collect()
+}
+
+/// Subject, text body and HTML body for an alert about event `e`. The
+/// User-Agent is text the client chose: shown truncated, labelled as
+/// reported by the browser, and in HTML inside `<code>`, never as a link.
 pub fn render(kind: AlertKind, e: &EventRecord) -> (String, String, String) {
     let (text_t, html_t) = kind.templates();
     let vars: Vec<(&str, String)> = vec![
         ("email", e.email.clone().unwrap_or_default()),
         ("when", rfc3339(e.timestamp)),
         ("ip", e.ip.clone().unwrap_or_else(|| "unknown".into())),
-        (
-            "user_agent",
-            e.user_agent
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "unknown device".into()),
-        ),
+        ("user_agent", reported_user_agent(e.user_agent.as_deref())),
         (
             "locked_until",
             e.details["locked_until"].as_str().unwrap_or("later").to_string(),
         ),
     ];
-    let fill = |t: &str, escape: bool| {
+    let fill = |t: &str, html: bool| {
         vars.iter().fold(t.to_string(), |acc, (k, v)| {
-            let v = if escape {
-                html_escape(v)
-            } else {
-                v.replace(['\r', '\n'], " ")
+            let v = match (html, *k) {
+                (false, _) => v.replace(['\r', '\n'], " "),
+                (true, "user_agent") => unlinkable(&html_escape(v)),
+                (true, _) => html_escape(v),
             };
             acc.replace(&format!("{{{{{k}}}}}"), &v)
         })
@@ -117,6 +141,13 @@ pub fn render(kind: AlertKind, e: &EventRecord) -> (String, String, String) {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+}
+
+/// The RFC 5322 `Message-ID` of an outbox message: its id (a UUID) at the
+/// domain of the sender address; the same on every retry, so a receiver can
+/// drop the duplicate an at-least-once resend would make.
+fn message_id(m: &OutboxMessage, from: &Mailbox) -> String {
+    format!("<{}@{}>", m.id, from.email.domain())
 }
 
 impl Mailer {
@@ -146,6 +177,9 @@ impl Mailer {
     async fn send(&self, m: &OutboxMessage) -> Result<(), String> {
         let to: Mailbox = m.to.parse().map_err(|e| format!("bad recipient: {e}"))?;
         let email = Message::builder()
+            .message_id(Some(message_id(m, &self.from)))
+            // When the alert was written to the outbox, in UTC (+0000).
+            .date(m.created_at.into())
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.clone())
@@ -249,6 +283,47 @@ mod tests {
             assert!(!text.contains("{{") && !html.contains("{{"));
             assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
         }
+    }
+
+    #[test]
+    fn the_user_agent_is_reported_text_never_a_link() {
+        let mut e = event();
+        e.user_agent = Some(format!(
+            "Mozilla/5.0 see https://evil.example/x <b>{}END",
+            "A".repeat(300)
+        ));
+        let (_, text, html) = render(AlertKind::NewDevice, &e);
+        assert!(!text.contains("END") && !html.contains("END"));
+        let shown = format!("Mozilla/5.0 see https://evil.example/x <b>{}…", "A".repeat(158));
+        assert!(text.contains(&format!("reported by the browser: {shown}\n")), "{text}");
+        assert!(html.contains(
+            "<code>Mozilla/\u{200b}5.\u{200b}0 see https:\u{200b}/\u{200b}/\u{200b}evil.\u{200b}example/\u{200b}x &lt;b&gt;AAA"
+        ), "{html}");
+        assert!(!html.contains("https://") && !html.contains("<a") && !html.contains("<b>A"));
+        e.user_agent = None;
+        let (_, text, _) = render(AlertKind::NewDevice, &e);
+        assert!(text.contains("reported by the browser: none"), "{text}");
+    }
+
+    #[test]
+    fn message_ids_are_stable_per_message_at_the_sender_domain() {
+        let m = OutboxMessage {
+            id: "0190b2c4-7d2e-7c3a-9a51-3f1f2b9c8d7e".into(),
+            to: "ann@example.com".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+            event_id: "e1".into(),
+            created_at: Utc::now(),
+            attempts: 0,
+            next_attempt_at: Utc::now(),
+            last_error: None,
+        };
+        let from: Mailbox = "fortfolio <alerts@mail.example.org>".parse().unwrap();
+        assert_eq!(
+            message_id(&m, &from),
+            "<0190b2c4-7d2e-7c3a-9a51-3f1f2b9c8d7e@mail.example.org>"
+        );
     }
 
     #[test]

@@ -242,23 +242,52 @@ impl LogFiles {
     }
 }
 
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+/// `s` with every control character (C0, DEL, C1), the Unicode line and
+/// paragraph separators and the bidirectional overrides written as JSON
+/// escapes (`\n`, `\u001b`, `\u2028`), so it can neither end a line, nor
+/// drive a terminal, nor reorder what is shown. Compact JSON text (which has
+/// such characters only inside strings) stays valid JSON.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
+/// A text-line value: `-` when absent, else a JSON string literal (quotes,
+/// backslashes and control characters escaped), so a client-chosen value
+/// cannot end the line or pose as another field.
+fn text_value(v: Option<&str>) -> String {
+    v.map_or_else(
+        || "-".to_string(),
+        |s| escape_controls(&serde_json::to_string(s).unwrap_or_default()),
+    )
+}
+
+/// One event, one line: `<timestamp> <event> outcome=<outcome>` (server-made
+/// words) then `key=value` pairs whose values are [`text_value`]s and
+/// `details=` a JSON object.
 fn text_line(e: &EventRecord) -> String {
-    let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
     format!(
         "{} {} outcome={} user_id={} email={} ip={} request_id={} user_agent={} details={}",
         rfc3339(e.timestamp),
         e.event,
         e.outcome,
-        dash(&e.user_id),
-        dash(&e.email),
-        dash(&e.ip),
-        dash(&e.request_id),
-        quote(e.user_agent.as_deref().unwrap_or("")),
-        e.details
+        text_value(e.user_id.as_deref()),
+        text_value(e.email.as_deref()),
+        text_value(e.ip.as_deref()),
+        text_value(e.request_id.as_deref()),
+        text_value(e.user_agent.as_deref()),
+        escape_controls(&e.details.to_string())
     )
 }
 
@@ -278,8 +307,10 @@ pub fn event_json(e: &EventRecord) -> Value {
     })
 }
 
+/// serde_json escapes C0 controls; DEL, C1 and U+2028/2029 are escaped too,
+/// so line-splitting readers (Python's `splitlines`) see one line per event.
 fn json_line(e: &EventRecord) -> String {
-    event_json(e).to_string()
+    escape_controls(&event_json(e).to_string())
 }
 
 /// Deletes rotated files whose day is older than `retention_days`.
@@ -459,5 +490,41 @@ mod tests {
         assert!(dir.path().join("security.log.2026-08-30").exists());
         assert!(dir.path().join("security.log").exists());
         assert!(dir.path().join("other.log.2020-01-01").exists());
+    }
+
+    #[test]
+    fn client_text_stays_inside_one_quoted_field() {
+        let forged = "x@example.com\n2026-01-01T00:00:00Z login_success outcome=success email=\"a\"\r\u{1b}[2J\u{85}\u{2028}\u{202e}";
+        let e = EventRecord {
+            id: "e1".into(),
+            timestamp: Utc::now(),
+            event: "login_failure".into(),
+            outcome: "failure".into(),
+            user_id: None,
+            email: Some(forged.into()),
+            ip: Some("203.0.113.9".into()),
+            user_agent: None,
+            request_id: None,
+            details: json!({"reason": "unknown\u{9b}account"}),
+        };
+        for line in [text_line(&e), json_line(&e)] {
+            assert!(
+                !line
+                    .chars()
+                    .any(|c| c.is_control() || ('\u{2028}'..='\u{202e}').contains(&c)),
+                "{line}"
+            );
+        }
+        let text = text_line(&e);
+        assert!(text.contains(
+            r#" login_failure outcome=failure user_id=- email="x@example.com\n2026-01-01T00:00:00Z login_success outcome=success email=\"a\"\r\u001b[2J\u0085\u2028\u202e" "#
+        ), "{text}");
+        assert!(
+            text.contains(r#" ip="203.0.113.9" request_id=- user_agent=- details={"reason":"unknown\u009baccount"}"#),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&json_line(&e)).unwrap();
+        assert_eq!(back["email"], forged);
+        assert_eq!(back["details"]["reason"], "unknown\u{9b}account");
     }
 }

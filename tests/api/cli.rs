@@ -51,6 +51,65 @@ fn config_check_redacts_and_invalid_config_names_the_key() {
     assert!(err.contains("server.tls"), "{err}");
 }
 
+#[test]
+fn config_check_shows_no_password_token_or_key_of_any_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        r#"
+[storage]
+postgres_url = "postgres://app:pg-pass-111@db.example:5432/fortfolio?sslmode=require&password=pg-pass-222"
+
+[state]
+redis_url = "redis://:redis-pass-333@cache.example:6379/0?token=redis-token-444"
+
+[market]
+news_feeds = ["https://reader:feed-pass-555@feeds.example/rss?apikey=feed-key-666&lang=en"]
+price_provider = "https://quotes.example/v1/{symbol}?api_key=quote-key-777&format=json"
+"#,
+    )
+    .unwrap();
+    let out = fortfolio(&["config", "check", "--config", file.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out) + &String::from_utf8_lossy(&out.stderr);
+    for secret in [
+        "pg-pass-111",
+        "pg-pass-222",
+        "redis-pass-333",
+        "redis-token-444",
+        "feed-pass-555",
+        "feed-key-666",
+        "quote-key-777",
+    ] {
+        assert!(!text.contains(secret), "secret {secret} shown: {text}");
+    }
+    for shown in [
+        "postgres://app:***@db.example:5432/fortfolio?sslmode=require&password=***",
+        "redis://:***@cache.example:6379/0?token=***",
+        "https://reader:***@feeds.example/rss?apikey=***&lang=en",
+        "https://quotes.example/v1/{symbol}?api_key=***&format=json",
+    ] {
+        assert!(text.contains(shown), "{shown} not in {text}");
+    }
+
+    // A secret given with the wrong type is named, not echoed.
+    for (config, key) in [
+        ("[auth]\njwt_secret = 987654321098765432\n", "auth.jwt_secret"),
+        ("[smtp]\npassword = 987654321098765432\n", "smtp.password"),
+        (
+            "[market]\nnews_feeds = \"https://u:987654321098765432@feeds.example/\"\n",
+            "market.news_feeds",
+        ),
+    ] {
+        std::fs::write(&file, config).unwrap();
+        let out = fortfolio(&["config", "check", "--config", file.to_str().unwrap()], &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key) && !err.contains("987654321098765432"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn admin_commands_work_with_the_server_running_and_stopped() {
     let mut app = TestApp::spawn().await;

@@ -261,3 +261,129 @@ async fn events_are_logged_stored_and_queryable() {
     let r: Value = app.get("/me/devices", Some(&a_access)).await.json().await.unwrap();
     assert_eq!(r["items"].as_array().unwrap().len(), 2, "{r}");
 }
+
+/// An email typed at a failed login is client text: it must stay inside its
+/// own field of its own line, in the log files and in `fortfolio admin events`.
+#[tokio::test]
+async fn a_typed_email_cannot_forge_log_lines_or_terminal_output() {
+    let app = TestApp::spawn().await;
+    let forged = "ghost@example.com\n2026-01-01T00:00:00Z login_success outcome=success user_id=\"u1\" email=\"admin@example.com\"\r\u{85}\u{2028}\u{1b}[2J\u{1b}]0;owned\u{7}.";
+    problem(app.login(forged, "wrong-password-1").await, 401, "invalid_credentials").await;
+
+    let logs = app.data_dir().join("logs");
+    let text = std::fs::read_to_string(logs.join("security.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text:?}");
+    assert_eq!(lines[0].split(' ').nth(1), Some("login_failure"), "{text:?}");
+    assert!(
+        lines[0].contains(r#"email="ghost@example.com\n2026-01-01T00:00:00Z"#),
+        "{text:?}"
+    );
+    let json = std::fs::read_to_string(logs.join("security.json")).unwrap();
+    for file in [&text, &json] {
+        // One line each, even for readers that also split at U+0085/U+2028.
+        assert!(
+            !file
+                .trim_end_matches('\n')
+                .chars()
+                .any(|c| c.is_control() || c == '\u{2028}'),
+            "{file:?}"
+        );
+    }
+    let event: Value = serde_json::from_str(json.trim_end()).unwrap();
+    assert_eq!(event["email"], forged, "the JSON log keeps the exact text");
+
+    let d = app.data_dir().to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+            .args(["admin", "events", "--data-dir", &d])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table.lines().count(), 2, "header and one event: {table:?}");
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    assert!(
+        table.contains(r"ghost@example.com\n2026-01-01T00:00:00Z login_success"),
+        "{table:?}"
+    );
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX` bytes) so the parts
+/// can be read as written.
+fn unquote_printable(mail: &str) -> String {
+    let joined = mail.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn alert_mails_have_a_message_id_a_utc_date_and_a_user_agent_that_is_no_link() {
+    let port = free_port();
+    let sink = MailSink::start(port);
+    let app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
+    app.register("ma@example.com").await;
+    let ua = format!(
+        "Mozilla/5.0 see https://evil.example/login {}END-OF-AGENT",
+        "A".repeat(400)
+    );
+    assert_eq!(login_as(&app, "ma@example.com", PASSWORD, &ua).await.status(), 200);
+    let mails = sink.wait_for(1, 10).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    let head = mail.split("\r\n\r\n").next().unwrap();
+    let header = |name: &str| -> Vec<&str> { head.lines().filter_map(|h| h.strip_prefix(name)).collect() };
+
+    let ids = header("Message-ID: ");
+    assert_eq!(ids.len(), 1, "{head}");
+    let id = ids[0]
+        .strip_prefix('<')
+        .and_then(|s| s.strip_suffix("@localhost>"))
+        .unwrap_or_else(|| panic!("Message-ID not <uuid@smtp.from domain>: {}", ids[0]));
+    uuid::Uuid::parse_str(id).unwrap();
+    let dates = header("Date: ");
+    assert_eq!(dates.len(), 1, "{head}");
+    assert!(dates[0].ends_with(" +0000"), "not UTC: {}", dates[0]);
+    let sent = chrono::DateTime::parse_from_rfc2822(dates[0]).unwrap();
+    assert!((chrono::Utc::now() - sent.to_utc()).num_seconds().abs() < 60);
+
+    let body = unquote_printable(mail);
+    assert!(!body.contains("END-OF-AGENT"), "the User-Agent is cut");
+    assert!(
+        body.contains("User-Agent reported by the browser: Mozilla/5.0 see https://evil.example/login AAA"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<code>Mozilla/\u{200b}5.\u{200b}0 see https:\u{200b}/\u{200b}/\u{200b}evil.\u{200b}example"),
+        "{body}"
+    );
+    assert_eq!(
+        body.matches("https://evil.example").count(),
+        1,
+        "only the text part shows it as written: {body}"
+    );
+}

@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod hardening;
 mod market;
+mod metrics;
 mod news;
 mod portfolio;
 mod tokens;
