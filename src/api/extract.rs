@@ -1,8 +1,11 @@
 //! Extractors that answer in our problem format: `AppJson<T>` for bodies
-//! (naming the offending field), `AuthUser` for access tokens.
+//! (naming the offending field), `AppQuery<T>` and `AppPath<T>` (naming the
+//! offending parameter), `AuthUser` for access tokens.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
@@ -60,6 +63,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 } else {
                     path
                 };
+                let msg = without_type_names(&msg);
                 let detail = if field.is_empty() {
                     msg.clone()
                 } else {
@@ -77,6 +81,81 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn missing_field(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_string())
+}
+
+/// A serde message without the Rust type it names: "invalid type: sequence,
+/// expected struct LoginBody" → "…, expected a JSON object".
+fn without_type_names(msg: &str) -> String {
+    let Some((head, expected)) = msg.split_once(", expected ") else {
+        return msg.to_string();
+    };
+    [
+        ("struct ", "a JSON object"),
+        ("tuple struct ", "a JSON array"),
+        ("enum ", "one of the documented values"),
+    ]
+    .iter()
+    .find(|(rust, _)| expected.starts_with(rust))
+    .map_or_else(|| msg.to_string(), |(_, plain)| format!("{head}, expected {plain}"))
+}
+
+/// Query parameters. One that cannot be read (e.g. given twice) →
+/// `422 validation_failed` with `field` naming it.
+pub struct AppQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Query(q) = Query::try_from_uri(&parts.uri).map_err(|rej| {
+            let text = rej.body_text();
+            let msg = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
+            let msg = without_type_names(&msg.replace("field `", "query parameter `"));
+            let field = msg.split('`').nth(1).unwrap_or("query");
+            ApiError::validation(field, format!("invalid query string: {msg}"))
+        })?;
+        Ok(AppQuery(q))
+    }
+}
+
+/// Path parameters. One that cannot be read (e.g. not UTF-8) →
+/// `422 validation_failed` with `field` naming it.
+pub struct AppPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(p) = Path::from_request_parts(parts, state).await.map_err(path_error)?;
+        Ok(AppPath(p))
+    }
+}
+
+fn path_error(rej: PathRejection) -> ApiError {
+    let kind = match &rej {
+        PathRejection::FailedToDeserializePathParams(e) if !rej.status().is_server_error() => e.kind(),
+        // A route that does not match its handler: our bug, not the client's.
+        _ => return ApiError::internal(rej.body_text()),
+    };
+    match kind {
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            ApiError::validation(key, format!("path parameter `{key}` is not valid UTF-8"))
+        }
+        ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => {
+            ApiError::validation(key, format!("path parameter `{key}` is not valid"))
+        }
+        _ => ApiError::validation("path", "a path parameter is not valid"),
+    }
 }
 
 impl<T, S> FromRequest<S> for AppJson<T>
@@ -190,5 +269,15 @@ mod tests {
         assert_eq!(e.extra["field"], "n");
         let e = parse_json::<Body>(br#"{"email": "a", "n": 1} trailing"#).unwrap_err();
         assert_eq!(e.code, "invalid_json");
+    }
+
+    #[test]
+    fn json_errors_never_name_rust_types() {
+        for body in [&b"[]"[..], b"5", b"\"x\"", b"[\"a\"]"] {
+            let e = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(e.code, "validation_failed");
+            assert!(!e.detail.contains("Body"), "{}", e.detail);
+            assert!(e.detail.contains("expected a JSON object"), "{}", e.detail);
+        }
     }
 }

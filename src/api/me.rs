@@ -1,6 +1,6 @@
 //! `/me*`: the caller's account, password and sessions.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::extract::{AppJson, AuthUser};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::limited;
 use super::pagination::{Page, PageQuery};
 use crate::accounts::{self, UserView};
@@ -114,7 +114,7 @@ struct SessionView {
 async fn sessions(
     State(state): State<AppState>,
     auth: AuthUser,
-    Query(q): Query<PageQuery>,
+    AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<Json<Page<SessionView>>> {
     let items: Vec<SessionView> = state
         .store
@@ -137,7 +137,7 @@ async fn delete_session(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("no such session");
     let session = state.store.session(&id).await?.ok_or_else(not_found)?;
@@ -177,7 +177,7 @@ async fn devices(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-    Query(q): Query<PageQuery>,
+    AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<Json<Page<DeviceView>>> {
     let current = crate::security::devices::fingerprint(&client.user_agent, client.ip);
     let items: Vec<DeviceView> = state
@@ -226,14 +226,14 @@ async fn delete_device(
 async fn security_events(
     State(state): State<AppState>,
     auth: AuthUser,
-    Query(q): Query<PageQuery>,
+    AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<Json<Page<serde_json::Value>>> {
     let limit = q.limit()?;
     let events = state
         .store
         .events(EventFilter {
             user_id: Some(auth.ctx.user.id.clone()),
-            before_id: q.cursor.clone(),
+            before_id: q.id_cursor()?.map(str::to_string),
             limit: limit + 1,
             ..Default::default()
         })

@@ -1,7 +1,7 @@
 //! Exact decimals in requests (SPEC §1): a JSON string or a JSON number,
-//! read from its literal text so `0.1` stays exactly one tenth (never via f64).
-
-use std::str::FromStr;
+//! read from its literal text so `0.1` stays exactly one tenth (never via f64),
+//! and refused when the text holds more digits than a decimal keeps (28):
+//! the parser would round them away silently.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
@@ -27,15 +27,24 @@ impl<'de> Deserialize<'de> for Amount {
                 "expected a decimal number or a string holding one",
             ));
         };
-        Decimal::from_str(inner)
-            .or_else(|_| Decimal::from_scientific(inner))
-            .map(Amount)
-            .map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "`{}` is not a decimal number",
-                    inner.chars().take(40).collect::<String>()
-                ))
-            })
+        parse_exact(inner).map(Amount).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{}` is not a decimal number of at most 28 digits",
+                inner.chars().take(40).collect::<String>()
+            ))
+        })
+    }
+}
+
+/// The decimal `text` spells, if it holds it without rounding (scientific
+/// notation's exponent only moves the point, so its mantissa is what counts).
+fn parse_exact(text: &str) -> Option<Decimal> {
+    match text.split_once(['e', 'E']) {
+        None => Decimal::from_str_exact(text).ok(),
+        Some((mantissa, _)) => {
+            Decimal::from_str_exact(mantissa).ok()?;
+            Decimal::from_scientific(text).ok()
+        }
     }
 }
 
@@ -58,5 +67,24 @@ mod tests {
         assert_eq!(b.a.0, Decimal::new(1, 3));
         assert!(serde_json::from_str::<B>(r#"{"a": "abc"}"#).is_err());
         assert!(serde_json::from_str::<B>(r#"{"a": true}"#).is_err());
+    }
+
+    #[test]
+    fn digits_beyond_a_decimal_are_refused_not_rounded() {
+        for text in [
+            r#""1.00000000000000000000000000001""#,
+            "1.00000000000000000000000000001",
+            "1.00000000000000000000000000001e2",
+            r#""0.000000000000000000000000000001""#,
+            "1e-29",
+            "123456789012345678901234567890",
+        ] {
+            let json = format!(r#"{{"a": {text}}}"#);
+            assert!(serde_json::from_str::<B>(&json).is_err(), "{text}");
+        }
+        let b: B = serde_json::from_str(r#"{"a": "1.000000000000000000000000001"}"#).unwrap();
+        assert_eq!(b.a.0.scale(), 27);
+        let b: B = serde_json::from_str(r#"{"a": 15e-1}"#).unwrap();
+        assert_eq!(b.a.0.to_string(), "1.5");
     }
 }

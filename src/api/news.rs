@@ -1,13 +1,13 @@
 //! `GET /news`: stored feed items with symbols and sentiment, newest first.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::AuthUser;
+use super::extract::{AppQuery, AuthUser};
 use super::limited;
 use super::pagination::{Page, PageQuery};
 use crate::app::AppState;
@@ -43,7 +43,7 @@ fn parse_since(s: &str) -> Option<DateTime<Utc>> {
 async fn list(
     State(state): State<AppState>,
     _auth: AuthUser,
-    Query(q): Query<NewsQuery>,
+    AppQuery(q): AppQuery<NewsQuery>,
 ) -> ApiResult<Json<Page<Value>>> {
     let limit = q.page.limit()?;
     let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
@@ -56,19 +56,13 @@ async fn list(
         })?),
         None => None,
     };
-    if q.page
-        .cursor
-        .as_deref()
-        .is_some_and(|c| c.len() > 200 || !c.contains('|'))
-    {
-        return Err(ApiError::validation("cursor", "cursor is not valid for this list"));
-    }
+    let cursor = q.page.cursor_where(|c| c.len() <= 200 && c.contains('|'))?;
     let found = state
         .store
         .news(NewsFilter {
             symbol: symbol.map(|s| s.as_str().to_string()),
             since,
-            cursor: q.page.cursor.clone(),
+            cursor: cursor.map(str::to_string),
             limit: limit + 1,
         })
         .await?;

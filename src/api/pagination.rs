@@ -27,6 +27,24 @@ impl PageQuery {
             },
         }
     }
+
+    /// The cursor, if `valid` accepts it.
+    pub fn cursor_where(&self, valid: impl Fn(&str) -> bool) -> ApiResult<Option<&str>> {
+        match self.cursor.as_deref() {
+            Some(c) if !valid(c) => Err(invalid_cursor()),
+            c => Ok(c),
+        }
+    }
+
+    /// The cursor of a list paged by id: the id (a UUID, as we write them)
+    /// of the last item seen.
+    pub fn id_cursor(&self) -> ApiResult<Option<&str>> {
+        self.cursor_where(|c| uuid::Uuid::try_parse(c).is_ok_and(|id| id.to_string() == c))
+    }
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::validation("cursor", "cursor is not valid for this list")
 }
 
 #[derive(Debug, Serialize)]
@@ -42,13 +60,7 @@ impl<T> Page<T> {
         let limit = q.limit()?;
         let start = match &q.cursor {
             None => 0,
-            Some(c) => {
-                items
-                    .iter()
-                    .position(|i| &key(i) == c)
-                    .ok_or_else(|| ApiError::validation("cursor", "cursor is not valid for this list"))?
-                    + 1
-            }
+            Some(c) => items.iter().position(|i| &key(i) == c).ok_or_else(invalid_cursor)? + 1,
         };
         Ok(Self::from_overfetch(
             items.into_iter().skip(start).collect(),

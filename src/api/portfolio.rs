@@ -1,6 +1,6 @@
 //! `/portfolio`: buy, sell, positions with P&L, and the ledger.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,14 +11,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::extract::{AppJson, AuthUser};
+use super::extract::{AppJson, AppQuery, AuthUser};
 use super::limited;
 use super::money::Amount;
 use super::pagination::{Page, PageQuery};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
 use crate::error::{ApiError, ApiResult};
-use crate::portfolio::{amount, money, LedgerError, Order, Position, Side, Transaction};
+use crate::portfolio::{amount, max_amount, max_holding, money, LedgerError, Order, Position, Side, Transaction};
 use crate::security::rate_limit::Group;
 use crate::store::{IdempotencyKey, OrderOutcome};
 
@@ -45,11 +45,6 @@ struct OrderBody {
     fee: Option<Amount>,
 }
 
-/// The largest amount accepted anywhere (a trillion).
-fn max_amount() -> Decimal {
-    Decimal::from(1_000_000_000_000i64)
-}
-
 fn check_amount(field: &str, d: Decimal, allow_zero: bool) -> ApiResult<Decimal> {
     let d = d.normalize();
     if d.is_sign_negative() || (!allow_zero && d.is_zero()) {
@@ -69,7 +64,7 @@ fn check_amount(field: &str, d: Decimal, allow_zero: bool) -> ApiResult<Decimal>
     if d > max_amount() {
         return Err(ApiError::validation(
             field,
-            format!("{field} must be at most 1000000000000"),
+            format!("{field} must be at most {}", max_amount()),
         ));
     }
     Ok(d)
@@ -94,24 +89,29 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// A position as the API shows it, valued at `price` (market or last trade).
+/// A figure beyond the decimal range (only with an absurd market price, or a
+/// position stored before the ledger's bounds) is `null`.
 pub fn position_json(p: &Position, price: Option<Decimal>) -> Value {
     let price = price.unwrap_or(p.last_trade_price);
-    let value = p.quantity * price;
-    let unrealized = value - p.cost_basis;
+    let value = p.quantity.checked_mul(price);
+    let unrealized = value.and_then(|v| v.checked_sub(p.cost_basis));
     let pct = if p.cost_basis.is_zero() {
-        Decimal::ZERO
+        Some(Decimal::ZERO)
     } else {
-        (unrealized / p.cost_basis * Decimal::from(100)).round_dp(4)
+        unrealized
+            .and_then(|u| u.checked_div(p.cost_basis))
+            .and_then(|r| r.checked_mul(Decimal::from(100)))
+            .map(|r| r.round_dp(4))
     };
     json!({
         "symbol": p.symbol,
         "quantity": amount(p.quantity),
-        "average_cost": money(p.average_cost()),
+        "average_cost": p.average_cost().map(money),
         "cost_basis": money(p.cost_basis),
         "last_price": money(price),
-        "market_value": money(value),
-        "unrealized_pnl": money(unrealized),
-        "unrealized_pnl_pct": amount(pct),
+        "market_value": value.map(money),
+        "unrealized_pnl": unrealized.map(money),
+        "unrealized_pnl_pct": pct.map(amount),
         "realized_pnl": money(p.realized_pnl),
     })
 }
@@ -212,9 +212,15 @@ async fn execute(
         )
         .with("held", amount(held))
         .with("field", "quantity")),
-        OrderOutcome::Rejected(LedgerError::Overflow) => {
-            Err(ApiError::validation("quantity", "the order's amounts are too large"))
-        }
+        OrderOutcome::Rejected(LedgerError::OutOfRange) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_out_of_range",
+            format!(
+                "quantity × price may be at most {}, and a position's quantity, cost basis and realized P&L at most {}",
+                max_amount(),
+                max_holding()
+            ),
+        )),
     }
 }
 
@@ -264,22 +270,25 @@ fn json_bytes(body: axum::body::Bytes) -> Response {
 async fn value_portfolio(state: &AppState, user_id: &str) -> ApiResult<Value> {
     let positions = state.store.positions(user_id).await?;
     let mut views = Vec::with_capacity(positions.len());
-    let (mut cost, mut value, mut realized) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    // `None` once a sum leaves the decimal range (see `position_json`).
+    let add = |sum: Option<Decimal>, d: Option<Decimal>| sum.zip(d).and_then(|(s, d)| s.checked_add(d));
+    let (mut cost, mut value, mut realized) = (Some(Decimal::ZERO), Some(Decimal::ZERO), Some(Decimal::ZERO));
     for p in &positions {
         let price = state.market.quote(&p.symbol).await.map(|q| q.price);
         let v = position_json(p, price);
-        cost += p.cost_basis;
-        value += p.quantity * price.unwrap_or(p.last_trade_price);
-        realized += p.realized_pnl;
+        cost = add(cost, Some(p.cost_basis));
+        value = add(value, p.quantity.checked_mul(price.unwrap_or(p.last_trade_price)));
+        realized = add(realized, Some(p.realized_pnl));
         views.push(v);
     }
+    let unrealized = value.zip(cost).and_then(|(v, c)| v.checked_sub(c));
     Ok(json!({
         "positions": views,
         "totals": {
-            "cost_basis": money(cost),
-            "market_value": money(value),
-            "unrealized_pnl": money(value - cost),
-            "realized_pnl": money(realized),
+            "cost_basis": cost.map(money),
+            "market_value": value.map(money),
+            "unrealized_pnl": unrealized.map(money),
+            "realized_pnl": realized.map(money),
         },
         "as_of": rfc3339(Utc::now()),
     }))
@@ -295,7 +304,7 @@ struct TxQuery {
 async fn transactions(
     State(state): State<AppState>,
     auth: AuthUser,
-    Query(q): Query<TxQuery>,
+    AppQuery(q): AppQuery<TxQuery>,
 ) -> ApiResult<Json<Page<Value>>> {
     let limit = q.page.limit()?;
     let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
@@ -307,7 +316,7 @@ async fn transactions(
         .transactions(
             &auth.ctx.user.id,
             symbol.as_ref().map(Symbol::as_str),
-            q.page.cursor.as_deref(),
+            q.page.id_cursor()?,
             limit + 1,
         )
         .await?;

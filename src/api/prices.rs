@@ -1,6 +1,6 @@
 //! `/prices`: the symbols the server knows and their daily history.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Duration, NaiveDate};
@@ -8,8 +8,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::AuthUser;
+use super::extract::{AppPath, AppQuery, AuthUser};
 use super::limited;
+use super::pagination::{Page, PageQuery};
 use crate::app::AppState;
 use crate::domain::Symbol;
 use crate::error::{ApiError, ApiResult};
@@ -44,9 +45,14 @@ pub fn series_summary(s: &crate::market::prices::Series) -> Value {
     })
 }
 
-async fn list(State(state): State<AppState>, _auth: AuthUser) -> Json<Value> {
-    let items: Vec<Value> = state.market.book.list().iter().map(|s| series_summary(s)).collect();
-    Json(json!({"items": items, "next_cursor": null}))
+/// Pages by symbol, like the other in-memory lists.
+async fn list(
+    State(state): State<AppState>,
+    _auth: AuthUser,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> ApiResult<Json<Page<Value>>> {
+    let page = Page::paginate(state.market.book.list(), &q, |s| s.symbol.clone())?;
+    Ok(Json(page.map(|s| series_summary(&s))))
 }
 
 #[derive(Deserialize)]
@@ -68,8 +74,8 @@ fn candle_json(c: &Candle) -> Value {
 async fn one(
     State(state): State<AppState>,
     _auth: AuthUser,
-    Path(raw): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    AppPath(raw): AppPath<String>,
+    AppQuery(q): AppQuery<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
     let symbol = Symbol::parse(&raw).map_err(|e| ApiError::validation("symbol", e))?;
     let window = match q.history.as_deref() {
@@ -100,10 +106,13 @@ async fn one(
         Some(q) => (q.price, q.source.clone()),
         None => (last.close, series.source.clone()),
     };
-    let change = prev.map(|p| price - p.close);
-    let change_pct = prev
-        .filter(|p| !p.close.is_zero())
-        .and_then(|p| change.map(|c| (c / p.close * Decimal::from(100)).round_dp(4)));
+    // Checked: imported prices are not bounded like orders.
+    let change = prev.and_then(|p| price.checked_sub(p.close));
+    let change_pct = prev.zip(change).and_then(|(p, c)| {
+        c.checked_div(p.close)
+            .and_then(|r| r.checked_mul(Decimal::from(100)))
+            .map(|r| r.round_dp(4))
+    });
     let mut body = json!({
         "symbol": series.symbol,
         "name": series.name,

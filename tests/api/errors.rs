@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{problem, TestApp};
+use crate::helpers::{problem, token, TestApp};
 
 #[tokio::test]
 async fn malformed_requests_get_problem_documents() {
@@ -162,4 +162,55 @@ async fn metrics_token_is_required_when_set() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn query_and_path_rejections_are_problem_documents() {
+    let app = TestApp::spawn().await;
+    let access = token(&app.register("ea@example.com").await, "access_token");
+    // Axum's own rejections answered `text/plain`.
+    for list in [
+        "/portfolio/transactions",
+        "/news",
+        "/prices",
+        "/me/sessions",
+        "/me/devices",
+        "/me/security-events",
+    ] {
+        let r = app.get(&format!("{list}?limit=1&limit=2"), Some(&access)).await;
+        let body = problem(r, 422, "validation_failed").await;
+        assert_eq!(body["field"], "limit", "{list}: {body}");
+    }
+    let body = problem(app.get("/prices/%FF", Some(&access)).await, 422, "validation_failed").await;
+    assert_eq!(body["field"], "symbol");
+    let r = app
+        .client
+        .delete(app.url("/me/sessions/%FF"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(r, 422, "validation_failed").await;
+    assert_eq!(body["field"], "id");
+    // Cursors these lists never hand out were accepted.
+    for list in ["/portfolio/transactions", "/me/security-events"] {
+        let r = app.get(&format!("{list}?cursor=zzz"), Some(&access)).await;
+        let body = problem(r, 422, "validation_failed").await;
+        assert_eq!(body["field"], "cursor", "{list}: {body}");
+    }
+    // serde named the Rust type: "expected struct LoginBody".
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(r, 422, "validation_failed").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("LoginBody") && detail.contains("JSON object"),
+        "{detail}"
+    );
 }

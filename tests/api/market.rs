@@ -220,3 +220,30 @@ async fn model_evaluate_prints_folds_and_baselines() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["evaluation"]["folds"], 5);
 }
+
+#[tokio::test]
+async fn price_list_pages_like_every_list() {
+    let app = TestApp::spawn().await;
+    let access = token(&app.register("mc@example.com").await, "access_token");
+    let all: Value = app.get("/prices?limit=500", Some(&access)).await.json().await.unwrap();
+    let all = all["items"].as_array().unwrap().clone();
+    assert!(all.len() > 3);
+    let mut seen = Vec::new();
+    let mut path = "/prices?limit=3".to_string();
+    loop {
+        let page: Value = app.get(&path, Some(&access)).await.json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/prices?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    for query in ["limit=abc", "limit=0", "limit=501", "cursor=zzz"] {
+        let r = app.get(&format!("/prices?{query}"), Some(&access)).await;
+        let body = problem(r, 422, "validation_failed").await;
+        assert_eq!(body["field"], query.split('=').next().unwrap());
+    }
+}

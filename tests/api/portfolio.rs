@@ -244,3 +244,100 @@ async fn idempotency_keys_replay_or_conflict() {
     assert!(page["next_cursor"].is_null());
     assert_eq!(page["items"][0]["id"], first["transaction"]["id"]);
 }
+
+#[tokio::test]
+async fn out_of_range_orders_are_refused_with_nothing_written() {
+    let app = TestApp::spawn().await;
+    let access = user(&app, "pf@example.com").await;
+    // Once accepted (its fee lost in a 10^24 cost basis); selling half of
+    // it later overflowed into a `500`.
+    let r = order(
+        &app,
+        "buy",
+        json!({"symbol": "SPY", "quantity": "1000000000000", "price": "1000000000000", "fee": "0.00000001"}),
+        &access,
+        None,
+    )
+    .await;
+    let body = problem(r, 422, "amount_out_of_range").await;
+    assert!(body["detail"].as_str().unwrap().contains("1000000000000"), "{body}");
+    let p: Value = app.get("/portfolio", Some(&access)).await.json().await.unwrap();
+    assert_eq!(p["positions"], json!([]));
+    let txs: Value = app
+        .get("/portfolio/transactions", Some(&access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(txs["items"], json!([]));
+    // The largest order is kept to the last digit.
+    let r: Value = order(
+        &app,
+        "buy",
+        json!({"symbol": "SPY", "quantity": "999999.99999999", "price": "999999.99999999", "fee": "0.00000001"}),
+        &access,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["position"]["cost_basis"], "999999999999.98000001");
+    let r = order(
+        &app,
+        "sell",
+        json!({"symbol": "SPY", "quantity": "500000", "price": "1000000"}),
+        &access,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+}
+
+#[tokio::test]
+async fn amounts_are_kept_exact_and_rounded_only_for_display() {
+    let app = TestApp::spawn().await;
+    let access = user(&app, "pg@example.com").await;
+    // 30 significant digits: once rounded to quantity "1" and accepted.
+    for quantity in [
+        r#""1.00000000000000000000000000001""#,
+        "1.00000000000000000000000000001",
+    ] {
+        let r = app
+            .client
+            .post(app.url("/portfolio/buy"))
+            .bearer_auth(&access)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"symbol": "SPY", "quantity": {quantity}, "price": "1"}}"#))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, 422, "validation_failed").await;
+        assert_eq!(body["field"], "quantity");
+    }
+    // The removed cost was rounded to 12 places: average cost 0.49999998.
+    let r = order(
+        &app,
+        "buy",
+        json!({"symbol": "SPY", "quantity": "0.00000003", "price": "0.49999999"}),
+        &access,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let r: Value = order(
+        &app,
+        "sell",
+        json!({"symbol": "SPY", "quantity": "0.00000001", "price": "1"}),
+        &access,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["position"]["average_cost"], "0.49999999");
+    // Shown half-even to 8 places: 0.0000000099999998 and 0.0000000050000001.
+    assert_eq!(r["position"]["cost_basis"], "0.00000001");
+    assert_eq!(r["position"]["realized_pnl"], "0.00000001");
+}
