@@ -417,7 +417,7 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
         r["model"].as_str().unwrap_or("")
     );
     println!(
-        "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8} {:>8}  {:>9} {:>9}",
+        "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8} {:>8}  {:>9} {:>9}  {:>8}",
         "FOLD",
         "TRAIN_FROM",
         "TRAIN_TO",
@@ -428,11 +428,12 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
         "DIR_ACC",
         "BASE_ACC",
         "MAE",
-        "BASE_MAE"
+        "BASE_MAE",
+        "COVERAGE"
     );
     for f in e["fold_details"].as_array().into_iter().flatten() {
         println!(
-            "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8.4} {:>8.4}  {:>9.6} {:>9.6}",
+            "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8.4} {:>8.4}  {:>9.6} {:>9.6}  {:>8.4}",
             f["fold"].as_u64().unwrap_or(0),
             f["train_from"].as_str().unwrap_or(""),
             f["train_to"].as_str().unwrap_or(""),
@@ -444,16 +445,23 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
             f["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN),
             f["mae"].as_f64().unwrap_or(f64::NAN),
             f["baseline_mae"].as_f64().unwrap_or(f64::NAN),
+            f["interval_coverage"].as_f64().unwrap_or(f64::NAN),
         );
     }
     let acc = e["directional_accuracy"].as_f64().unwrap_or(f64::NAN);
     let base_acc = e["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN);
     let mae = e["mae"].as_f64().unwrap_or(f64::NAN);
     let base_mae = e["baseline_mae"].as_f64().unwrap_or(f64::NAN);
+    let level = e["interval_level"].as_f64().unwrap_or(f64::NAN);
+    let coverage = e["interval_coverage"].as_f64().unwrap_or(f64::NAN);
     println!(
         "overall: directional accuracy {acc:.4} vs baseline {base_acc:.4} (majority direction of each training window)"
     );
     println!("         MAE of the return       {mae:.6} vs baseline {base_mae:.6} (zero return)");
+    println!(
+        "         interval coverage       {coverage:.4} of test outcomes inside the {:.0}% interval (calibrated on training rows only)",
+        level * 100.0
+    );
     let verdict = match (acc > base_acc, mae < base_mae) {
         (true, true) => "the model beats both baselines out of sample",
         (true, false) => "the model beats the direction baseline but not the zero-return MAE baseline",

@@ -59,6 +59,8 @@ pub fn evaluation_json(e: &Evaluation) -> Value {
         "baseline_directional_accuracy": round(e.baseline_directional_accuracy, 4),
         "mae": round(e.mae, 6),
         "baseline_mae": round(e.baseline_mae, 6),
+        "interval_level": e.interval_level,
+        "interval_coverage": round(e.interval_coverage, 4),
         "fold_details": e.folds,
     })
 }

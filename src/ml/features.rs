@@ -27,9 +27,12 @@
 //!
 //! Target for horizon `h`: `y_t = ln(c_{t+h} / c_t)`, defined only while
 //! `t + h` is inside the series; it lies strictly after the features' day.
+//!
+//! `vol_20d` also scales the prediction interval ([`volatility_scales`]):
+//! being a feature, it is known on the row's own day.
 
 use chrono::NaiveDate;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rust_decimal::prelude::ToPrimitive;
 
 use super::MlError;
@@ -50,9 +53,26 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "volume_z",
 ];
 
+/// Column of `vol_20d` in the design matrix.
+pub const VOL_20D: usize = 5;
+
+/// Floor of the daily volatility in [`volatility_scales`], so that 20
+/// unchanged closes give neither a zero-width interval nor an infinite
+/// standardised residual.
+pub const MIN_DAILY_VOLATILITY: f64 = 1e-4;
+
 /// Candles a feature row needs, counting its own day (SMA50 is the longest
 /// window). The first day with a full row is index `LOOKBACK - 1`.
 pub const LOOKBACK: usize = 50;
+
+/// Volatility scale of each row of raw features `x` for horizon `horizon`:
+/// `max(vol_20d, MIN_DAILY_VOLATILITY) * sqrt(horizon)`, the h-day standard
+/// deviation implied by the row's last 20 daily log returns. It reads only
+/// the row, so it looks no further ahead than the features do.
+pub fn volatility_scales(x: ArrayView2<'_, f64>, horizon: usize) -> Array1<f64> {
+    let root_h = (horizon as f64).sqrt();
+    x.column(VOL_20D).mapv(|v| v.max(MIN_DAILY_VOLATILITY) * root_h)
+}
 
 /// Rows of features with their forward-return targets.
 ///
@@ -349,6 +369,43 @@ mod tests {
         let (date, f) = latest_features(&candles).unwrap();
         assert_eq!(date, candles[299].date);
         assert_eq!(f, feature_row(&candles, 299).unwrap());
+    }
+
+    #[test]
+    fn volatility_scale_is_vol_20d_known_on_its_day() {
+        assert_eq!(FEATURE_NAMES[VOL_20D], "vol_20d");
+        let base = synthetic_candles(300, 4);
+        let t = 200;
+        let mut altered = base.clone();
+        for c in altered.iter_mut().skip(t + 1) {
+            c.close *= Decimal::new(2, 0);
+        }
+        let h = 5;
+        let a = design_matrix(&base, h).unwrap();
+        let b = design_matrix(&altered, h).unwrap();
+        let sa = volatility_scales(a.x.view(), h);
+        let sb = volatility_scales(b.x.view(), h);
+        let i = a.rows.iter().position(|&r| r == t).unwrap();
+        // Up to day t the scales ignore the jump after it, although the
+        // targets of the last h rows see it; day t + 1 sees it.
+        let upto = ndarray::Slice::from(..=i);
+        assert_eq!(
+            sa.slice_axis(ndarray::Axis(0), upto),
+            sb.slice_axis(ndarray::Axis(0), upto)
+        );
+        assert_ne!(a.y[i], b.y[i]);
+        assert_ne!(sa[i + 1], sb[i + 1]);
+        // The h-day standard deviation from day t's last 20 returns alone.
+        let f = feature_row(&base[t + 1 - LOOKBACK..=t], LOOKBACK - 1).unwrap();
+        assert_eq!(sa[i], f[VOL_20D] * (h as f64).sqrt());
+        // Flat prices are floored rather than zero.
+        let mut flat = synthetic_candles(80, 4);
+        for c in flat.iter_mut().skip(40) {
+            c.close = Decimal::new(100, 0);
+        }
+        let d = design_matrix(&flat, 1).unwrap();
+        let s = volatility_scales(d.x.view(), 1);
+        assert_eq!(s[s.len() - 1], MIN_DAILY_VOLATILITY);
     }
 
     #[test]

@@ -8,14 +8,19 @@
 //! 2. [`evaluate`](mod@evaluate) runs an expanding-window walk-forward test
 //!    with five folds. Each fold trains on rows whose targets were realised
 //!    before its test block begins (the last `h` rows before the block are
-//!    purged) and is scored against naive baselines.
+//!    purged), is scored against naive baselines, and counts how many test
+//!    outcomes fall inside an interval calibrated on its training rows.
 //! 3. [`model`] standardises with training statistics only, fits ordinary
 //!    least squares (`linfa-linear`) for the return and logistic regression
 //!    (`linfa-logistic`) for the direction.
 //! 4. [`predict`] repeats the evaluation, refits on every row with a known
 //!    target, and forecasts from the last day's features. Its 90% interval
-//!    is the forecast shifted by the 5% and 95% quantiles of the walk-forward
-//!    residuals, so its width reflects out-of-sample error, not in-sample fit.
+//!    scales with recent volatility: with `s = vol_20d · √h` per row, it is
+//!    the forecast plus `s` times the 5% and 95% quantiles of the fit's
+//!    residuals divided by their own rows' `s` ([`model::ScaledInterval`]).
+//!    Each fold of the evaluation calibrates the same way on its training
+//!    rows, so [`Evaluation::interval_coverage`] is this interval's coverage
+//!    out of sample.
 //!
 //! Everything is deterministic: no random numbers, and the logistic solver
 //! runs a fixed number of iterations from a zero start, so the same candles
@@ -82,7 +87,8 @@ pub struct Prediction {
     pub interval_low: f64,
     /// Upper end of the interval, as a price.
     pub interval_high: f64,
-    /// Interval coverage (0.9).
+    /// Level the interval is calibrated for (0.9); its measured out-of-sample
+    /// coverage is `evaluation.interval_coverage`.
     pub level: f64,
     pub model_kind: &'static str,
     /// Feature names, in model column order.
@@ -94,7 +100,8 @@ pub struct Prediction {
     pub trained_to: NaiveDate,
     /// Rows in the final fit.
     pub samples: usize,
-    /// Walk-forward evaluation that produced the interval.
+    /// Walk-forward evaluation, including the interval's out-of-sample
+    /// coverage.
     pub evaluation: Evaluation,
 }
 
@@ -116,35 +123,39 @@ fn check_request(candles: &[Candle], horizon: usize) -> Result<(), MlError> {
 fn evaluate_series(
     candles: &[Candle],
     horizon: usize,
-) -> Result<(features::Series, DesignMatrix, Evaluation, Vec<f64>), MlError> {
+) -> Result<(features::Series, DesignMatrix, Evaluation), MlError> {
     check_request(candles, horizon)?;
     let series = features::Series::from_candles(candles)?;
     let design = features::design_from_series(&series, horizon);
-    let (evaluation, residuals) = evaluate::walk_forward(&design, DEFAULT_FOLDS, candles.len())?;
-    Ok((series, design, evaluation, residuals))
+    let evaluation = evaluate::walk_forward(&design, DEFAULT_FOLDS, candles.len())?;
+    Ok((series, design, evaluation))
 }
 
 /// Walk-forward evaluation of the models for horizon `horizon` (1..=30).
 pub fn evaluate(candles: &[Candle], horizon: usize) -> Result<Evaluation, MlError> {
-    evaluate_series(candles, horizon).map(|(_, _, evaluation, _)| evaluation)
+    evaluate_series(candles, horizon).map(|(_, _, evaluation)| evaluation)
 }
 
 /// Evaluates, then fits on every row with a known target and forecasts the
 /// close `horizon` trading days after the last candle.
 pub fn predict(candles: &[Candle], horizon: usize) -> Result<Prediction, MlError> {
-    let (series, design, evaluation, residuals) = evaluate_series(candles, horizon)?;
+    let (series, design, evaluation) = evaluate_series(candles, horizon)?;
     let models = model::FittedModels::fit(design.x.view(), design.y.view())?;
+    let residuals = &design.y - &models.predict_return(design.x.view());
+    let scales = features::volatility_scales(design.x.view(), horizon);
+    let interval = model::ScaledInterval::calibrate(residuals.view(), scales.view(), INTERVAL_LEVEL)?;
 
     let last = series.len() - 1;
     let row = features::features_at(&series, last);
     let x = Array2::from_shape_vec((1, N_FEATURES), row.to_vec()).map_err(|e| MlError::Model(e.to_string()))?;
     let predicted_return = models.predict_return(x.view()).first().copied();
     let probability_up = models.probability_up(x.view()).first().copied();
-    let (Some(predicted_return), Some(probability_up)) = (predicted_return, probability_up) else {
+    let scale = features::volatility_scales(x.view(), horizon).first().copied();
+    let (Some(predicted_return), Some(probability_up), Some(scale)) = (predicted_return, probability_up, scale) else {
         return Err(MlError::Model("model returned no prediction".into()));
     };
 
-    let (low, high) = model::interval_offsets(&residuals, INTERVAL_LEVEL)?;
+    let (low, high) = interval.offsets(scale);
     let last_close = series.close[last];
     let prediction = Prediction {
         as_of: series.dates[last],
@@ -171,7 +182,7 @@ pub fn predict(candles: &[Candle], horizon: usize) -> Result<Prediction, MlError
     ]
     .iter()
     .all(|v| v.is_finite());
-    // Guaranteed by interval_offsets for finite inputs; checked so that an
+    // Guaranteed by ScaledInterval::offsets for finite inputs; checked so that an
     // overflow (e.g. exp of a huge return) cannot reach a client as a price.
     let bracketed =
         prediction.interval_low < prediction.predicted_close && prediction.predicted_close < prediction.interval_high;
@@ -194,6 +205,15 @@ pub(crate) mod test_support {
     /// Deterministic geometric random walk: a 64-bit LCG drives daily log
     /// returns of about 1% with a small drift, and a noisy volume.
     pub(crate) fn synthetic_candles(n: usize, seed: u64) -> Vec<Candle> {
+        synthetic_candles_with_volatility(n, seed, |_| 0.01)
+    }
+
+    /// The same walk with a daily volatility of `volatility(i)` on day `i`.
+    pub(crate) fn synthetic_candles_with_volatility(
+        n: usize,
+        seed: u64,
+        volatility: impl Fn(usize) -> f64,
+    ) -> Vec<Candle> {
         let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let mut uniform = move || {
             state = state
@@ -207,7 +227,7 @@ pub(crate) mod test_support {
         for i in 0..n {
             // Sum of 4 uniforms: roughly normal, mean 2, variance 1/3.
             let z = ((0..4).map(|_| uniform()).sum::<f64>() - 2.0) * 3f64.sqrt();
-            close *= (0.0003 + 0.01 * z).exp();
+            close *= (0.0003 + volatility(i) * z).exp();
             let volume = 1_000_000.0 * (0.5 + uniform());
             let close_d = Decimal::from_f64(close).unwrap().round_dp(4);
             let spread = Decimal::from_f64(close * 0.005).unwrap().round_dp(4);
@@ -248,7 +268,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{load_csv, synthetic_candles};
+    use super::test_support::{load_csv, synthetic_candles, synthetic_candles_with_volatility};
     use super::*;
 
     #[test]
@@ -273,10 +293,39 @@ mod tests {
             assert_eq!(p.evaluation.method, "walk_forward");
             assert_eq!(p.evaluation.folds.len(), 5);
             assert!(p.evaluation.mae.is_finite() && p.evaluation.mae > 0.0);
+            assert!((0.0..=1.0).contains(&p.evaluation.interval_coverage));
             // Serialises (the API sends it as JSON).
             let json = serde_json::to_value(&p).unwrap();
             assert!(json["evaluation"]["folds"].as_array().unwrap().len() == 5);
+            assert!(json["evaluation"]["folds"][0]["interval_coverage"].is_f64());
         }
+    }
+
+    /// Log width `ln(high / low)` of the interval.
+    fn log_width(p: &Prediction) -> f64 {
+        (p.interval_high / p.interval_low).ln()
+    }
+
+    #[test]
+    fn interval_widens_with_recent_volatility() {
+        // 1% a day, a 4% storm on days 450..520, then calm again.
+        let candles = synthetic_candles_with_volatility(700, 21, |i| if (450..520).contains(&i) { 0.04 } else { 0.01 });
+        let stormy = predict(&candles[..520], 5).unwrap();
+        let calm = predict(&candles, 5).unwrap();
+        let calm_before = predict(&candles[..450], 5).unwrap();
+        // Each interval follows the last 20 days, not the mix of the whole
+        // history: about four times wider in the storm (a fixed width, the
+        // interval before volatility scaling, is within a factor of 1.5).
+        assert!(
+            log_width(&stormy) > 3.0 * log_width(&calm),
+            "storm {} vs calm {}",
+            log_width(&stormy),
+            log_width(&calm)
+        );
+        assert!(log_width(&stormy) > 3.0 * log_width(&calm_before));
+        // A history with a storm in it does not widen a calm day's interval
+        // much beyond what a calm history gives.
+        assert!(log_width(&calm) < 1.5 * log_width(&calm_before));
     }
 
     #[test]
@@ -340,7 +389,7 @@ mod tests {
                 let p = predict(&candles, h).unwrap();
                 let e = &p.evaluation;
                 eprintln!(
-                    "{name} h={h} rows={} {:?}: close {:.2} -> {:.2} [{:.2}, {:.2}] p_up {:.3} | acc {:.3} vs {:.3}, mae {:.5} vs {:.5}",
+                    "{name} h={h} rows={} {:?}: close {:.2} -> {:.2} [{:.2}, {:.2}] p_up {:.3} | acc {:.3} vs {:.3}, mae {:.5} vs {:.5}, coverage {:.3}",
                     candles.len(),
                     started.elapsed(),
                     p.last_close,
@@ -351,7 +400,8 @@ mod tests {
                     e.directional_accuracy,
                     e.baseline_directional_accuracy,
                     e.mae,
-                    e.baseline_mae
+                    e.baseline_mae,
+                    e.interval_coverage
                 );
             }
         }

@@ -18,8 +18,10 @@
 //!   over rows, so it is negligible next to thousands of samples. A training
 //!   window with only one direction cannot fit a logistic model; it then
 //!   predicts the Laplace-smoothed frequency `(ups + 1) / (n + 2)`.
-//! - The prediction interval comes from empirical quantiles of out-of-sample
-//!   residuals (see [`interval_offsets`]).
+//! - The prediction interval scales with recent volatility: empirical
+//!   quantiles of residuals, each divided by its row's volatility scale, are
+//!   multiplied by the scale of the row being forecast (see
+//!   [`ScaledInterval`]).
 
 use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
@@ -241,6 +243,56 @@ pub fn interval_offsets(residuals: &[f64], level: f64) -> Result<(f64, f64), MlE
     Ok((low, high))
 }
 
+/// A central interval in units of a row's volatility scale (see
+/// [`super::features::volatility_scales`]): a row whose predicted log return
+/// is `ŷ` and whose scale is `s` gets `ŷ + s · [low, high]`.
+///
+/// Residuals of calm and volatile days are made comparable by dividing each
+/// by its own day's scale before taking quantiles, so one calibration serves
+/// both: the interval is narrow when the last 20 days were calm and wide
+/// when they were not, instead of one width for every market.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledInterval {
+    /// Lower quantile of the standardised residuals (negative).
+    pub low: f64,
+    /// Upper quantile of the standardised residuals (positive).
+    pub high: f64,
+}
+
+impl ScaledInterval {
+    /// Calibrates at `level` on residuals `y - ŷ` and their rows' volatility
+    /// scales (positive), via [`interval_offsets`] of `residual / scale`.
+    pub fn calibrate(residuals: ArrayView1<'_, f64>, scales: ArrayView1<'_, f64>, level: f64) -> Result<Self, MlError> {
+        if residuals.len() != scales.len() {
+            return Err(MlError::Model(format!(
+                "{} residuals but {} volatility scales",
+                residuals.len(),
+                scales.len()
+            )));
+        }
+        let standardised: Vec<f64> = residuals.iter().zip(scales.iter()).map(|(r, s)| r / s).collect();
+        let (low, high) = interval_offsets(&standardised, level)?;
+        Ok(Self { low, high })
+    }
+
+    /// Offsets `(low, high)` to add to the predicted log return of a row
+    /// with volatility scale `scale`; at least [`MIN_INTERVAL_HALF_WIDTH`]
+    /// either side.
+    pub fn offsets(&self, scale: f64) -> (f64, f64) {
+        (
+            (self.low * scale).min(-MIN_INTERVAL_HALF_WIDTH),
+            (self.high * scale).max(MIN_INTERVAL_HALF_WIDTH),
+        )
+    }
+
+    /// Whether a row with volatility scale `scale` and residual `y - ŷ`
+    /// fell inside its interval (ends included).
+    pub fn covers(&self, scale: f64, residual: f64) -> bool {
+        let (low, high) = self.offsets(scale);
+        low <= residual && residual <= high
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +430,38 @@ mod tests {
         let (lo, hi) = interval_offsets(&[0.0; 10], 0.9).unwrap();
         assert!(lo < 0.0 && hi > 0.0);
         assert!(interval_offsets(&[], 0.9).is_err());
+    }
+
+    #[test]
+    fn scaled_interval_standardises_residuals_and_rescales() {
+        // The same standardised residuals -50..=50 (in hundredths) on calm
+        // (scale 1) and volatile (scale 4) rows calibrate to ±0.45.
+        let z: Vec<f64> = (0..101).map(|i| (i as f64 - 50.0) / 100.0).collect();
+        let scales: Array1<f64> = (0..202).map(|i| if i % 2 == 0 { 1.0 } else { 4.0 }).collect();
+        let residuals: Array1<f64> = (0..202).map(|i| z[i / 2] * scales[i]).collect();
+        let iv = ScaledInterval::calibrate(residuals.view(), scales.view(), 0.9).unwrap();
+        assert!((iv.low + 0.45).abs() < 1e-12 && (iv.high - 0.45).abs() < 1e-12);
+        // A volatile row's interval is proportionally wider than a calm one's.
+        let (calm_lo, calm_hi) = iv.offsets(1.0);
+        let (wild_lo, wild_hi) = iv.offsets(4.0);
+        assert!((wild_hi - wild_lo - 4.0 * (calm_hi - calm_lo)).abs() < 1e-12);
+        assert!(iv.covers(4.0, 1.7) && !iv.covers(1.0, 1.7));
+        assert!(iv.covers(1.0, -0.45) && !iv.covers(1.0, -0.46));
+        // Unscaled, the same residuals give one width for both.
+        let ones = Array1::ones(202);
+        let flat = ScaledInterval::calibrate(residuals.view(), ones.view(), 0.9).unwrap();
+        assert_eq!(
+            flat.offsets(1.0),
+            interval_offsets(residuals.as_slice().unwrap(), 0.9).unwrap()
+        );
+        // A tiny scale still brackets the forecast.
+        let (lo, hi) = iv.offsets(0.0);
+        assert!(lo < 0.0 && hi > 0.0);
+        assert!(ScaledInterval::calibrate(
+            residuals.view(),
+            scales.slice_axis(Axis(0), ndarray::Slice::from(..10)),
+            0.9
+        )
+        .is_err());
     }
 }

@@ -134,8 +134,15 @@ async fn predictions_report_every_field_and_are_cached() {
         "baseline_directional_accuracy",
         "mae",
         "baseline_mae",
+        "interval_coverage",
     ] {
         assert!(p["evaluation"][k].is_f64(), "{k}");
+    }
+    assert_eq!(p["evaluation"]["interval_level"], 0.9);
+    let coverage = p["evaluation"]["interval_coverage"].as_f64().unwrap();
+    assert!((0.85..=0.95).contains(&coverage), "coverage {coverage}");
+    for f in p["evaluation"]["fold_details"].as_array().unwrap() {
+        assert!(f["interval_coverage"].is_f64(), "{f}");
     }
     assert!(!p["model"]["features"].as_array().unwrap().is_empty());
     let again: Value = app
@@ -199,7 +206,7 @@ async fn model_evaluate_prints_folds_and_baselines() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("FOLD") && text.contains("BASE_ACC") && text.contains("verdict:"),
+        text.contains("FOLD") && text.contains("BASE_ACC") && text.contains("COVERAGE") && text.contains("verdict:"),
         "{text}"
     );
     assert_eq!(
@@ -219,6 +226,7 @@ async fn model_evaluate_prints_folds_and_baselines() {
     .await;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["evaluation"]["folds"], 5);
+    assert!(v["evaluation"]["interval_coverage"].is_f64());
 }
 
 #[tokio::test]
