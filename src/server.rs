@@ -97,6 +97,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     crate::market::feeds::load_bundled(&state.store, &state.market.book).await?;
     state.events.apply_retention().await;
+    purge_expired(&state).await;
     let background = spawn_background(&state)?;
 
     let scheme = if tls_mode == TlsMode::Off { "http" } else { "https" };
@@ -146,9 +147,22 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
                 _ = rx.wait_for(|stop| *stop) => return,
             }
             s.events.apply_retention().await;
+            purge_expired(&s).await;
         }
     }));
     Ok(Background { stop, tasks })
+}
+
+/// Drops records that can no longer matter (see `MaintenanceStore`).
+async fn purge_expired(state: &AppState) {
+    match state
+        .store
+        .purge_expired(chrono::Utc::now(), state.throttle.policy)
+        .await
+    {
+        Ok(purged) => tracing::info!(?purged, "expired records purged"),
+        Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+    }
 }
 
 struct Background {

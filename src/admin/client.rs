@@ -43,6 +43,7 @@ impl Backend {
             .uri(path)
             .header("host", "admin")
             .header("content-type", "application/json")
+            .header(super::socket::ACTOR_HEADER, cli_actor())
             .body(bytes)?;
         let (status, body) = match self {
             Backend::Socket(path) => over_socket(path, req).await?,
@@ -58,6 +59,19 @@ impl Backend {
             bail!("{detail}");
         }
         Ok(value)
+    }
+}
+
+/// The Unix user running this command, as admin events name it.
+fn cli_actor() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok();
+    match (name, uid) {
+        (Some(n), Some(u)) => format!("cli:{n} (uid {u})"),
+        (Some(n), None) => format!("cli:{n}"),
+        (None, Some(u)) => format!("cli:uid {u}"),
+        (None, None) => "cli".to_string(),
     }
 }
 

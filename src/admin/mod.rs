@@ -42,11 +42,22 @@ async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
         .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))
 }
 
-pub async fn create_user(state: &AppState, email: &str, role: Role, password: &str) -> ApiResult<AdminUser> {
+/// Who ran an admin command, as the events name them.
+pub fn by(ev: NewEvent, actor: &str) -> NewEvent {
+    ev.detail("by", "admin").detail("actor", actor)
+}
+
+pub async fn create_user(
+    state: &AppState,
+    actor: &str,
+    email: &str,
+    role: Role,
+    password: &str,
+) -> ApiResult<AdminUser> {
     let u = accounts::create_user(state, email, password, None, role).await?;
     state
         .events
-        .emit(NewEvent::success(EventType::Register).user(&u).detail("by", "admin"))
+        .emit(by(NewEvent::success(EventType::Register).user(&u), actor))
         .await;
     admin_view(state, &u).await
 }
@@ -61,45 +72,45 @@ pub async fn list_users(state: &AppState) -> ApiResult<Vec<AdminUser>> {
     Ok(out)
 }
 
-/// Disabling also ends every session, so live tokens stop working at once.
-pub async fn set_disabled(state: &AppState, email: &str, disabled: bool) -> ApiResult<AdminUser> {
+/// Disabling also ends every session, so live tokens stop working at once,
+/// and tells the user by mail.
+pub async fn set_disabled(state: &AppState, actor: &str, email: &str, disabled: bool) -> ApiResult<AdminUser> {
     let mut u = find(state, email).await?;
     u.disabled = disabled;
     state.store.update_user(u.clone()).await?;
-    if disabled {
-        state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
-    }
+    let ended = if disabled {
+        state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?.len()
+    } else {
+        0
+    };
+    let kind = if disabled {
+        EventType::AccountDisabled
+    } else {
+        EventType::AccountEnabled
+    };
+    let ev = NewEvent::success(kind).user(&u).detail("sessions_ended", ended);
+    state.events.emit(by(ev, actor)).await;
     admin_view(state, &u).await
 }
 
-pub async fn unlock(state: &AppState, email: &str) -> ApiResult<usize> {
+pub async fn unlock(state: &AppState, actor: &str, email: &str) -> ApiResult<usize> {
     let u = find(state, email).await?;
     let cleared = state.throttle.unlock_user(&u.id, &u.email_key).await?;
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::AccountUnlocked)
-                .user(&u)
-                .detail("by", "admin")
-                .detail("locks_cleared", cleared),
-        )
-        .await;
+    let ev = NewEvent::success(EventType::AccountUnlocked)
+        .user(&u)
+        .detail("locks_cleared", cleared);
+    state.events.emit(by(ev, actor)).await;
     Ok(cleared)
 }
 
-pub async fn revoke_sessions(state: &AppState, email: &str) -> ApiResult<usize> {
+pub async fn revoke_sessions(state: &AppState, actor: &str, email: &str) -> ApiResult<usize> {
     let u = find(state, email).await?;
     let ended = state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
     for id in &ended {
-        state
-            .events
-            .emit(
-                NewEvent::success(EventType::SessionRevoked)
-                    .user(&u)
-                    .detail("session_id", id.as_str())
-                    .detail("by", "admin"),
-            )
-            .await;
+        let ev = NewEvent::success(EventType::SessionRevoked)
+            .user(&u)
+            .detail("session_id", id.as_str());
+        state.events.emit(by(ev, actor)).await;
     }
     Ok(ended.len())
 }
@@ -134,8 +145,13 @@ pub async fn events(
     Ok(found.iter().map(crate::security::events::event_json).collect())
 }
 
-/// Turns 2FA off for a user who lost their device.
-pub async fn reset_two_factor(state: &AppState, email: &str) -> ApiResult<bool> {
+/// Turns 2FA off for a user who lost their device, and tells them by mail.
+pub async fn reset_two_factor(state: &AppState, actor: &str, email: &str) -> ApiResult<bool> {
     let u = find(state, email).await?;
-    Ok(state.store.disable_totp(&u.id).await? == crate::store::TotpChange::Done)
+    let was_on = state.store.disable_totp(&u.id).await? == crate::store::TotpChange::Done;
+    let ev = NewEvent::success(EventType::TwoFactorReset)
+        .user(&u)
+        .detail("two_factor_was_enabled", was_on);
+    state.events.emit(by(ev, actor)).await;
+    Ok(was_on)
 }

@@ -2,6 +2,7 @@
 //! exist on no TCP port. Access to the socket file is the authorisation.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -39,22 +40,43 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> 
     Ok(Json(super::list_users(&state).await?))
 }
 
-async fn create(State(state): State<AppState>, AppJson(b): AppJson<CreateBody>) -> ApiResult<Json<AdminUser>> {
+/// Who runs the admin command: the CLI names its Unix user in
+/// `X-Fortfolio-Actor` (the socket is 0600, so only the server's own Unix
+/// user can reach it; the name is for the record).
+pub const ACTOR_HEADER: &str = "x-fortfolio-actor";
+
+fn actor(headers: &HeaderMap) -> String {
+    let named = headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let named: String = named.chars().filter(|c| !c.is_control()).take(64).collect();
+    if named.is_empty() {
+        "admin-socket".to_string()
+    } else {
+        named
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(b): AppJson<CreateBody>,
+) -> ApiResult<Json<AdminUser>> {
     Ok(Json(
-        super::create_user(&state, &b.email, b.role, b.password.expose()).await?,
+        super::create_user(&state, &actor(&headers), &b.email, b.role, b.password.expose()).await?,
     ))
 }
 
 async fn user_action(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path((email, action)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    let who = actor(&headers);
     Ok(Json(match action.as_str() {
-        "disable" => json!(super::set_disabled(&state, &email, true).await?),
-        "enable" => json!(super::set_disabled(&state, &email, false).await?),
-        "unlock" => json!({"locks_cleared": super::unlock(&state, &email).await?}),
+        "disable" => json!(super::set_disabled(&state, &who, &email, true).await?),
+        "enable" => json!(super::set_disabled(&state, &who, &email, false).await?),
+        "unlock" => json!({"locks_cleared": super::unlock(&state, &who, &email).await?}),
         "reset-2fa" => {
-            json!({"two_factor_was_enabled": super::reset_two_factor(&state, &email).await?})
+            json!({"two_factor_was_enabled": super::reset_two_factor(&state, &who, &email).await?})
         }
         _ => return Err(ApiError::not_found("no such admin action")),
     }))
@@ -192,8 +214,12 @@ struct RevokeBody {
     email: String,
 }
 
-async fn revoke(State(state): State<AppState>, AppJson(b): AppJson<RevokeBody>) -> ApiResult<Json<Value>> {
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(b): AppJson<RevokeBody>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"sessions_revoked": super::revoke_sessions(&state, &b.email).await?}),
+        json!({"sessions_revoked": super::revoke_sessions(&state, &actor(&headers), &b.email).await?}),
     ))
 }

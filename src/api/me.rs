@@ -205,7 +205,7 @@ async fn delete_device(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Response> {
     if !state.store.remove_device(&auth.ctx.user.id, &id).await? {
         return Err(ApiError::not_found("no such device"));

@@ -25,6 +25,8 @@ pub enum AlertKind {
     TwoFactorEnabled,
     TwoFactorDisabled,
     PasswordChanged,
+    AccountDisabled,
+    TwoFactorReset,
 }
 
 impl AlertKind {
@@ -35,6 +37,8 @@ impl AlertKind {
             AlertKind::TwoFactorEnabled => "two_factor_enabled",
             AlertKind::TwoFactorDisabled => "two_factor_disabled",
             AlertKind::PasswordChanged => "password_changed",
+            AlertKind::AccountDisabled => "account_disabled",
+            AlertKind::TwoFactorReset => "two_factor_reset",
         }
     }
 
@@ -59,6 +63,14 @@ impl AlertKind {
             AlertKind::PasswordChanged => (
                 include_str!("../../assets/email/password_changed.txt"),
                 include_str!("../../assets/email/password_changed.html"),
+            ),
+            AlertKind::AccountDisabled => (
+                include_str!("../../assets/email/account_disabled.txt"),
+                include_str!("../../assets/email/account_disabled.html"),
+            ),
+            AlertKind::TwoFactorReset => (
+                include_str!("../../assets/email/two_factor_reset.txt"),
+                include_str!("../../assets/email/two_factor_reset.html"),
             ),
         }
     }
@@ -276,12 +288,19 @@ mod tests {
             AlertKind::TwoFactorEnabled,
             AlertKind::TwoFactorDisabled,
             AlertKind::PasswordChanged,
+            AlertKind::AccountDisabled,
+            AlertKind::TwoFactorReset,
         ] {
             let (subject, text, html) = render(kind, &event());
             assert!(!subject.is_empty() && !subject.contains("{{"));
-            assert!(text.contains("203.0.113.9") && text.contains("ann@example.com"));
+            assert!(text.contains("ann@example.com"));
             assert!(!text.contains("{{") && !html.contains("{{"));
-            assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+            assert!(!html.contains("<script>"));
+            // Admin actions come from the admin socket: no client to show.
+            if !matches!(kind, AlertKind::AccountDisabled | AlertKind::TwoFactorReset) {
+                assert!(text.contains("203.0.113.9"));
+                assert!(html.contains("&lt;script&gt;"));
+            }
         }
     }
 

@@ -43,10 +43,13 @@ pub enum EventType {
     RateLimited,
     CsrfFailed,
     DeviceRevoked,
+    AccountDisabled,
+    AccountEnabled,
+    TwoFactorReset,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 22] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -66,6 +69,9 @@ impl EventType {
         EventType::RateLimited,
         EventType::CsrfFailed,
         EventType::DeviceRevoked,
+        EventType::AccountDisabled,
+        EventType::AccountEnabled,
+        EventType::TwoFactorReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +95,9 @@ impl EventType {
             EventType::RateLimited => "rate_limited",
             EventType::CsrfFailed => "csrf_failed",
             EventType::DeviceRevoked => "device_revoked",
+            EventType::AccountDisabled => "account_disabled",
+            EventType::AccountEnabled => "account_enabled",
+            EventType::TwoFactorReset => "two_factor_reset",
         }
     }
 
@@ -108,6 +117,8 @@ impl EventType {
             EventType::TwoFactorEnabled => Some(AlertKind::TwoFactorEnabled),
             EventType::TwoFactorDisabled => Some(AlertKind::TwoFactorDisabled),
             EventType::PasswordChanged => Some(AlertKind::PasswordChanged),
+            EventType::AccountDisabled => Some(AlertKind::AccountDisabled),
+            EventType::TwoFactorReset => Some(AlertKind::TwoFactorReset),
             _ => None,
         }
     }

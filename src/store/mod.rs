@@ -472,6 +472,27 @@ pub trait NewsStore: Send + Sync {
 }
 
 /// Everything the application stores.
+/// What [`MaintenanceStore::purge_expired`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub refresh_tokens: usize,
+    pub idempotency_answers: usize,
+    pub lockouts: usize,
+}
+
+/// How long an `Idempotency-Key` answer is replayed.
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Removes records that can no longer matter: refresh records past
+    /// their token's expiry (rotated ones are kept until then, for reuse
+    /// detection), idempotency answers older than [`IDEMPOTENCY_TTL_HOURS`],
+    /// and lockout records of unknown emails with no lock in force and no
+    /// failure left in the window (known accounts keep theirs for forensics).
+    async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged>;
+}
+
 #[async_trait]
 pub trait Store:
     UserStore
@@ -485,6 +506,7 @@ pub trait Store:
     + PortfolioStore
     + PriceStore
     + NewsStore
+    + MaintenanceStore
 {
     /// Answers when the backend is usable (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

@@ -15,9 +15,10 @@ use serde::Serialize;
 
 use super::{
     CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, IdempotencyKey, LockoutPolicy,
-    LockoutRecord, LockoutStore, NewsFilter, NewsStore, OrderOutcome, OutboxMessage, OutboxStore, PortfolioStore,
-    PriceStore, RefreshRecord, RenderOrder, RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError,
-    StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
+    LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OutboxMessage, OutboxStore,
+    PortfolioStore, PriceStore, Purged, RefreshRecord, RenderOrder, RevocationStore, Rotation, SessionRecord,
+    SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
+    IDEMPOTENCY_TTL_HOURS,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -895,6 +896,10 @@ fn retire_device_tokens(tx: &WriteTransaction, prefix: &str) -> StoreResult<()> 
 struct StoredAnswer {
     fingerprint: String,
     answer: serde_json::Value,
+    /// When the answer was stored (unix seconds); answers from before this
+    /// field existed count as old.
+    #[serde(default)]
+    stored_at: i64,
 }
 
 #[async_trait]
@@ -947,6 +952,7 @@ impl PortfolioStore for RedbStore {
                 let stored = StoredAnswer {
                     fingerprint: idem.fingerprint,
                     answer: answer.clone(),
+                    stored_at: txn.executed_at.timestamp(),
                 };
                 put(tx, IDEMPOTENCY, &key, &stored)?;
             }
@@ -1074,6 +1080,50 @@ impl NewsStore for RedbStore {
     }
 }
 
+/// Removes the rows of `table` whose value `expired` says can go; returns
+/// how many went.
+fn purge_table(
+    tx: &WriteTransaction,
+    table: Table,
+    expired: impl Fn(&[u8]) -> StoreResult<bool>,
+) -> StoreResult<usize> {
+    let mut t = tx.open_table(table).map_err(backend)?;
+    let mut gone = Vec::new();
+    for row in t.iter().map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        if expired(v.value())? {
+            gone.push(k.value().to_string());
+        }
+    }
+    for key in &gone {
+        t.remove(key.as_str()).map_err(backend)?;
+    }
+    Ok(gone.len())
+}
+
+#[async_trait]
+impl MaintenanceStore for RedbStore {
+    async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged> {
+        let answers_before = (now - chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp();
+        self.write(move |tx| {
+            Ok(Purged {
+                refresh_tokens: purge_table(tx, REFRESH_TOKENS, |v| {
+                    Ok(decode::<RefreshRecord>("refresh_tokens", v)?.expires_at <= now)
+                })?,
+                idempotency_answers: purge_table(tx, IDEMPOTENCY, |v| {
+                    Ok(decode::<StoredAnswer>("idempotency", v)?.stored_at < answers_before)
+                })?,
+                lockouts: purge_table(tx, LOCKOUTS, |v| {
+                    let r: LockoutRecord = decode("lockouts", v)?;
+                    let stale = r.failures.iter().all(|t| *t <= now - lockout.window);
+                    Ok(r.user_id.is_none() && r.locked_at(now).is_none() && stale)
+                })?,
+            })
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Store for RedbStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -1179,4 +1229,70 @@ pub fn restore(data_dir: &Path, backup: &Path) -> StoreResult<u64> {
     }
     std::fs::rename(&staged, &current).map_err(backend)?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn purge_keeps_what_can_still_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window: hour,
+            duration: hour,
+        };
+        for (hash, expires_at) in [("old", now - hour), ("live", now + hour)] {
+            let refresh = RefreshRecord {
+                session_id: "s".into(),
+                user_id: "u".into(),
+                expires_at,
+                rotated_at: Some(now - hour),
+            };
+            store
+                .write(move |tx| put(tx, REFRESH_TOKENS, hash, &refresh))
+                .await
+                .unwrap();
+        }
+        for (key, at) in [("u/old", now - hour * 25), ("u/new", now - hour)] {
+            let answer = StoredAnswer {
+                fingerprint: "f".into(),
+                answer: serde_json::json!({}),
+                stored_at: at.timestamp(),
+            };
+            store.write(move |tx| put(tx, IDEMPOTENCY, key, &answer)).await.unwrap();
+        }
+        let two_hours_ago = now - hour * 2;
+        store
+            .record_failure("account:ghost@x", None, "ip", two_hours_ago, policy)
+            .await
+            .unwrap();
+        store
+            .record_failure("account:fresh@x", None, "ip", now, policy)
+            .await
+            .unwrap();
+        store
+            .record_failure("account:known@x", Some("u".into()), "ip", two_hours_ago, policy)
+            .await
+            .unwrap();
+
+        let purged = store.purge_expired(now, policy).await.unwrap();
+        assert_eq!(
+            purged,
+            Purged {
+                refresh_tokens: 1,
+                idempotency_answers: 1,
+                lockouts: 1
+            }
+        );
+        assert!(store.lockout("account:ghost@x").await.unwrap().is_none());
+        assert!(store.lockout("account:fresh@x").await.unwrap().is_some());
+        assert!(store.lockout("account:known@x").await.unwrap().is_some());
+        assert_eq!(store.purge_expired(now, policy).await.unwrap(), Purged::default());
+    }
 }

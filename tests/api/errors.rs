@@ -39,10 +39,19 @@ async fn malformed_requests_get_problem_documents() {
         .await
         .unwrap();
     problem(r, 415, "invalid_json").await;
-    // No declared type is read as JSON.
+    // No declared type is refused too: a cross-site `fetch` with a Blob or
+    // text body sends none, and must not log a victim in (login CSRF).
     let r = app.client.post(app.url("/auth/login")).body("{}").send().await.unwrap();
-    let body = problem(r, 422, "validation_failed").await;
-    assert_eq!(body["field"], "email");
+    problem(r, 415, "invalid_json").await;
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("content-type", "text/plain")
+        .body(r#"{"email":"a@example.com","password":"violet-anchor-tundra-41"}"#)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 415, "invalid_json").await;
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ async fn alerts_reach_the_user_by_email_without_secrets() {
     assert!(subject(&mails[1]).contains("password was changed"));
 
     let r = app
-        .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(&access))
+        .post("/auth/2fa/enable", json!({"password": new_pw}), Some(&access))
         .await;
     let secret: Value = r.json().await.unwrap();
     let bytes = totp_rs::Secret::Encoded(secret["secret"].as_str().unwrap().into())

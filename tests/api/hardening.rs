@@ -326,3 +326,70 @@ async fn slow_clients_are_cut_off_and_health_keeps_answering() {
     let health = crate::helpers::client().get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// `fortfolio admin user …` against the running server; returns stdout.
+async fn admin(app: &TestApp, args: &[&str]) -> String {
+    let (dir, args) = (app.data_dir(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+            .args(["admin", "user"])
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("USER", "root-admin")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every admin action is a security event naming who ran it; disable and
+/// reset-2fa also mail the user.
+#[tokio::test]
+async fn admin_actions_are_events_with_their_actor_and_alert_the_user() {
+    let port = crate::helpers::free_port();
+    let sink = crate::helpers::MailSink::start(port);
+    let app = TestApp::spawn_with(|c| crate::helpers::smtp_to(c, port)).await;
+    let reg = app.register("ad@example.com").await;
+    let access = token(&reg, "access_token");
+    admin(&app, &["reset-2fa", "ad@example.com"]).await;
+    admin(&app, &["disable", "ad@example.com"]).await;
+    admin(&app, &["enable", "ad@example.com"]).await;
+    let mails = sink.wait_for(2, 10).await;
+    let subjects: Vec<&str> = mails
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Subject:")))
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("disabled by an administrator")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s.contains("turned off two-factor")),
+        "{subjects:?}"
+    );
+    assert!(mails.iter().all(|m| m.contains("To: ad@example.com")), "{mails:?}");
+    // The events name the actor; the disabled account's token died.
+    problem(app.get("/me", Some(&access)).await, 401, "unauthorized").await;
+    let body: Value = app.login("ad@example.com", PASSWORD).await.json().await.unwrap();
+    let access = token(&body, "access_token");
+    let events: Value = app
+        .get("/me/security-events?limit=50", Some(&access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for kind in ["two_factor_reset", "account_disabled", "account_enabled"] {
+        let ev = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {events}"));
+        assert_eq!(ev["details"]["by"], "admin", "{ev}");
+        assert!(ev["details"]["actor"].as_str().unwrap().contains("root-admin"), "{ev}");
+    }
+}
