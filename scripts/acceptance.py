@@ -298,9 +298,10 @@ def defenses():
     r = c.req("POST", "/auth/register", json={"email": "cookie@example.com", "password": PASSWORD})
     jar = r.cookies
     patch = lambda headers=None, cookies=None, token=None: requests.patch(c.base + "/me", json={"full_name": "C"}, headers=dict(headers or {}, **({"Authorization": f"Bearer {token}"} if token else {})), cookies=cookies, verify=False)
-    cookies = {"fortfolio_access": jar["fortfolio_access"], "fortfolio_csrf": jar["fortfolio_csrf"]}
+    csrf_name = "__Host-fortfolio_csrf"  # TLS is on: the cookie carries the __Host- prefix
+    cookies = {"fortfolio_access": jar["fortfolio_access"], csrf_name: jar[csrf_name]}
     check("cookie PATCH /me without X-CSRF-Token → 403 csrf_failed", is_problem(patch(cookies=cookies), 403, "csrf_failed"))
-    check("…with the matching token it passes", patch({"X-CSRF-Token": jar["fortfolio_csrf"]}, cookies).status_code == 200)
+    check("…with the matching token it passes", patch({"X-CSRF-Token": jar[csrf_name]}, cookies).status_code == 200)
     check("…a Bearer request passes without it", patch(token=r.json()["access_token"]).status_code == 200)
     others = [requests.post(c.base + p_, json={}, cookies=cookies, verify=False) for p_ in ("/auth/logout", "/auth/logout-all", "/auth/2fa/enable", "/portfolio/buy")]
     others.append(requests.delete(c.base + "/me/sessions/x", cookies=cookies, verify=False))
@@ -332,7 +333,7 @@ def twofactor():
     print("== two-factor (issue 4)")
     s = Server(lifted())
     tok = s.register("tf@example.com")["access_token"]
-    e = s.req("POST", "/auth/2fa/enable", tok).json()
+    e = s.req("POST", "/auth/2fa/enable", tok, json={"password": PASSWORD}).json()
     png = os.path.join(s.dir, "qr.png")
     open(png, "wb").write(base64.b64decode(e["qr_png"].split(",", 1)[1]))
     z = subprocess.run(["zbarimg", "--raw", "-q", png], capture_output=True, text=True)
@@ -341,7 +342,7 @@ def twofactor():
     r = s.req("POST", "/auth/2fa/verify", tok, json={"code": totp.now()})
     codes = r.json().get("backup_codes", [])
     check("an independent TOTP (pyotp) verifies; 10 backup codes", r.status_code == 200 and len(codes) == 10)
-    check("enabling twice → 409", is_problem(s.req("POST", "/auth/2fa/enable", tok), 409, "two_factor_already_enabled"))
+    check("enabling twice → 409", is_problem(s.req("POST", "/auth/2fa/enable", tok, json={"password": PASSWORD}), 409, "two_factor_already_enabled"))
     l = s.login("tf@example.com").json()
     check("login returns the challenge, not tokens", l.get("two_factor_required") is True and "access_token" not in l and l.get("expires_in") == 300)
     bad = s.req("POST", "/auth/login/2fa", json={"challenge_token": l["challenge_token"], "code": "000000" if totp.now() != "000000" else "111111"})
@@ -365,12 +366,12 @@ def twofactor():
     ch = s.login("tf@example.com").json()["challenge_token"]
     again = s.req("POST", "/auth/2fa/backup-code", json={"challenge_token": ch, "backup_code": codes[0]})
     check("each of the 10 backup codes works exactly once; counts what remains", remaining == list(range(9, -1, -1)) and is_problem(again, 401, "invalid_backup_code"), str(remaining))
-    check("disabling needs a valid code", is_problem(s.req("POST", "/auth/2fa/disable", tok, json={"code": "123"}), 401, "invalid_2fa_code"))
+    check("disabling needs a valid code", is_problem(s.req("POST", "/auth/2fa/disable", tok, json={"password": PASSWORD, "code": "123"}), 401, "invalid_2fa_code"))
     time.sleep(30 - time.time() % 30 + 0.5)
-    r = s.req("POST", "/auth/2fa/disable", tok, json={"code": totp.now()})
+    r = s.req("POST", "/auth/2fa/disable", tok, json={"password": PASSWORD, "code": totp.now()})
     check("after disable, login gives tokens directly", r.status_code == 200 and "access_token" in s.login("tf@example.com").json())
     t2 = s.register("tf2@example.com")["access_token"]
-    sec = s.req("POST", "/auth/2fa/enable", t2).json()["secret"]
+    sec = s.req("POST", "/auth/2fa/enable", t2, json={"password": PASSWORD}).json()["secret"]
     s.req("POST", "/auth/2fa/verify", t2, json={"code": pyotp.TOTP(sec).now()})
     s.stop()
     blob = b"".join(open(os.path.join(root, f), "rb").read() for root, _, fs in os.walk(os.path.join(s.dir, "data")) for f in fs if not f.endswith(".sock"))
@@ -425,7 +426,7 @@ def events():
     new_pw = "quartz-meadow-lantern-77"
     s.req("POST", "/me/password", tok, json={"current_password": PASSWORD, "new_password": new_pw})
     ok2 = wait_for(lambda: len(sink.msgs) == 2, 10)
-    sec = s.req("POST", "/auth/2fa/enable", tok).json()["secret"]
+    sec = s.req("POST", "/auth/2fa/enable", tok, json={"password": new_pw}).json()["secret"]
     s.req("POST", "/auth/2fa/verify", tok, json={"code": pyotp.TOTP(sec).now()})
     ok3 = wait_for(lambda: len(sink.msgs) == 3, 10)
     for _ in range(5):
@@ -610,7 +611,185 @@ def predictions():
     s.stop()
 
 
-SECTIONS = {"foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions}
+
+# ---------------------------------------------------------------- hardening
+def hardening():
+    print("== hardening (issue 10)")
+    import http.client
+    import ssl
+    import random
+    import string
+    port = free_port()
+    ctl, sink = smtp_sink(port)
+    mail = {"FORTFOLIO_SMTP__HOST": "127.0.0.1", "FORTFOLIO_SMTP__PORT": str(port), "FORTFOLIO_SMTP__SECURITY": "none",
+            "FORTFOLIO_SMTP__FROM": "fortfolio@alerts.example.org"}
+    s = Server(lifted(**mail))
+
+    # 1. lockout race
+    s.register("race@example.com")
+    pw = [f"wrong-guess-{i}" for i in range(99)] + [PASSWORD]
+    with cf.ThreadPoolExecutor(100) as ex:
+        rs = list(ex.map(lambda p_: s.login("race@example.com", p_), pw))
+    st = [r.status_code for r in rs]
+    check("100 concurrent guesses (right one last): ≤ threshold evaluated, never 200",
+          200 not in st and st.count(401) <= 4 and st.count(401) + st.count(423) == 100, f"401: {st.count(401)}, 423: {st.count(423)}")
+    check("…and the lock they set stands against the right password", is_problem(s.login("race@example.com"), 423, "account_locked"))
+
+    # 2. rate limits never switch to the token's user (default login limit: 5/min)
+    d = Server()
+    tok = d.register("rl@example.com")["access_token"]
+    st = [d.login(f"nobody{i}@example.com", "x-wrong-password").status_code for i in range(5)]
+    with_token = d.req("POST", "/auth/login", tok, json={"email": "nobody9@example.com", "password": "x"})
+    check("an IP at its login limit stays limited whatever token it attaches", st == [401] * 5 and is_problem(with_token, 429, "rate_limited"), str(st + [with_token.status_code]))
+    d.stop()
+
+    # 3. slowloris: 300 half-open connections, header timeout 2 s
+    main, s = s, Server(lifted(FORTFOLIO_SERVER__HEADER_READ_TIMEOUT="2s"))
+    conns = []
+    for _ in range(300):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"\x16\x03\x01")  # a TLS record header, never finished
+        conns.append(c)
+    t0 = time.time()
+    health = s.req("GET", "/health").status_code
+    closed = 0
+    for c in conns:
+        c.settimeout(max(0.1, 15 - (time.time() - t0)))
+        try:
+            closed += c.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            closed += 0
+        except OSError:
+            closed += 1
+        c.close()
+    check("300 half-open connections (stuck in the TLS handshake) are closed in time and /health keeps answering", health == 200 and closed == 300, f"closed {closed}/300 in {time.time() - t0:.1f} s")
+    conns = []
+    ctx = ssl._create_unverified_context()
+    for _ in range(300):
+        c = ctx.wrap_socket(socket.create_connection(("127.0.0.1", s.port)))
+        c.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        conns.append(c)
+    t0 = time.time()
+    health = s.req("GET", "/health").status_code
+    closed = 0
+    for c in conns:
+        c.settimeout(max(0.1, 10 - (time.time() - t0)))
+        try:
+            while c.recv(4096):
+                pass
+            closed += 1
+        except socket.timeout:
+            pass
+        except OSError:
+            closed += 1
+        c.close()
+    check("…the same for 300 TLS connections stuck in their headers (header_read_timeout 2 s)", health == 200 and closed == 300, f"closed {closed}/300 in {time.time() - t0:.1f} s")
+    s.stop()
+    s = main
+
+    # 4. metrics labels
+    hc = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx)
+    for i in range(20000):
+        m = "".join(random.choices(string.ascii_uppercase, k=12))
+        hc.request(m, "/api/v1/health" if i % 2 else f"/api/v1/x{i}")
+        hc.getresponse().read()
+    size = len(s.req("GET", "/metrics").content) if False else len(requests.get(f"https://127.0.0.1:{s.port}/metrics", verify=False).content)
+    check("20,000 made-up methods leave /metrics under 100 KB", size < 100_000, f"{size} bytes")
+
+    # 5. log injection
+    forged = "x@example.com\n2026-01-01T00:00:00Z login_success outcome=success email=victim@example.com\r\x1b[2J"
+    s.req("POST", "/auth/login", json={"email": forged, "password": "whatever-pass"})
+    time.sleep(0.5)
+    log = open(os.path.join(s.dir, "logs", "security.log"), encoding="utf8", errors="replace").read()
+    lines = [l for l in log.split("\n") if "victim@example.com" in l]
+    check("a forged newline in an email stays on one line of security.log", len(lines) == 1 and "login_failure" in lines[0] and "\x1b" not in log and "\r" not in log, repr(lines[:2])[:200])
+    out = s.cli("admin", "events", "--event", "login_failure")
+    check("…and admin events prints no control characters", out.returncode == 0 and "\x1b" not in out.stdout and "victim" in out.stdout)
+
+    # 6. secrets in config check
+    cfg = os.path.join(s.dir, "leaky.toml")
+    open(cfg, "w").write('[market]\nnews_feeds = ["https://feeduser:feedpass99@feeds.example.com/rss?api_key=KEY123"]\n'
+                         'price_provider = "https://prices.example.com/q?apikey=PKEY456&symbol={symbol}"\n'
+                         '[storage]\npostgres_url = "postgres://u@db/x?password=DBPASS77"\n')
+    out = subprocess.run([BIN, "config", "check", "--config", cfg], capture_output=True, text=True, env=s.env)
+    check("config check redacts URL passwords and query secrets", out.returncode == 0 and not any(x in out.stdout + out.stderr for x in ("feedpass99", "KEY123", "PKEY456", "DBPASS77")), (out.stdout + out.stderr)[-200:])
+
+    # 7. device tokens
+    reg = s.register("dev@example.com")
+    s.req("POST", "/auth/logout-all", reg["access_token"])
+    for _ in range(5):
+        s.login("dev@example.com", "attacker-guess-1")
+    r = s.login("dev@example.com", headers={"X-Device-Token": reg["device_token"]})
+    check("after logout-all, the old device token no longer passes a lock", is_problem(r, 423, "account_locked"))
+    s.cli("admin", "user", "unlock", "dev@example.com")
+    fresh = s.login("dev@example.com").json()
+    devs = s.req("GET", "/me/devices", fresh["access_token"]).json()["items"]
+    gone = s.req("DELETE", f"/me/devices/{devs[0]['id']}", fresh["access_token"])
+    for _ in range(5):
+        s.login("dev@example.com", "attacker-guess-1")
+    r = s.login("dev@example.com", headers={"X-Device-Token": fresh["device_token"]})
+    check("/me/devices lists it as trusted; DELETE revokes its token", devs[0].get("trusted") is True and gone.status_code == 204 and is_problem(r, 423, "account_locked"))
+    s.cli("admin", "user", "unlock", "dev@example.com")
+
+    # 8. admin actions: events with the actor, alerts to the user
+    n0 = len(sink.msgs)
+    s.register("adm@example.com")
+    s.cli("admin", "user", "reset-2fa", "adm@example.com")
+    s.cli("admin", "user", "disable", "adm@example.com")
+    s.cli("admin", "user", "enable", "adm@example.com")
+    wait_for(lambda: len(sink.msgs) >= n0 + 2, 10)
+    out = s.cli("admin", "events", "--user", "adm@example.com", "--json")
+    evs = json.loads(out.stdout) if out.returncode == 0 else []
+    kinds = {e["event"]: e for e in evs}
+    check("reset-2fa, disable, enable are events naming the actor",
+          all(k in kinds and kinds[k]["details"].get("actor", "").startswith("cli") for k in ("two_factor_reset", "account_disabled", "account_enabled")), str(list(kinds)))
+    new = sink.msgs[n0:]
+    check("…and reset-2fa and disable mail the user", sum("adm@example.com" in m for m in new) >= 2, f"{len(new)} mails")
+    check("alert mails carry Message-ID and a UTC Date", new and all("Message-ID: <" in m and "@alerts.example.org>" in m and "+0000" in m for m in new))
+
+    # 9. 2FA step-up
+    t = s.register("su@example.com")["access_token"]
+    check("enabling 2FA needs the password", is_problem(s.req("POST", "/auth/2fa/enable", t, json={}), 422, "validation_failed")
+          and is_problem(s.req("POST", "/auth/2fa/enable", t, json={"password": "nope-nope-nope"}), 401, "invalid_credentials"))
+
+    # 10. login CSRF
+    r = requests.post(s.base + "/auth/login", data=json.dumps({"email": "su@example.com", "password": PASSWORD}), headers={"Content-Type": "text/plain"}, verify=False)
+    r2 = requests.post(s.base + "/auth/login", data=json.dumps({"email": "su@example.com", "password": PASSWORD}).encode(), verify=False)
+    check("a login body without a JSON content type → 415", is_problem(r, 415, "invalid_json") and is_problem(r2, 415, "invalid_json"))
+
+    # 12. overflow sell
+    t = s.register("big@example.com")["access_token"]
+    b = s.req("POST", "/portfolio/buy", t, json={"symbol": "BIG", "quantity": "1000000000000", "price": "1000000000000"})
+    ok = s.req("POST", "/portfolio/buy", t, json={"symbol": "BIG", "quantity": "1000", "price": "1000000000"})
+    sell = s.req("POST", "/portfolio/sell", t, json={"symbol": "BIG", "quantity": "0.00000003", "price": "1"})
+    pos = next(p_ for p_ in s.req("GET", "/portfolio", t).json()["positions"] if p_["symbol"] == "BIG")
+    txs = s.req("GET", "/portfolio/transactions?symbol=BIG", t).json()["items"]
+    from decimal import Decimal as D
+    held = sum(D(x["quantity"]) * (1 if x["side"] == "buy" else -1) for x in txs)
+    check("the 1e12 × 1e12 order answers 422 and the position equals its ledger",
+          b.status_code == 422 and b.headers.get("content-type") == "application/problem+json" and ok.status_code == 201 and sell.status_code == 201 and D(pos["quantity"]) == held,
+          f"{b.status_code} {b.json().get('code')}, position {pos['quantity']} vs ledger {held}")
+    s.stop()
+    ctl.stop()
+
+    # 15. out-of-sample interval coverage
+    tot_in = tot_n = 0
+    per = {}
+    for sym in ("SPY", "KO", "JPM", "AAPL"):
+        out = subprocess.run([BIN, "model", "evaluate", sym, "--json", "--data-dir", os.path.join(s.dir, "data")], capture_output=True, text=True, env=s.env)
+        ev = json.loads(out.stdout) if out.returncode == 0 else {}
+        ev = ev.get("evaluation", ev)
+        folds = ev.get("fold_details") or ev.get("folds") or []
+        for f in folds if isinstance(folds, list) else []:
+            n = f.get("test_samples", 0)
+            tot_in += f.get("interval_coverage", 0) * n
+            tot_n += n
+        per[sym] = ev.get("interval_coverage")
+    pooled = tot_in / tot_n if tot_n else None
+    check("out-of-sample 90 % interval coverage is reported; pooled over SPY/KO/JPM/AAPL within 0.85–0.95",
+          pooled is not None and 0.85 <= pooled <= 0.95 and all(v is not None for v in per.values()), f"pooled {pooled}, per symbol {per}")
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

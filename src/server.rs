@@ -50,10 +50,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let handle = Handle::new();
     let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Slow clients: the request head must arrive within the header timeout
-    // (hyper's timer; it also bounds the wait for the next request on an
-    // idle keep-alive connection), and `guard` caps connections and closes
-    // idle ones.
+    // Slow clients: the TLS handshake and then each request head must
+    // arrive within the header timeout (hyper's timer also bounds the wait
+    // for the next request on an idle keep-alive connection), and `guard`
+    // caps connections and closes idle ones.
     let slow_clients = |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {
         builder
             .http1()
@@ -70,7 +70,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let rustls = RustlsConfig::from_config(tls::server_config(&cert, &key)?);
             spawn_reloader(rustls.clone(), cert.clone(), key.clone());
             let mut server = axum_server::from_tcp_rustls(listener, rustls)
-                .map(|tls| tls.acceptor(guard))
+                .map(|tls| tls.handshake_timeout(header_read_timeout).acceptor(guard))
                 .handle(handle.clone());
             slow_clients(server.http_builder());
             tokio::spawn(async move { server.serve(service).await })

@@ -78,6 +78,16 @@ fn secret_of(state: &AppState, user: &UserRecord) -> ApiResult<Vec<u8>> {
     state.totp_box.open(&user.id, &t.sealed_secret).map_err(internal)
 }
 
+/// A second-factor (or step-up) attempt by `user`, for lockout and events.
+fn second_factor_attempt<'a>(user: &'a UserRecord, client: &'a ClientInfo) -> Attempt<'a> {
+    Attempt {
+        user: Some(user),
+        email: &user.email,
+        client,
+        event: EventType::TwoFactorFailure,
+    }
+}
+
 /// The step-up check before a 2FA change: the current password, counted
 /// toward the account's lockout like a login (a stolen access token alone
 /// must not turn 2FA on or off). Returns the still-open attempt so a code
@@ -89,12 +99,7 @@ async fn step_up(
     client: &ClientInfo,
 ) -> ApiResult<crate::security::lockout::Reservation> {
     let key = crate::security::lockout::account_key(&ctx.user.email_key);
-    let attempt = Attempt {
-        user: Some(&ctx.user),
-        email: &ctx.user.email,
-        client,
-        event: EventType::TwoFactorFailure,
-    };
+    let attempt = second_factor_attempt(&ctx.user, client);
     let slot = reserve_attempt(state, &key, &attempt).await?;
     if password.expose().len() > super::MAX_LOGIN_PASSWORD_BYTES
         || !state.hasher.verify(password, Some(&ctx.user.password_hash)).await
@@ -112,12 +117,7 @@ async fn wrong_code(
     slot: crate::security::lockout::Reservation,
     client: &ClientInfo,
 ) -> ApiError {
-    let attempt = Attempt {
-        user: Some(&ctx.user),
-        email: &ctx.user.email,
-        client,
-        event: EventType::TwoFactorFailure,
-    };
+    let attempt = second_factor_attempt(&ctx.user, client);
     failed_attempt(state, slot, attempt, invalid_code).await
 }
 
@@ -164,12 +164,7 @@ pub async fn verify(state: &AppState, ctx: &AuthContext, code: &Secret, client: 
     }
     let secret = secret_of(state, &user)?;
     let key = crate::security::lockout::account_key(&user.email_key);
-    let attempt = Attempt {
-        user: Some(&user),
-        email: &user.email,
-        client,
-        event: EventType::TwoFactorFailure,
-    };
+    let attempt = second_factor_attempt(&user, client);
     let slot = reserve_attempt(state, &key, &attempt).await?;
     let Some(step) = totp::matching_step(&secret, code.expose(), now_secs()) else {
         return Err(wrong_code(state, ctx, slot, client).await);
@@ -297,12 +292,7 @@ pub async fn finish_login(
         return Err(challenge_expired());
     }
     let key = throttle_key(state, &user.email_key, Some(&user), device_token).await?;
-    let attempt = Attempt {
-        user: Some(&user),
-        email: &user.email,
-        client,
-        event: EventType::TwoFactorFailure,
-    };
+    let attempt = second_factor_attempt(&user, client);
     let slot = reserve_attempt(state, &key, &attempt).await?;
     let (accepted, remaining, wrong): (bool, Option<usize>, fn(u32) -> ApiError) = match factor {
         SecondFactor::Totp(code) => {

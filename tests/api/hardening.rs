@@ -120,6 +120,14 @@ async fn unlock(app: &TestApp, email: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// With strangers' lock on the account, `device` no longer gets through.
+async fn assert_device_locked_out(app: &TestApp, device: &str) {
+    lock(app, "dv@example.com").await;
+    let r = login_with_device(app, "dv@example.com", device).await;
+    problem(r, 423, "account_locked").await;
+    unlock(app, "dv@example.com").await;
+}
+
 /// Device tokens die with a password change or logout-all, and one device
 /// can be revoked by its owner.
 #[tokio::test]
@@ -136,43 +144,21 @@ async fn device_tokens_can_be_retired_and_revoked() {
     // Logout-all retires it: a lock by strangers now stops this device too.
     let r = app.post("/auth/logout-all", json!({}), Some(&access)).await;
     assert_eq!(r.status(), 200);
-    lock(&app, "dv@example.com").await;
-    problem(
-        login_with_device(&app, "dv@example.com", &device).await,
-        423,
-        "account_locked",
-    )
-    .await;
-    unlock(&app, "dv@example.com").await;
+    assert_device_locked_out(&app, &device).await;
 
     // A fresh sign-in binds a fresh token; deleting the device revokes it.
     let body: Value = app.login("dv@example.com", PASSWORD).await.json().await.unwrap();
     let device = token(&body, "device_token");
     let access = token(&body, "access_token");
-    let r = app
-        .client
-        .delete(app.url(&format!("/me/devices/{device_id}")))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = app
-        .client
-        .delete(app.url(&format!("/me/devices/{device_id}")))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    problem(r, 404, "not_found").await;
-    lock(&app, "dv@example.com").await;
-    problem(
-        login_with_device(&app, "dv@example.com", &device).await,
-        423,
-        "account_locked",
-    )
-    .await;
-    unlock(&app, "dv@example.com").await;
+    let forget = || {
+        app.client
+            .delete(app.url(&format!("/me/devices/{device_id}")))
+            .bearer_auth(&access)
+            .send()
+    };
+    assert_eq!(forget().await.unwrap().status(), 204);
+    problem(forget().await.unwrap(), 404, "not_found").await;
+    assert_device_locked_out(&app, &device).await;
 
     // A password change retires the device token it did not come with.
     let body: Value = app.login("dv@example.com", PASSWORD).await.json().await.unwrap();
