@@ -430,20 +430,14 @@ pub async fn change_password(
     new: &str,
     client: &ClientInfo,
 ) -> ApiResult<usize> {
-    let key = crate::security::lockout::account_key(&ctx.user.email_key);
     let attempt = Attempt {
         user: Some(&ctx.user),
         email: &ctx.user.email,
         client,
         event: EventType::LoginFailure,
     };
-    let slot = reserve_attempt(state, &key, &attempt).await?;
-    if current.expose().len() > MAX_LOGIN_PASSWORD_BYTES
-        || !state.hasher.verify(current, Some(&ctx.user.password_hash)).await
-    {
-        let wrong = |n| invalid_credentials(n).with("field", "current_password");
-        return Err(failed_attempt(state, slot, attempt, wrong).await);
-    }
+    let wrong = |n| invalid_credentials(n).with("field", "current_password");
+    let slot = check_current_password(state, &ctx.user, current, attempt, wrong).await?;
     passed_attempt(state, slot, false).await?;
     let email = Email::parse(&ctx.user.email).map_err(internal)?;
     let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref()).map_err(|r| {
@@ -494,10 +488,6 @@ pub enum LoginOutcome {
     },
 }
 
-/// Longer login passwords are refused without hashing (new passwords are at
-/// most 1024 characters).
-pub const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
-
 pub fn invalid_credentials(attempts_remaining: u32) -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -540,6 +530,26 @@ pub async fn throttle_key(
         }
     }
     Ok(account_key(email_key))
+}
+
+/// Checks a signed-in user's current password before a sensitive change,
+/// counted toward the account's lockout like a login (a stolen access token
+/// alone must not be enough). Returns the still-open attempt, so a check
+/// that follows (a 2FA code) is settled with it.
+pub async fn check_current_password(
+    state: &AppState,
+    user: &UserRecord,
+    password: &Secret,
+    attempt: Attempt<'_>,
+    wrong: fn(u32) -> ApiError,
+) -> ApiResult<Reservation> {
+    let key = crate::security::lockout::account_key(&user.email_key);
+    let slot = reserve_attempt(state, &key, &attempt).await?;
+    if state.hasher.verify(password, Some(&user.password_hash)).await {
+        Ok(slot)
+    } else {
+        Err(failed_attempt(state, slot, attempt, wrong).await)
+    }
 }
 
 /// Reserves one attempt under `key` before anything is verified, or answers
@@ -655,12 +665,10 @@ pub async fn login(
         event: EventType::LoginFailure,
     };
     let slot = reserve_attempt(state, &key, &attempt).await?;
-    // No password is that long: refuse it without spending a hash on it.
-    let ok = password.expose().len() <= MAX_LOGIN_PASSWORD_BYTES
-        && state
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await;
+    let ok = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
     let user = match user {
         Some(u) if ok => u,
         _ => return Err(failed_attempt(state, slot, attempt, invalid_credentials).await),

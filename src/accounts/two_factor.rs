@@ -6,8 +6,8 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 use super::{
-    account_disabled, failed_attempt, invalid_credentials, passed_attempt, reserve_attempt, start_session,
-    throttle_key, Attempt, AuthContext, AuthSuccess, LoginOutcome, Origin,
+    account_disabled, check_current_password, failed_attempt, invalid_credentials, passed_attempt, reserve_attempt,
+    start_session, throttle_key, Attempt, AuthContext, AuthSuccess, LoginOutcome, Origin,
 };
 use crate::app::AppState;
 use crate::domain::Secret;
@@ -88,26 +88,23 @@ fn second_factor_attempt<'a>(user: &'a UserRecord, client: &'a ClientInfo) -> At
     }
 }
 
-/// The step-up check before a 2FA change: the current password, counted
-/// toward the account's lockout like a login (a stolen access token alone
-/// must not turn 2FA on or off). Returns the still-open attempt so a code
-/// checked next is settled with it.
+/// The step-up check before a 2FA change: the current password (a stolen
+/// access token alone must not turn 2FA on or off).
 async fn step_up(
     state: &AppState,
     ctx: &AuthContext,
     password: &Secret,
     client: &ClientInfo,
 ) -> ApiResult<crate::security::lockout::Reservation> {
-    let key = crate::security::lockout::account_key(&ctx.user.email_key);
-    let attempt = second_factor_attempt(&ctx.user, client);
-    let slot = reserve_attempt(state, &key, &attempt).await?;
-    if password.expose().len() > super::MAX_LOGIN_PASSWORD_BYTES
-        || !state.hasher.verify(password, Some(&ctx.user.password_hash)).await
-    {
-        let wrong = |n| invalid_credentials(n).with("field", "password");
-        return Err(failed_attempt(state, slot, attempt, wrong).await);
-    }
-    Ok(slot)
+    let wrong = |n| invalid_credentials(n).with("field", "password");
+    check_current_password(
+        state,
+        &ctx.user,
+        password,
+        second_factor_attempt(&ctx.user, client),
+        wrong,
+    )
+    .await
 }
 
 /// A wrong code during enrolment or disable: counted toward lockout.

@@ -43,7 +43,7 @@ async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
 }
 
 /// Who ran an admin command, as the events name them.
-pub fn by(ev: NewEvent, actor: &str) -> NewEvent {
+fn by(ev: NewEvent, actor: &str) -> NewEvent {
     ev.detail("by", "admin").detail("actor", actor)
 }
 

@@ -4,18 +4,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{
-    access_token, cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE,
-};
+use super::extract::{cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
 use super::{cookies, limited};
 use crate::accounts::{self, AuthSuccess, LoginOutcome, TokenPair};
 use crate::app::AppState;
 use crate::domain::Secret;
 use crate::error::{ApiError, ApiResult};
+use crate::layers::Authenticated;
 use crate::security::client::ClientInfo;
 use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
@@ -154,16 +153,11 @@ async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: Clien
     Ok((headers, Json(json!({"logged_out": true, "sessions_ended": ended}))).into_response())
 }
 
-/// A CSRF token for the session of the access cookie sent, if any (a
-/// token without a session passes no check, but the call never fails).
-async fn csrf(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match access_token(&headers) {
-        Some((token, _)) => accounts::authenticate(&state, &token)
-            .await
-            .map(|ctx| ctx.session_id)
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+/// A CSRF token for the session of the access token sent, if any (a token
+/// without a session passes no check, but the call never fails). The rate
+/// limiter in front has already checked that token in full.
+async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authenticated>>) -> Response {
+    let session = caller.map(|Extension(c)| c.0.session_id).unwrap_or_default();
     let mut out = HeaderMap::new();
     let token = cookies::set_csrf(&state, &mut out, &session);
     (out, Json(json!({"csrf_token": token}))).into_response()

@@ -130,14 +130,6 @@ impl LoginThrottle {
         Ok(r)
     }
 
-    /// Failures of `rec` that still count at `now`.
-    fn live_failures(&self, rec: &LockoutRecord, now: DateTime<Utc>) -> u32 {
-        if rec.locked_until.is_some_and(|u| u <= now) {
-            return 0; // an expired lock starts a fresh count
-        }
-        rec.failures.iter().filter(|t| **t > now - self.policy.window).count() as u32
-    }
-
     /// The lock in force for `key`, if any.
     pub async fn locked_until(&self, key: &str) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(self.record(key).await?.and_then(|r| r.locked_at(Utc::now())))
@@ -152,19 +144,16 @@ impl LoginThrottle {
                 if let Some(until) = rec.locked_at(now) {
                     return Ok(Err(Refusal::Locked(until)));
                 }
-                self.live_failures(&rec, now)
+                rec.live_failures(now, self.policy)
             }
             None => 0,
         };
         let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = map.entry(key.to_string()).or_insert(0);
-        if failures + *pending >= self.policy.threshold.max(1) {
-            if *pending == 0 {
-                map.remove(key);
-            }
+        let pending = map.get(key).copied().unwrap_or(0);
+        if failures + pending >= self.policy.threshold.max(1) {
             return Ok(Err(Refusal::Saturated));
         }
-        *pending += 1;
+        map.insert(key.to_string(), pending + 1);
         Ok(Ok(Reservation {
             key: key.to_string(),
             in_flight: self.in_flight.clone(),

@@ -13,6 +13,10 @@ use crate::domain::Secret;
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+/// No password is longer (new passwords are at most 1024 characters), so a
+/// longer one is refused unhashed.
+pub const MAX_PASSWORD_BYTES: usize = 4096;
+
 fn argon2() -> Result<Argon2<'static>, HashError> {
     let params = Params::new(19_456, 2, 1, None).map_err(|e| HashError(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
@@ -106,8 +110,13 @@ impl PasswordHasher {
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when
-    /// there is no account; either way one full argon2id computation.
+    /// there is no account; either way one full argon2id computation. A
+    /// password longer than [`MAX_PASSWORD_BYTES`] matches nothing and is
+    /// refused without spending a hash on it.
     pub async fn verify(&self, password: &Secret, hash: Option<&str>) -> bool {
+        if password.expose().len() > MAX_PASSWORD_BYTES {
+            return false;
+        }
         let pw = password.clone();
         let (target, real) = match hash {
             Some(h) => (h.to_string(), true),

@@ -235,6 +235,15 @@ impl LockoutRecord {
         }
     }
 
+    /// Failures that still count at `now` (none once a lock has expired:
+    /// an expired lock starts a fresh count, as in `apply_failure`).
+    pub fn live_failures(&self, now: DateTime<Utc>, policy: LockoutPolicy) -> u32 {
+        if self.locked_until.is_some_and(|u| u <= now) {
+            return 0;
+        }
+        self.failures.iter().filter(|t| **t > now - policy.window).count() as u32
+    }
+
     pub fn attempts_remaining(&self, policy: LockoutPolicy) -> u32 {
         policy.threshold.saturating_sub(self.failures.len() as u32)
     }

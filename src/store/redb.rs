@@ -857,9 +857,7 @@ impl DeviceStore for RedbStore {
     }
 
     async fn device(&self, user_id: &str, device_id: &str) -> StoreResult<Option<DeviceRecord>> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let t = tx.open_table(DEVICES).map_err(backend)?;
-        get(&t, "devices", &format!("{user_id}/{device_id}"))
+        self.read(DEVICES, "devices", &format!("{user_id}/{device_id}"))
     }
 
     async fn remove_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool> {
@@ -1115,8 +1113,7 @@ impl MaintenanceStore for RedbStore {
                 })?,
                 lockouts: purge_table(tx, LOCKOUTS, |v| {
                     let r: LockoutRecord = decode("lockouts", v)?;
-                    let stale = r.failures.iter().all(|t| *t <= now - lockout.window);
-                    Ok(r.user_id.is_none() && r.locked_at(now).is_none() && stale)
+                    Ok(r.user_id.is_none() && r.locked_at(now).is_none() && r.live_failures(now, lockout) == 0)
                 })?,
             })
         })

@@ -107,17 +107,7 @@ async fn lock(app: &TestApp, email: &str) {
 
 /// `fortfolio admin user unlock` against the running server.
 async fn unlock(app: &TestApp, email: &str) {
-    let (dir, email) = (app.data_dir(), email.to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_fortfolio"))
-            .args(["admin", "user", "unlock", &email, "--data-dir"])
-            .arg(dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    admin(app, &["unlock", email]).await;
 }
 
 /// With strangers' lock on the account, `device` no longer gets through.
