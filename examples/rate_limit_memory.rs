@@ -7,8 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use fortfolio::config::RateLimits;
-use fortfolio::security::rate_limit::{Group, RateLimiter};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fortfolio::config::Rate;
+use fortfolio::state::memory::MemoryState;
+use fortfolio::state::{now_ms, RateLimitState};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -20,20 +24,22 @@ fn rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn main() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000_000);
-    let limiter = RateLimiter::new(RateLimits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(fortfolio::store::redb::RedbStore::open(dir.path()).unwrap());
+    let state = MemoryState::new(store, Duration::from_secs(60));
     println!("{:>12} {:>12} {:>10}", "keys fed", "buckets", "RSS MiB");
     let step = n / 10;
     for i in 0..n {
         let ip = format!("ip:{}.{}.{}.{}", i >> 24 & 255, i >> 16 & 255, i >> 8 & 255, i & 255);
-        limiter.check(Group::Login, &ip);
+        state.check(&ip, Rate::per_minute(5), now_ms()).await.unwrap();
         if (i + 1) % step == 0 {
-            limiter.sync();
-            println!("{:>12} {:>12} {:>10.1}", i + 1, limiter.len(), rss_mib());
+            println!("{:>12} {:>12} {:>10.1}", i + 1, state.bucket_count(), rss_mib());
         }
     }
 }

@@ -26,12 +26,18 @@ use crate::security::password::PasswordHasher;
 use crate::security::rate_limit::RateLimiter;
 use crate::security::revocation::RevocationList;
 use crate::security::totp::SecretBox;
+use crate::state::memory::MemoryState;
+use crate::state::State;
 use crate::store::redb::RedbStore;
 use crate::store::Store;
 
 pub struct Inner {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    /// Hot state shared by every instance.
+    pub state: Arc<dyn State>,
+    /// The embedded backend itself, for what only it can do (backups).
+    pub embedded: Option<RedbStore>,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
     pub revocations: RevocationList,
@@ -69,7 +75,8 @@ impl AppState {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let data_dir = config.data_dir().to_path_buf();
         create_private_dir(&data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&data_dir)?);
+        let embedded = RedbStore::open(&data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(embedded.clone());
         let secret = if config.auth.jwt_secret.is_empty() {
             keyfile::load_or_create(&data_dir.join("jwt.key"), 32)?
         } else {
@@ -78,8 +85,10 @@ impl AppState {
         let jwt = JwtKeys::new(&secret, &config.auth.issuer);
         let csrf = crate::security::csrf::CsrfKey::derive(&secret);
         let hasher = PasswordHasher::new()?;
-        let revocations = RevocationList::load(store.clone()).await?;
-        let throttle = LoginThrottle::new(store.clone(), &config.auth);
+        let idle_bucket = RateLimiter::longest_period(&config.rate_limits);
+        let state: Arc<dyn State> = Arc::new(MemoryState::new(store.clone(), idle_bucket));
+        let revocations = RevocationList::load(store.clone(), state.clone()).await?;
+        let throttle = LoginThrottle::new(state.clone(), &config.auth);
         let totp_box = SecretBox::new(&keyfile::load_or_create(&data_dir.join("totp.key"), 32)?)?;
         let mail_wakeup = (!config.smtp.host.is_empty()).then(|| Arc::new(tokio::sync::Notify::new()));
         let events = SecurityLog::new(
@@ -89,7 +98,7 @@ impl AppState {
             mail_wakeup.clone(),
         );
         let market = Market::load(&config.market, store.clone()).await?;
-        let rate_limiter = RateLimiter::new(config.rate_limits.clone());
+        let rate_limiter = RateLimiter::new(state.clone(), config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
             csrf,
@@ -100,10 +109,12 @@ impl AppState {
             mail_wakeup,
             market,
             predictor: Predictor::new(),
-            valuations: crate::portfolio::valuations::Valuations::new(),
+            valuations: crate::portfolio::valuations::Valuations::new(state.clone()),
+            state,
             metrics: crate::metrics::Metrics::default(),
             config: Arc::new(config),
             store,
+            embedded: Some(embedded),
             jwt,
             hasher,
             revocations,

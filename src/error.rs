@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::state::StateError;
 use crate::store::StoreError;
 
 /// Result alias for handlers and services.
@@ -133,8 +134,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A dependency is down for now; the client may retry.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server cannot complete the request right now; try again shortly",
+        )
+        .with_header(header::RETRY_AFTER, "1")
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::unavailable(e),
+            StoreError::Backend(_) | StoreError::Corrupt { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Store(e) => e.into(),
+            StateError::Unavailable(_) => ApiError::unavailable(e),
+            StateError::Backend(_) => ApiError::internal(e),
+        }
     }
 }

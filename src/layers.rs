@@ -121,12 +121,22 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, &state.config.server.trusted_proxies, req.headers());
-    let mut d = state.rate_limiter.check(group, &format!("ip:{}", rate_key_net(ip)));
+    let checked = state
+        .rate_limiter
+        .check(group, &format!("ip:{}", rate_key_net(ip)))
+        .await;
+    let mut d = match checked {
+        Ok(d) => d,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let mut user_id = None;
     if d.allowed && !group.is_anonymous() {
         if let Some((token, _)) = access_token(req.headers()) {
             if let Ok(ctx) = crate::accounts::authenticate(&state, &token).await {
-                d = d.tighter(state.rate_limiter.check(group, &format!("user:{}", ctx.user.id)));
+                match state.rate_limiter.check(group, &format!("user:{}", ctx.user.id)).await {
+                    Ok(user) => d = d.tighter(user),
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
                 user_id = Some(ctx.user.id.clone());
                 req.extensions_mut().insert(Authenticated(ctx));
             }

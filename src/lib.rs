@@ -23,6 +23,7 @@ pub mod portfolio;
 pub mod request_id;
 pub mod security;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

@@ -363,7 +363,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthContex
     let unauthorized = || ApiError::unauthorized("missing, invalid, expired or revoked access token");
     let claims = state.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
     let hash = token_hash(token);
-    if state.revocations.is_revoked(&hash) {
+    if state.revocations.is_revoked(&hash).await? {
         return Err(unauthorized());
     }
     let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
@@ -454,14 +454,11 @@ pub async fn change_password(
         .with("field", "new_password"));
     }
     let hash = state.hasher.hash(new.secret()).await.map_err(internal)?;
-    let mut user = state
+    state
         .store
-        .user_by_id(&ctx.user.id)
+        .set_password_hash(&ctx.user.id, hash, Utc::now())
         .await?
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
-    user.password_hash = hash;
-    user.password_changed_at = Utc::now();
-    state.store.update_user(user).await?;
     let ended = state
         .store
         .revoke_user_sessions(&ctx.user.id, Some(&ctx.session_id), Utc::now())
@@ -631,7 +628,7 @@ pub async fn failed_attempt(
             }
             account_locked(until)
         }
-        Err(e) => e.into(),
+        Err(e) => ApiError::from(e),
     }
 }
 

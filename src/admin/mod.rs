@@ -75,9 +75,12 @@ pub async fn list_users(state: &AppState) -> ApiResult<Vec<AdminUser>> {
 /// Disabling also ends every session, so live tokens stop working at once,
 /// and tells the user by mail.
 pub async fn set_disabled(state: &AppState, actor: &str, email: &str, disabled: bool) -> ApiResult<AdminUser> {
-    let mut u = find(state, email).await?;
-    u.disabled = disabled;
-    state.store.update_user(u.clone()).await?;
+    let u = find(state, email).await?;
+    let u = state
+        .store
+        .set_disabled(&u.id, disabled)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))?;
     let ended = if disabled {
         state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?.len()
     } else {

@@ -195,8 +195,13 @@ async fn backup(State(state): State<AppState>, AppJson(b): AppJson<BackupBody>) 
         }
     }
     let started = std::time::Instant::now();
-    let rows = state
-        .store
+    let embedded = state.embedded.as_ref().ok_or_else(|| {
+        ApiError::validation(
+            "path",
+            "backups are made by the embedded backend only; use the database's own tools",
+        )
+    })?;
+    let rows = embedded
         .backup(&path, extras)
         .await
         .map_err(|e| ApiError::validation("path", e.to_string()))?;

@@ -63,15 +63,14 @@ async fn patch_me(
     auth: AuthUser,
     AppJson(body): AppJson<PatchMe>,
 ) -> ApiResult<Json<UserView>> {
-    let mut user = state
-        .store
-        .user_by_id(&auth.ctx.user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
-    if let Some(name) = body.full_name {
-        user.full_name = accounts::validate_full_name(name)?;
+    let user = match body.full_name {
+        Some(name) => {
+            let name = accounts::validate_full_name(name)?;
+            state.store.set_full_name(&auth.ctx.user.id, name).await?
+        }
+        None => state.store.user_by_id(&auth.ctx.user.id).await?,
     }
-    state.store.update_user(user.clone()).await?;
+    .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
     Ok(Json(UserView::from(&user)))
 }
 

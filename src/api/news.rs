@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
 use crate::error::{ApiError, ApiResult};
 use crate::security::rate_limit::Group;
-use crate::store::NewsFilter;
+use crate::store::{NewsCursor, NewsFilter};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     limited(state, Group::News, Router::new().route("/news", get(list)))
@@ -56,17 +56,20 @@ async fn list(
         })?),
         None => None,
     };
-    let cursor = q.page.cursor_where(|c| c.len() <= 200 && c.contains('|'))?;
+    let after = match q.page.cursor_where(|c| decode_cursor(c).is_some())? {
+        Some(c) => decode_cursor(c),
+        None => None,
+    };
     let found = state
         .store
         .news(NewsFilter {
             symbol: symbol.map(|s| s.as_str().to_string()),
             since,
-            cursor: cursor.map(str::to_string),
+            after,
             limit: limit + 1,
         })
         .await?;
-    let page = Page::from_overfetch(found, limit, |(k, _)| k.clone()).map(|(_, n)| {
+    let page = Page::from_overfetch(found, limit, |n| encode_cursor(&NewsCursor::after(n))).map(|n| {
         json!({
             "id": n.id,
             "title": n.title,
@@ -79,4 +82,19 @@ async fn list(
         })
     });
     Ok(Json(page))
+}
+
+/// A news cursor as it appears in URLs: `<published_at µs>.<id>`.
+fn encode_cursor(c: &NewsCursor) -> String {
+    format!("{}.{}", c.published_at.timestamp_micros(), c.id)
+}
+
+fn decode_cursor(s: &str) -> Option<NewsCursor> {
+    let (micros, id) = s.split_once('.')?;
+    let valid_id = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let published_at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    valid_id.then(|| NewsCursor {
+        published_at,
+        id: id.to_string(),
+    })
 }

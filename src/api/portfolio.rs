@@ -20,7 +20,7 @@ use crate::domain::{rfc3339, Symbol};
 use crate::error::{ApiError, ApiResult};
 use crate::portfolio::{amount, max_amount, max_holding, money, LedgerError, Order, Position, Side, Transaction};
 use crate::security::rate_limit::Group;
-use crate::store::{IdempotencyKey, OrderOutcome};
+use crate::store::{IdempotencyKey, OrderOutcome, OrderReceipt};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     limited(
@@ -178,25 +178,23 @@ async fn execute(
         price,
         fee,
     };
-    let render = Box::new(
-        move |t: &Transaction, p: &Position| json!({"transaction": transaction_json(t), "position": position_json(p, quote)}),
-    );
     let outcome = state
         .store
         .execute_order(
             &auth.ctx.user.id,
             order,
+            quote,
             idem.map(|key| IdempotencyKey { key, fingerprint }),
-            render,
         )
         .await?;
+    let render = |r: &OrderReceipt| json!({"transaction": transaction_json(&r.transaction), "position": position_json(&r.position, r.market_price)});
     match outcome {
-        OrderOutcome::Executed(v) => {
-            state.valuations.ledger_changed(&auth.ctx.user.id);
-            Ok((StatusCode::CREATED, Json(v)).into_response())
+        OrderOutcome::Executed(r) => {
+            state.valuations.ledger_changed(&auth.ctx.user.id).await?;
+            Ok((StatusCode::CREATED, Json(render(&r))).into_response())
         }
-        OrderOutcome::Replayed(v) => {
-            let mut resp = (StatusCode::CREATED, Json(v)).into_response();
+        OrderOutcome::Replayed(r) => {
+            let mut resp = (StatusCode::CREATED, Json(render(&r))).into_response();
             resp.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(resp)
@@ -247,7 +245,7 @@ async fn portfolio(State(state): State<AppState>, auth: AuthUser) -> ApiResult<R
     let cacheable = !state.market.has_live_prices();
     // Generations first: anything that changes after this read makes the
     // valuation computed below unservable (see `portfolio::valuations`).
-    let (ledger, book) = (state.valuations.ledger(user), state.market.book.generation());
+    let (ledger, book) = (state.valuations.ledger(user).await?, state.market.book.generation());
     if cacheable {
         if let Some(body) = state.valuations.get(user, ledger, book) {
             return Ok(json_bytes(body));

@@ -2,7 +2,9 @@
 //! validate"), so the layers behind the API never see a malformed one.
 
 mod email;
+pub mod market;
 mod password;
+pub mod portfolio;
 mod secret;
 mod symbol;
 

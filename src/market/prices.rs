@@ -12,26 +12,10 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use super::Candle;
 
-/// One symbol's history, oldest first, one candle per date.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Series {
-    pub symbol: String,
-    pub name: String,
-    pub currency: String,
-    /// "bundled", "import", or both ("bundled+import").
-    pub source: String,
-    pub candles: Vec<Candle>,
-}
-
-impl Series {
-    pub fn last(&self) -> Option<&Candle> {
-        self.candles.last()
-    }
-}
+pub use crate::domain::market::Series;
 
 /// The bundled files, embedded at compile time.
 const BUNDLED: &[(&str, &str)] = &[

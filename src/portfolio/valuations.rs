@@ -9,13 +9,13 @@
 //! order can be stored but is never served. With a live price provider the
 //! cache is bypassed (its prices move without the book changing).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use moka::sync::Cache;
+
+use crate::state::{State, StateResult};
 
 #[derive(Clone)]
 struct Entry {
@@ -26,18 +26,13 @@ struct Entry {
 
 pub struct Valuations {
     entries: Cache<String, Entry>,
-    ledgers: RwLock<HashMap<String, u64>>,
-    clock: AtomicU64,
-}
-
-impl Default for Valuations {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Ledger versions live in the shared state, so an order taken by any
+    /// instance makes every instance's cached valuation unservable.
+    versions: Arc<dyn State>,
 }
 
 impl Valuations {
-    pub fn new() -> Self {
+    pub fn new(versions: Arc<dyn State>) -> Self {
         Self {
             entries: Cache::builder()
                 // Weighed in bytes: at most 64 MiB of rendered portfolios.
@@ -45,29 +40,21 @@ impl Valuations {
                 .max_capacity(64 * 1024 * 1024)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
-            ledgers: RwLock::new(HashMap::new()),
-            clock: AtomicU64::new(1),
+            versions,
         }
     }
 
-    /// The current ledger generation of a user.
-    pub fn ledger(&self, user_id: &str) -> u64 {
-        self.ledgers
-            .read()
-            .ok()
-            .and_then(|m| m.get(user_id).copied())
-            .unwrap_or(0)
+    /// The user's current ledger version.
+    pub async fn ledger(&self, user_id: &str) -> StateResult<u64> {
+        self.versions.ledger_version(user_id).await
     }
 
-    /// Call after a user's ledger changed (an executed order).
-    pub fn ledger_changed(&self, user_id: &str) {
-        let v = self.clock.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut m) = self.ledgers.write() {
-            m.insert(user_id.to_string(), v);
-        }
+    /// Call after an order commits.
+    pub async fn ledger_changed(&self, user_id: &str) -> StateResult<()> {
+        self.versions.bump_ledger(user_id).await.map(drop)
     }
 
-    /// A valuation built from exactly these generations, if cached.
+    /// The cached valuation built from exactly these versions, if any.
     pub fn get(&self, user_id: &str, ledger: u64, book: u64) -> Option<Bytes> {
         self.entries
             .get(user_id)
@@ -82,19 +69,24 @@ impl Valuations {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn stale_generations_are_never_served() {
-        let v = Valuations::new();
-        let g = v.ledger("u");
+    #[tokio::test]
+    async fn stale_versions_are_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn crate::store::Store> = Arc::new(crate::store::redb::RedbStore::open(dir.path()).unwrap());
+        let v = Valuations::new(Arc::new(crate::state::memory::MemoryState::new(
+            store,
+            Duration::from_secs(60),
+        )));
+        let g = v.ledger("u").await.unwrap();
         v.put("u", g, 7, Bytes::from_static(b"1"));
         assert_eq!(v.get("u", g, 7).as_deref(), Some(&b"1"[..]));
         assert!(v.get("u", g, 8).is_none(), "prices changed");
-        // An order commits while a valuation is being computed from `g`.
-        v.ledger_changed("u");
+        v.ledger_changed("u").await.unwrap();
         v.put("u", g, 7, Bytes::from_static(b"2"));
-        assert!(v.get("u", v.ledger("u"), 7).is_none());
-        assert!(v.ledger("other") == 0);
+        assert!(v.get("u", v.ledger("u").await.unwrap(), 7).is_none());
+        assert_eq!(v.ledger("other").await.unwrap(), 0);
     }
 }

@@ -207,6 +207,9 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
+/// How long a claimed message is hidden from other workers while one sends it.
+const SEND_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Delivers the outbox until `stop` turns true.
 pub async fn run_outbox(
     store: Arc<dyn Store>,
@@ -234,7 +237,7 @@ pub async fn run_outbox(
 
 /// One pass over the messages that are due.
 async fn deliver_due(store: &dyn Store, mailer: &Mailer) {
-    let batch = match store.due_mail(Utc::now(), 50).await {
+    let batch = match store.claim_due_mail(Utc::now(), 50, SEND_LEASE).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the outbox");

@@ -7,16 +7,41 @@
 
 pub mod redb;
 
+#[cfg(test)]
+pub mod contract;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::market::{NewsItem, Series};
+use crate::domain::portfolio::{LedgerError, Order, Position, Transaction};
+
+/// The underlying error of a backend, kept as the `source` of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a store, in terms every backend can use: callers can
+/// retry `Conflict` (a concurrent transaction won) and report `Unavailable`
+/// as a temporary outage; everything else is a fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A concurrent change won (serialization failure, deadlock); retrying may succeed.
+    #[error("storage conflict: {0}")]
+    Conflict(#[source] BoxError),
+    /// The backend cannot be reached or is refusing work right now.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] BoxError),
     #[error("storage backend: {0}")]
-    Backend(String),
+    Backend(#[source] BoxError),
     #[error("corrupt record in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+}
+
+impl StoreError {
+    /// A backend fault described in words (no underlying error value).
+    pub fn backend(message: impl Into<String>) -> Self {
+        StoreError::Backend(message.into().into())
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -136,8 +161,18 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: UserRecord) -> Result<(), CreateUserError>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_email(&self, email_key: &str) -> StoreResult<Option<UserRecord>>;
-    /// Replaces a user record (same id, same email key).
-    async fn update_user(&self, user: UserRecord) -> StoreResult<()>;
+    /// Sets a new password hash and its change time; returns the updated
+    /// user (`None` if unknown). Like every targeted update below, it changes
+    /// only its own fields, so it never undoes a concurrent change to others
+    /// (a spent backup code, the TOTP replay guard, a disable).
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        hash: String,
+        changed_at: DateTime<Utc>,
+    ) -> StoreResult<Option<UserRecord>>;
+    async fn set_full_name(&self, user_id: &str, full_name: Option<String>) -> StoreResult<Option<UserRecord>>;
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<Option<UserRecord>>;
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
 }
 
@@ -249,6 +284,16 @@ impl LockoutRecord {
     }
 }
 
+/// What one recorded failure left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureStatus {
+    /// The lock in force after this failure.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// True when this failure is the one that locked the key.
+    pub newly_locked: bool,
+    pub attempts_remaining: u32,
+}
+
 /// The lockout policy a backend applies atomically.
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
@@ -261,7 +306,9 @@ pub struct LockoutPolicy {
 pub trait LockoutStore: Send + Sync {
     async fn lockout(&self, key: &str) -> StoreResult<Option<LockoutRecord>>;
     /// Atomically adds a failure (dropping those outside the window) and
-    /// locks the key when the threshold is reached; returns the new record.
+    /// locks the key when the threshold is reached (see
+    /// [`LockoutRecord::apply_failure`]); a key with a `user_id` is indexed
+    /// under that user.
     async fn record_failure(
         &self,
         key: &str,
@@ -269,10 +316,11 @@ pub trait LockoutStore: Send + Sync {
         ip: &str,
         now: DateTime<Utc>,
         policy: LockoutPolicy,
-    ) -> StoreResult<LockoutRecord>;
+    ) -> StoreResult<FailureStatus>;
     /// Forgets a key's failures and lock.
     async fn clear_lockout(&self, key: &str) -> StoreResult<()>;
-    /// Clears every key of a user (admin unlock); returns the keys cleared.
+    /// Clears `account_key` and every key indexed under the user (admin
+    /// unlock), without scanning other users' keys; returns the keys cleared.
     async fn clear_user_lockouts(&self, user_id: &str, account_key: &str) -> StoreResult<Vec<String>>;
 }
 
@@ -349,8 +397,17 @@ pub trait EventStore: Send + Sync {
 
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Messages due at `now`, oldest first.
-    async fn due_mail(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxMessage>>;
+    /// Claims up to `limit` messages due at `now`, oldest first: each is
+    /// hidden from other claims until `now + lease` (its `next_attempt_at`
+    /// moves there), so with several workers each message goes to one. A
+    /// worker that dies mid-send leaves the message to be claimed again
+    /// when the lease runs out.
+    async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: chrono::Duration,
+    ) -> StoreResult<Vec<OutboxMessage>>;
     /// Removes a delivered message.
     async fn mail_sent(&self, id: &str) -> StoreResult<()>;
     /// Records a failed attempt and when to retry.
@@ -413,21 +470,29 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
+/// What an executed order produced, as stored for idempotent replays: the
+/// answer is rendered from it, the same way the first time and every replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderReceipt {
+    pub transaction: Transaction,
+    /// The position right after the order.
+    pub position: Position,
+    /// The market price the position was valued at when the order ran
+    /// (`None`: valued at the trade price).
+    pub market_price: Option<rust_decimal::Decimal>,
+}
+
 /// What happened to an order.
 #[derive(Debug)]
 pub enum OrderOutcome {
-    /// Executed now; the rendered answer (also stored for replays).
-    Executed(serde_json::Value),
-    /// The same key and order were seen before: the original answer.
-    Replayed(serde_json::Value),
+    /// Executed now (the receipt is also stored for replays).
+    Executed(OrderReceipt),
+    /// The same key and order were seen before: the original receipt.
+    Replayed(OrderReceipt),
     /// The key was used with a different order.
     IdempotencyConflict,
-    Rejected(crate::portfolio::LedgerError),
+    Rejected(LedgerError),
 }
-
-/// Renders the answer to an executed order inside its transaction.
-pub type RenderOrder =
-    Box<dyn FnOnce(&crate::portfolio::Transaction, &crate::portfolio::Position) -> serde_json::Value + Send>;
 
 #[async_trait]
 pub trait PortfolioStore: Send + Sync {
@@ -436,11 +501,11 @@ pub trait PortfolioStore: Send + Sync {
     async fn execute_order(
         &self,
         user_id: &str,
-        order: crate::portfolio::Order,
+        order: Order,
+        market_price: Option<rust_decimal::Decimal>,
         idempotency: Option<IdempotencyKey>,
-        render: RenderOrder,
     ) -> StoreResult<OrderOutcome>;
-    async fn positions(&self, user_id: &str) -> StoreResult<Vec<crate::portfolio::Position>>;
+    async fn positions(&self, user_id: &str) -> StoreResult<Vec<Position>>;
     /// Newest first; `before_id` pages.
     async fn transactions(
         &self,
@@ -448,15 +513,33 @@ pub trait PortfolioStore: Send + Sync {
         symbol: Option<&str>,
         before_id: Option<&str>,
         limit: usize,
-    ) -> StoreResult<Vec<crate::portfolio::Transaction>>;
+    ) -> StoreResult<Vec<Transaction>>;
 }
 
 /// Price series imported by the admin (the bundled set is not stored).
 #[async_trait]
 pub trait PriceStore: Send + Sync {
     /// Replaces the stored imported series of a symbol.
-    async fn put_imported_series(&self, series: crate::market::prices::Series) -> StoreResult<()>;
-    async fn imported_series(&self) -> StoreResult<Vec<crate::market::prices::Series>>;
+    async fn put_imported_series(&self, series: Series) -> StoreResult<()>;
+    async fn imported_series(&self) -> StoreResult<Vec<Series>>;
+}
+
+/// A position in the news list (newest first): the item last returned.
+/// Backends order by `(published_at, id)`; how a cursor is written in a URL
+/// is the http layer's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewsCursor {
+    pub published_at: DateTime<Utc>,
+    pub id: String,
+}
+
+impl NewsCursor {
+    pub fn after(item: &NewsItem) -> Self {
+        Self {
+            published_at: item.published_at,
+            id: item.id.clone(),
+        }
+    }
 }
 
 /// Which news to list.
@@ -464,23 +547,22 @@ pub trait PriceStore: Send + Sync {
 pub struct NewsFilter {
     pub symbol: Option<String>,
     pub since: Option<DateTime<Utc>>,
-    /// Paging: only items after this cursor (newest first).
-    pub cursor: Option<String>,
+    /// Paging: only items older than this one.
+    pub after: Option<NewsCursor>,
     pub limit: usize,
 }
 
 #[async_trait]
 pub trait NewsStore: Send + Sync {
     /// Stores the items whose ids are new; returns how many were new.
-    async fn insert_news(&self, items: Vec<crate::market::news::NewsItem>) -> StoreResult<usize>;
-    /// Newest first, with the cursor of the last item returned.
-    async fn news(&self, filter: NewsFilter) -> StoreResult<Vec<(String, crate::market::news::NewsItem)>>;
+    async fn insert_news(&self, items: Vec<NewsItem>) -> StoreResult<usize>;
+    /// Newest first (by publication time, then id).
+    async fn news(&self, filter: NewsFilter) -> StoreResult<Vec<NewsItem>>;
     /// A one-time flag (e.g. "the bundled feed was loaded").
     async fn flag(&self, name: &str) -> StoreResult<bool>;
     async fn set_flag(&self, name: &str) -> StoreResult<()>;
 }
 
-/// Everything the application stores.
 /// What [`MaintenanceStore::purge_expired`] removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Purged {
@@ -502,6 +584,7 @@ pub trait MaintenanceStore: Send + Sync {
     async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged>;
 }
 
+/// Everything the application stores.
 #[async_trait]
 pub trait Store:
     UserStore
@@ -521,10 +604,6 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// "embedded" or "postgres", as `/health` reports it.
     fn kind(&self) -> &'static str;
-    /// Writes a consistent snapshot of everything to a new file at `path`
-    /// (mode 0600), with `extras` (e.g. key files) stored beside the data.
-    /// Returns how many records were copied.
-    async fn backup(&self, path: &std::path::Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

@@ -13,12 +13,15 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::domain::market::{NewsItem, Series};
+use crate::domain::portfolio::{apply_order, Order, Position, Transaction};
+
 use super::{
-    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, IdempotencyKey, LockoutPolicy,
-    LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OutboxMessage, OutboxStore,
-    PortfolioStore, PriceStore, Purged, RefreshRecord, RenderOrder, RevocationStore, Rotation, SessionRecord,
-    SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore,
-    IDEMPOTENCY_TTL_HOURS,
+    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
+    LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OrderReceipt,
+    OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord,
+    UserStore, IDEMPOTENCY_TTL_HOURS,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -32,6 +35,8 @@ const REFRESH_TOKENS: Table = TableDefinition::new("refresh_tokens");
 const REVOKED_TOKENS: Table = TableDefinition::new("revoked_tokens");
 
 const LOCKOUTS: Table = TableDefinition::new("lockouts");
+/// `<user_id>/<lockout key>` → empty: the lockout keys of a user.
+const USER_LOCKOUTS: Table = TableDefinition::new("user_lockouts");
 const SPENT_CHALLENGES: Table = TableDefinition::new("spent_challenges");
 
 const EVENTS: Table = TableDefinition::new("events");
@@ -56,7 +61,7 @@ const NEWS: Table = TableDefinition::new("news");
 const NEWS_IDS: Table = TableDefinition::new("news_ids");
 const FLAGS: Table = TableDefinition::new("flags");
 
-const ALL_TABLES: [Table; 19] = [
+const ALL_TABLES: [Table; 20] = [
     NEWS,
     NEWS_IDS,
     FLAGS,
@@ -70,6 +75,7 @@ const ALL_TABLES: [Table; 19] = [
     DEVICES,
     SPENT_CHALLENGES,
     LOCKOUTS,
+    USER_LOCKOUTS,
     USERS,
     USERS_BY_EMAIL,
     SESSIONS,
@@ -85,8 +91,8 @@ pub struct RedbStore {
     db: Arc<Database>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<super::BoxError>) -> StoreError {
+    StoreError::Backend(e.into())
 }
 
 fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
@@ -123,10 +129,13 @@ impl RedbStore {
         std::fs::create_dir_all(data_dir).map_err(backend)?;
         let path = data_dir.join(FILE_NAME);
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(format!(
-                "{} is in use by another process (is `fortfolio serve` running?)",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(
+                format!(
+                    "{} is in use by another process (is `fortfolio serve` running?)",
+                    path.display()
+                )
+                .into(),
+            ),
             other => backend(other),
         })?;
         // Password hashes and sealed secrets live here: owner-only.
@@ -242,8 +251,25 @@ impl UserStore for RedbStore {
         get(&users, "users", &id)
     }
 
-    async fn update_user(&self, user: UserRecord) -> StoreResult<()> {
-        self.write(move |tx| put(tx, USERS, &user.id, &user)).await
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        hash: String,
+        changed_at: DateTime<Utc>,
+    ) -> StoreResult<Option<UserRecord>> {
+        self.update_user(user_id, move |u| {
+            u.password_hash = hash;
+            u.password_changed_at = changed_at;
+        })
+        .await
+    }
+
+    async fn set_full_name(&self, user_id: &str, full_name: Option<String>) -> StoreResult<Option<UserRecord>> {
+        self.update_user(user_id, move |u| u.full_name = full_name).await
+    }
+
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<Option<UserRecord>> {
+        self.update_user(user_id, move |u| u.disabled = disabled).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -457,49 +483,78 @@ impl LockoutStore for RedbStore {
         ip: &str,
         now: DateTime<Utc>,
         policy: LockoutPolicy,
-    ) -> StoreResult<LockoutRecord> {
+    ) -> StoreResult<FailureStatus> {
         let key = key.to_string();
         let ip = ip.to_string();
         self.write(move |tx| {
             let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
             let mut rec = get::<LockoutRecord>(&t, "lockouts", &key)?.unwrap_or_default();
+            let was_locked = rec.locked_at(now).is_some();
             rec.apply_failure(user_id, ip, now, policy);
             t.insert(key.as_str(), encode(&rec)?.as_slice()).map_err(backend)?;
-            Ok(rec)
+            drop(t);
+            if let Some(uid) = &rec.user_id {
+                let mut idx = tx.open_table(USER_LOCKOUTS).map_err(backend)?;
+                idx.insert(format!("{uid}/{key}").as_str(), &[][..]).map_err(backend)?;
+            }
+            let locked_until = rec.locked_at(now);
+            Ok(FailureStatus {
+                locked_until,
+                newly_locked: locked_until.is_some() && !was_locked,
+                attempts_remaining: rec.attempts_remaining(policy),
+            })
         })
         .await
     }
 
     async fn clear_lockout(&self, key: &str) -> StoreResult<()> {
         let key = key.to_string();
-        self.write(move |tx| {
-            let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
-            t.remove(key.as_str()).map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| remove_lockout(tx, &key).map(drop)).await
     }
 
     async fn clear_user_lockouts(&self, user_id: &str, account_key: &str) -> StoreResult<Vec<String>> {
-        let user_id = user_id.to_string();
+        let prefix = format!("{user_id}/");
         let account_key = account_key.to_string();
         self.write(move |tx| {
-            let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
-            let mut keys = Vec::new();
-            for row in t.iter().map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
-                let rec: LockoutRecord = decode("lockouts", v.value())?;
-                if k.value() == account_key || rec.user_id.as_deref() == Some(user_id.as_str()) {
-                    keys.push(k.value().to_string());
+            let mut keys = vec![account_key];
+            {
+                let idx = tx.open_table(USER_LOCKOUTS).map_err(backend)?;
+                for row in idx
+                    .range(prefix.as_str()..prefix_end(&prefix).as_str())
+                    .map_err(backend)?
+                {
+                    let (k, _) = row.map_err(backend)?;
+                    let key = &k.value()[prefix.len()..];
+                    if !keys.iter().any(|have| have == key) {
+                        keys.push(key.to_string());
+                    }
                 }
             }
-            for k in &keys {
-                t.remove(k.as_str()).map_err(backend)?;
+            let mut cleared = Vec::new();
+            for key in keys {
+                if remove_lockout(tx, &key)? {
+                    cleared.push(key);
+                }
             }
-            Ok(keys)
+            Ok(cleared)
         })
         .await
     }
+}
+
+/// Removes one lockout record and its entry in the user index; false if
+/// there was none.
+fn remove_lockout(tx: &WriteTransaction, key: &str) -> StoreResult<bool> {
+    let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
+    let Some(rec) = get::<LockoutRecord>(&t, "lockouts", key)? else {
+        return Ok(false);
+    };
+    t.remove(key).map_err(backend)?;
+    if let Some(uid) = rec.user_id {
+        let mut idx = tx.open_table(USER_LOCKOUTS).map_err(backend)?;
+        idx.remove(format!("{uid}/{key}").as_str()).map_err(backend)?;
+    }
+    Ok(true)
 }
 
 /// Read-modify-write of one user inside a write transaction; `f` returns
@@ -521,6 +576,23 @@ fn modify_user<R>(
 }
 
 impl RedbStore {
+    /// Changes some fields of one user in one transaction; returns the
+    /// updated record.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        f: impl FnOnce(&mut UserRecord) + Send + 'static,
+    ) -> StoreResult<Option<UserRecord>> {
+        let id = user_id.to_string();
+        self.write(move |tx| {
+            modify_user(tx, &id, |u| {
+                f(u);
+                (true, u.clone())
+            })
+        })
+        .await
+    }
+
     async fn totp_change(
         &self,
         user_id: &str,
@@ -756,21 +828,34 @@ impl EventStore for RedbStore {
 
 #[async_trait]
 impl OutboxStore for RedbStore {
-    async fn due_mail(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<OutboxMessage>> {
-        let tx = self.db.begin_read().map_err(backend)?;
-        let t = tx.open_table(OUTBOX).map_err(backend)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(backend)? {
-            let (_, v) = row.map_err(backend)?;
-            let m: OutboxMessage = decode("outbox", v.value())?;
-            if m.next_attempt_at <= now {
-                out.push(m);
-                if out.len() >= limit {
-                    break;
+    async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease: chrono::Duration,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        // A lost claim (no fsync) only lets the message be claimed again.
+        self.write_with(Durability::Eventual, move |tx| {
+            let mut t = tx.open_table(OUTBOX).map_err(backend)?;
+            let mut due = Vec::new();
+            for row in t.iter().map_err(backend)? {
+                let (_, v) = row.map_err(backend)?;
+                let m: OutboxMessage = decode("outbox", v.value())?;
+                if m.next_attempt_at <= now {
+                    due.push(m);
+                    if due.len() >= limit {
+                        break;
+                    }
                 }
             }
-        }
-        Ok(out)
+            for m in &due {
+                let mut leased = m.clone();
+                leased.next_attempt_at = now + lease;
+                t.insert(m.id.as_str(), encode(&leased)?.as_slice()).map_err(backend)?;
+            }
+            Ok(due)
+        })
+        .await
     }
 
     async fn mail_sent(&self, id: &str) -> StoreResult<()> {
@@ -893,7 +978,10 @@ fn retire_device_tokens(tx: &WriteTransaction, prefix: &str) -> StoreResult<()> 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredAnswer {
     fingerprint: String,
-    answer: serde_json::Value,
+    /// Absent in answers stored before receipts were typed: such a key is
+    /// treated as unused (they expired within a day of the upgrade).
+    #[serde(default)]
+    receipt: Option<OrderReceipt>,
     /// When the answer was stored (unix seconds); answers from before this
     /// field existed count as old.
     #[serde(default)]
@@ -905,9 +993,9 @@ impl PortfolioStore for RedbStore {
     async fn execute_order(
         &self,
         user_id: &str,
-        order: crate::portfolio::Order,
+        order: Order,
+        market_price: Option<rust_decimal::Decimal>,
         idempotency: Option<IdempotencyKey>,
-        render: RenderOrder,
     ) -> StoreResult<OrderOutcome> {
         let user_id = user_id.to_string();
         self.write(move |tx| {
@@ -915,21 +1003,23 @@ impl PortfolioStore for RedbStore {
             if let (Some(key), Some(idem)) = (&idem_key, &idempotency) {
                 let t = tx.open_table(IDEMPOTENCY).map_err(backend)?;
                 if let Some(stored) = get::<StoredAnswer>(&t, "idempotency", key)? {
-                    return Ok(if stored.fingerprint == idem.fingerprint {
-                        OrderOutcome::Replayed(stored.answer)
-                    } else {
-                        OrderOutcome::IdempotencyConflict
-                    });
+                    if let Some(receipt) = stored.receipt {
+                        return Ok(if stored.fingerprint == idem.fingerprint {
+                            OrderOutcome::Replayed(receipt)
+                        } else {
+                            OrderOutcome::IdempotencyConflict
+                        });
+                    }
                 }
             }
             let pos_key = format!("{user_id}/{}", order.symbol);
             let mut positions = tx.open_table(POSITIONS).map_err(backend)?;
-            let current = get::<crate::portfolio::Position>(&positions, "positions", &pos_key)?;
-            let (position, total, realized) = match crate::portfolio::apply_order(current.as_ref(), &order) {
+            let current = get::<Position>(&positions, "positions", &pos_key)?;
+            let (position, total, realized) = match apply_order(current.as_ref(), &order) {
                 Ok(v) => v,
                 Err(e) => return Ok(OrderOutcome::Rejected(e)),
             };
-            let txn = crate::portfolio::Transaction {
+            let txn = Transaction {
                 id: crate::domain::new_id(),
                 side: order.side,
                 symbol: order.symbol.clone(),
@@ -945,21 +1035,25 @@ impl PortfolioStore for RedbStore {
                 .map_err(backend)?;
             drop(positions);
             put(tx, TRANSACTIONS, &format!("{user_id}/{}", txn.id), &txn)?;
-            let answer = render(&txn, &position);
+            let receipt = OrderReceipt {
+                transaction: txn,
+                position,
+                market_price,
+            };
             if let (Some(key), Some(idem)) = (idem_key, idempotency) {
                 let stored = StoredAnswer {
                     fingerprint: idem.fingerprint,
-                    answer: answer.clone(),
-                    stored_at: txn.executed_at.timestamp(),
+                    receipt: Some(receipt.clone()),
+                    stored_at: receipt.transaction.executed_at.timestamp(),
                 };
                 put(tx, IDEMPOTENCY, &key, &stored)?;
             }
-            Ok(OrderOutcome::Executed(answer))
+            Ok(OrderOutcome::Executed(receipt))
         })
         .await
     }
 
-    async fn positions(&self, user_id: &str) -> StoreResult<Vec<crate::portfolio::Position>> {
+    async fn positions(&self, user_id: &str) -> StoreResult<Vec<Position>> {
         let prefix = format!("{user_id}/");
         let end = prefix_end(&prefix);
         let tx = self.db.begin_read().map_err(backend)?;
@@ -978,7 +1072,7 @@ impl PortfolioStore for RedbStore {
         symbol: Option<&str>,
         before_id: Option<&str>,
         limit: usize,
-    ) -> StoreResult<Vec<crate::portfolio::Transaction>> {
+    ) -> StoreResult<Vec<Transaction>> {
         let prefix = format!("{user_id}/");
         let end = match before_id {
             Some(b) => format!("{prefix}{b}"),
@@ -989,7 +1083,7 @@ impl PortfolioStore for RedbStore {
         let mut out = Vec::new();
         for row in t.range(prefix.as_str()..end.as_str()).map_err(backend)?.rev() {
             let (_, v) = row.map_err(backend)?;
-            let txn: crate::portfolio::Transaction = decode("transactions", v.value())?;
+            let txn: Transaction = decode("transactions", v.value())?;
             if symbol.is_none_or(|s| s == txn.symbol) {
                 out.push(txn);
                 if out.len() >= limit {
@@ -1003,12 +1097,12 @@ impl PortfolioStore for RedbStore {
 
 #[async_trait]
 impl PriceStore for RedbStore {
-    async fn put_imported_series(&self, series: crate::market::prices::Series) -> StoreResult<()> {
+    async fn put_imported_series(&self, series: Series) -> StoreResult<()> {
         self.write(move |tx| put(tx, PRICE_SERIES, &series.symbol.clone(), &series))
             .await
     }
 
-    async fn imported_series(&self) -> StoreResult<Vec<crate::market::prices::Series>> {
+    async fn imported_series(&self) -> StoreResult<Vec<Series>> {
         let tx = self.db.begin_read().map_err(backend)?;
         let t = tx.open_table(PRICE_SERIES).map_err(backend)?;
         let mut out = Vec::new();
@@ -1020,14 +1114,14 @@ impl PriceStore for RedbStore {
     }
 }
 
-fn news_key(item: &crate::market::news::NewsItem) -> String {
-    let micros = item.published_at.timestamp_micros().max(0);
-    format!("{micros:020}|{}", item.id)
+fn news_key(published_at: DateTime<Utc>, id: &str) -> String {
+    let micros = published_at.timestamp_micros().max(0);
+    format!("{micros:020}|{id}")
 }
 
 #[async_trait]
 impl NewsStore for RedbStore {
-    async fn insert_news(&self, items: Vec<crate::market::news::NewsItem>) -> StoreResult<usize> {
+    async fn insert_news(&self, items: Vec<NewsItem>) -> StoreResult<usize> {
         self.write(move |tx| {
             let mut ids = tx.open_table(NEWS_IDS).map_err(backend)?;
             let mut news = tx.open_table(NEWS).map_err(backend)?;
@@ -1036,7 +1130,7 @@ impl NewsStore for RedbStore {
                 if ids.get(item.id.as_str()).map_err(backend)?.is_some() {
                     continue;
                 }
-                let key = news_key(&item);
+                let key = news_key(item.published_at, &item.id);
                 ids.insert(item.id.as_str(), key.as_bytes()).map_err(backend)?;
                 news.insert(key.as_str(), encode(&item)?.as_slice()).map_err(backend)?;
                 added += 1;
@@ -1046,21 +1140,24 @@ impl NewsStore for RedbStore {
         .await
     }
 
-    async fn news(&self, f: NewsFilter) -> StoreResult<Vec<(String, crate::market::news::NewsItem)>> {
+    async fn news(&self, f: NewsFilter) -> StoreResult<Vec<NewsItem>> {
         let tx = self.db.begin_read().map_err(backend)?;
         let t = tx.open_table(NEWS).map_err(backend)?;
-        let end = f.cursor.clone().unwrap_or_else(|| prefix_end(""));
+        let end = match &f.after {
+            Some(c) => news_key(c.published_at, &c.id),
+            None => prefix_end(""),
+        };
         let mut out = Vec::new();
         for row in t.range(""..end.as_str()).map_err(backend)?.rev() {
-            let (k, v) = row.map_err(backend)?;
-            let item: crate::market::news::NewsItem = decode("news", v.value())?;
+            let (_, v) = row.map_err(backend)?;
+            let item: NewsItem = decode("news", v.value())?;
             if f.since.is_some_and(|s| item.published_at < s) {
                 break;
             }
             if f.symbol.as_ref().is_some_and(|s| !item.symbols.contains(s)) {
                 continue;
             }
-            out.push((k.value().to_string(), item));
+            out.push(item);
             if out.len() >= f.limit.max(1) {
                 break;
             }
@@ -1130,8 +1227,15 @@ impl Store for RedbStore {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+}
 
-    async fn backup(&self, path: &Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64> {
+/// Backup and restore: capabilities of the embedded backend only (a
+/// PostgreSQL deployment uses the database's own tools).
+impl RedbStore {
+    /// Writes a consistent snapshot of everything to a new file at `path`
+    /// (mode 0600), with `extras` (e.g. key files) stored beside the data.
+    /// Returns how many records were copied.
+    pub async fn backup(&self, path: &Path, extras: Vec<(String, Vec<u8>)>) -> StoreResult<u64> {
         let db = self.db.clone();
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || snapshot(&db, &path, extras))
@@ -1153,7 +1257,7 @@ fn snapshot(db: &Database, path: &Path, extras: Vec<(String, Vec<u8>)>) -> Store
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::backend(format!("cannot create {}: {e}", path.display())))?;
     let out = Database::create(path).map_err(backend)?;
     let read = db.begin_read().map_err(backend)?;
     let write = out.begin_write().map_err(backend)?;
@@ -1186,16 +1290,16 @@ pub fn restore(data_dir: &Path, backup: &Path) -> StoreResult<u64> {
     let staged = data_dir.join(format!("{FILE_NAME}.restoring"));
     let _ = std::fs::remove_file(&staged);
     std::fs::copy(backup, &staged)
-        .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", backup.display())))?;
+        .map_err(|e| StoreError::backend(format!("cannot read {}: {e}", backup.display())))?;
     let (rows, extras) = {
         let db = Database::open(&staged)
-            .map_err(|e| StoreError::Backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
+            .map_err(|e| StoreError::backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
         let read = db.begin_read().map_err(backend)?;
         let mut rows = 0u64;
         for def in ALL_TABLES {
             let t = read
                 .open_table(def)
-                .map_err(|e| StoreError::Backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
+                .map_err(|e| StoreError::backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
             rows += t.len().map_err(backend)?;
         }
         let mut extras = Vec::new();
@@ -1233,6 +1337,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redb_meets_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path()).unwrap());
+        crate::store::contract::run_all(store).await;
+    }
+
     #[tokio::test]
     async fn purge_keeps_what_can_still_matter() {
         let dir = tempfile::tempdir().unwrap();
@@ -1259,7 +1370,7 @@ mod tests {
         for (key, at) in [("u/old", now - hour * 25), ("u/new", now - hour)] {
             let answer = StoredAnswer {
                 fingerprint: "f".into(),
-                answer: serde_json::json!({}),
+                receipt: None,
                 stored_at: at.timestamp(),
             };
             store.write(move |tx| put(tx, IDEMPOTENCY, key, &answer)).await.unwrap();

@@ -33,8 +33,7 @@ pub use tagging::SymbolIndex;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 /// Longest summary kept, in characters (not bytes), so one chatty feed cannot
@@ -54,32 +53,7 @@ pub const BUNDLED_FRB_FEED: &[u8] = include_bytes!("../../../assets/news/frb_mon
 /// Source name to pass as `fallback_source` for [`BUNDLED_FRB_FEED`].
 pub const BUNDLED_FRB_SOURCE: &str = "Board of Governors of the Federal Reserve System";
 
-/// One news story, normalised from whatever feed it came in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewsItem {
-    /// Stable id: the first [`ID_HEX_LEN`] hex digits of the SHA-256 of
-    /// [`dedup_key`].
-    pub id: String,
-    pub title: String,
-    /// Plain text, at most [`SUMMARY_MAX_CHARS`] characters.
-    pub summary: String,
-    /// Empty when the entry had no link.
-    pub url: String,
-    pub source: String,
-    pub published_at: DateTime<Utc>,
-    /// Sorted, unique ticker symbols (see [`tagging::SymbolIndex::tag`]).
-    pub symbols: Vec<String>,
-    pub sentiment: Sentiment,
-}
-
-/// Tone of a story (VADER compound score, see [`sentiment`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sentiment {
-    /// VADER compound score in `[-1, 1]`.
-    pub score: f64,
-    /// `"positive"`, `"neutral"` or `"negative"`.
-    pub label: String,
-}
+pub use crate::domain::market::{NewsItem, Sentiment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NewsError {
