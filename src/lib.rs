@@ -8,19 +8,14 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod api;
-pub mod app;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod domain;
-pub mod error;
-pub mod layers;
+pub mod http;
 pub mod market;
-pub mod metrics;
 pub mod ml;
 pub mod portfolio;
-pub mod request_id;
 pub mod security;
 pub mod server;
 pub mod state;

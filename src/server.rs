@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::security::alerts::{run_outbox, Mailer};
 
-use crate::app::{self, AppState};
 use crate::config::{Config, TlsMode};
+use crate::http::state::AppState;
 use crate::security::tls;
 
 pub const ADMIN_SOCKET: &str = "admin.sock";
@@ -49,7 +49,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = Handle::new();
-    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = crate::http::router::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Slow clients: the TLS handshake and then each request head must
     // arrive within the header timeout (hyper's timer also bounds the wait
     // for the next request on an idle keep-alive connection), and `guard`
@@ -85,7 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot bind admin socket {}", socket_path.display()))?;
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
     let (admin_shutdown, mut rx) = tokio::sync::watch::channel(false);
-    let admin_router = crate::admin::socket::router(state.clone());
+    let admin_router = crate::http::admin::router(state.clone());
     let admin = tokio::spawn(async move {
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -157,7 +157,7 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
 async fn purge_expired(state: &AppState) {
     match state
         .store
-        .purge_expired(chrono::Utc::now(), state.throttle.policy)
+        .purge_expired(chrono::Utc::now(), state.accounts.throttle.policy)
         .await
     {
         Ok(purged) => tracing::info!(?purged, "expired records purged"),

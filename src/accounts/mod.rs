@@ -2,21 +2,30 @@
 //! refresh with rotation and reuse detection, logout and password change.
 //! Handlers in `api/` only translate HTTP to these functions and back.
 
+use std::sync::Arc;
+
 use chrono::{Duration, Utc};
 use serde::Serialize;
 
+pub mod error;
 pub mod two_factor;
 
-use axum::http::StatusCode;
-
-use crate::app::AppState;
 use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};
-use crate::error::{ApiError, ApiResult};
+pub use error::{AccountsError, AccountsResult, SecretKind, Wrong};
+
+use crate::config::AuthConfig;
 use crate::security::client::ClientInfo;
+use crate::security::events::SecurityLog;
 use crate::security::events::{EventType, NewEvent};
+use crate::security::jwt::JwtKeys;
 use crate::security::jwt::{Claims, TokenType};
+use crate::security::lockout::LoginThrottle;
 use crate::security::lockout::{Refusal, Reservation};
+use crate::security::password::PasswordHasher;
+use crate::security::revocation::RevocationList;
 use crate::security::token_hash;
+use crate::security::totp::SecretBox;
+use crate::store::Store;
 use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, StoreResult, UserRecord};
 
 /// A user as the API shows it.
@@ -77,23 +86,21 @@ pub struct AuthContext {
     pub token_hash: String,
 }
 
-pub fn weak_password(r: PasswordRejection) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", r.reason)
-        .with("field", "password")
-        .with("suggestions", r.suggestions)
+pub fn weak_password(field: &'static str, rejection: PasswordRejection) -> AccountsError {
+    AccountsError::WeakPassword { field, rejection }
 }
 
-pub fn validate_full_name(name: Option<String>) -> ApiResult<Option<String>> {
+pub fn validate_full_name(name: Option<String>) -> AccountsResult<Option<String>> {
     let Some(name) = name else { return Ok(None) };
     let name = name.trim().to_string();
     if name.chars().count() > 200 {
-        return Err(ApiError::validation(
+        return Err(AccountsError::invalid(
             "full_name",
             "full_name must be at most 200 characters",
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(AccountsError::invalid(
             "full_name",
             "full_name must not contain control characters",
         ));
@@ -101,60 +108,23 @@ pub fn validate_full_name(name: Option<String>) -> ApiResult<Option<String>> {
     Ok((!name.is_empty()).then_some(name))
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e)
+/// The account rules: registration, login with lockout and second factor,
+/// sessions with rotating refresh tokens, logout, password change. Holds
+/// only what those rules use.
+pub struct Accounts {
+    pub store: Arc<dyn Store>,
+    pub config: AuthConfig,
+    pub jwt: JwtKeys,
+    pub hasher: PasswordHasher,
+    pub throttle: LoginThrottle,
+    pub revocations: RevocationList,
+    pub events: Arc<SecurityLog>,
+    /// Seals TOTP secrets at rest.
+    pub totp_box: SecretBox,
 }
 
-/// Creates an account (register, or `admin user create`).
-pub async fn create_user(
-    state: &AppState,
-    email: &str,
-    password: &str,
-    full_name: Option<String>,
-    role: Role,
-) -> ApiResult<UserRecord> {
-    let email = Email::parse(email).map_err(|e| ApiError::validation("email", e))?;
-    let full_name = validate_full_name(full_name)?;
-    let password = NewPassword::parse(password, &email, full_name.as_deref()).map_err(weak_password)?;
-    let hash = state.hasher.hash(password.secret()).await.map_err(internal)?;
-    let now = Utc::now();
-    let user = UserRecord {
-        id: new_id(),
-        email_key: email.key(),
-        email: email.as_str().to_string(),
-        full_name,
-        role,
-        password_hash: hash,
-        disabled: false,
-        created_at: now,
-        last_login_at: None,
-        password_changed_at: now,
-        two_factor_enabled: false,
-        totp: None,
-    };
-    match state.store.create_user(user.clone()).await {
-        Ok(()) => Ok(user),
-        Err(CreateUserError::EmailTaken) => Err(ApiError::conflict(
-            "email_taken",
-            "an account with this email already exists",
-        )),
-        Err(CreateUserError::Store(e)) => Err(e.into()),
-    }
-}
-
-pub async fn register(
-    state: &AppState,
-    email: &str,
-    password: &str,
-    full_name: Option<String>,
-    client: &ClientInfo,
-) -> ApiResult<AuthSuccess> {
-    let user = create_user(state, email, password, full_name, Role::User).await?;
-    state
-        .events
-        .emit(NewEvent::success(EventType::Register).user(&user).client(client))
-        .await;
-    start_session(state, user, client, Origin::Registration).await
+fn internal(e: impl std::fmt::Display) -> AccountsError {
+    AccountsError::internal(e)
 }
 
 /// The lookup key for a login email: no validation, so a malformed address
@@ -163,316 +133,12 @@ pub fn login_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-pub fn account_disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "account_disabled",
-        "this account has been disabled",
-    )
-}
-
 /// Why a session is being opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// The account was just created: its device is known, not new.
     Registration,
     Login,
-}
-
-/// Opens a session for a user whose credentials (and second factor) passed,
-/// and records the device it came from.
-pub async fn start_session(
-    state: &AppState,
-    user: UserRecord,
-    client: &ClientInfo,
-    origin: Origin,
-) -> ApiResult<AuthSuccess> {
-    let now = Utc::now();
-    let cfg = &state.config.auth;
-    let refresh_ttl = Duration::from_std(cfg.refresh_ttl.0).map_err(internal)?;
-    let session_id = new_id();
-    let (refresh_token, refresh_claims) = state
-        .jwt
-        .issue(TokenType::Refresh, &user.id, Some(&session_id), refresh_ttl)
-        .map_err(internal)?;
-    let session = SessionRecord {
-        id: session_id.clone(),
-        user_id: user.id.clone(),
-        created_at: now,
-        last_used_at: now,
-        ip: client.ip.to_string(),
-        user_agent: client.user_agent.clone(),
-        expires_at: refresh_claims.expires_at(),
-        revoked_at: None,
-    };
-    let refresh = RefreshRecord {
-        session_id: session_id.clone(),
-        user_id: user.id.clone(),
-        expires_at: refresh_claims.expires_at(),
-        rotated_at: None,
-    };
-    let user = state
-        .store
-        .create_session(session, token_hash(&refresh_token), refresh)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
-    let access_token = issue_access(state, &user.id, &session_id)?;
-    let device_id = crate::security::devices::fingerprint(&client.user_agent, client.ip);
-    let (device_token, device_claims) = state
-        .jwt
-        .issue_device(&user.id, &device_id, Duration::days(365))
-        .map_err(internal)?;
-    let new_device = record_device(state, &user, client, device_id, device_claims.jti, now).await?;
-    if origin == Origin::Login {
-        state
-            .events
-            .emit(
-                NewEvent::success(EventType::LoginSuccess)
-                    .user(&user)
-                    .client(client)
-                    .detail("session_id", session_id.as_str()),
-            )
-            .await;
-        if let Some(device_id) = new_device {
-            state
-                .events
-                .emit(
-                    NewEvent::success(EventType::NewDeviceLogin)
-                        .user(&user)
-                        .client(client)
-                        .detail("device_id", device_id),
-                )
-                .await;
-        }
-    }
-    Ok(AuthSuccess {
-        user: UserView::from(&user),
-        tokens: TokenPair {
-            access_token,
-            refresh_token,
-            token_type: "Bearer",
-            expires_in: cfg.access_ttl.0.as_secs(),
-            session_id,
-        },
-        device_token,
-    })
-}
-
-/// Records the device of a successful sign-in, bound to the device token
-/// just issued for it; returns its id if unseen.
-async fn record_device(
-    state: &AppState,
-    user: &UserRecord,
-    client: &ClientInfo,
-    id: String,
-    token_jti: String,
-    now: chrono::DateTime<Utc>,
-) -> ApiResult<Option<String>> {
-    use crate::security::devices;
-    let device = crate::store::DeviceRecord {
-        id: id.clone(),
-        user_id: user.id.clone(),
-        user_agent: client.user_agent.clone(),
-        ip_network: devices::network(client.ip),
-        last_ip: client.ip.to_string(),
-        first_seen: now,
-        last_seen: now,
-        token_jtis: vec![token_jti],
-    };
-    Ok(state.store.touch_device(device).await?.then_some(id))
-}
-
-fn issue_access(state: &AppState, user_id: &str, session_id: &str) -> ApiResult<String> {
-    let ttl = Duration::from_std(state.config.auth.access_ttl.0).map_err(internal)?;
-    state
-        .jwt
-        .issue(TokenType::Access, user_id, Some(session_id), ttl)
-        .map(|(t, _)| t)
-        .map_err(internal)
-}
-
-/// Exchanges a refresh token for a new pair; a retired token revokes the
-/// whole session (theft detection).
-pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo) -> ApiResult<TokenPair> {
-    let invalid = || ApiError::unauthorized("the refresh token is invalid or expired");
-    let claims = state
-        .jwt
-        .verify(refresh_token, TokenType::Refresh)
-        .ok_or_else(invalid)?;
-    let session_id = claims.sid.clone().ok_or_else(invalid)?;
-    let refresh_ttl = Duration::from_std(state.config.auth.refresh_ttl.0).map_err(internal)?;
-    let (new_refresh, new_claims) = state
-        .jwt
-        .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
-        .map_err(internal)?;
-    let rotation = state
-        .store
-        .rotate_refresh(
-            &token_hash(refresh_token),
-            token_hash(&new_refresh),
-            new_claims.expires_at(),
-            Utc::now(),
-        )
-        .await?;
-    match rotation {
-        Rotation::Rotated(session) => {
-            let user = state.store.user_by_id(&session.user_id).await?.ok_or_else(invalid)?;
-            if user.disabled {
-                state.store.revoke_session(&session.id, Utc::now()).await?;
-                return Err(account_disabled());
-            }
-            state
-                .events
-                .emit(
-                    NewEvent::success(EventType::TokenRefreshed)
-                        .user(&user)
-                        .client(client)
-                        .detail("session_id", session.id.as_str()),
-                )
-                .await;
-            Ok(TokenPair {
-                access_token: issue_access(state, &user.id, &session.id)?,
-                refresh_token: new_refresh,
-                token_type: "Bearer",
-                expires_in: state.config.auth.access_ttl.0.as_secs(),
-                session_id: session.id,
-            })
-        }
-        Rotation::Reused { session_id, user_id } => {
-            let mut ev = NewEvent::failure(EventType::RefreshTokenReused)
-                .user_id(&user_id)
-                .client(client)
-                .detail("session_id", session_id.as_str())
-                .detail("action", "session revoked");
-            if let Some(u) = state.store.user_by_id(&user_id).await? {
-                ev = ev.user(&u);
-            }
-            state.events.emit(ev).await;
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
-                "this refresh token was already used; the session has been revoked",
-            ))
-        }
-        Rotation::Invalid => Err(invalid()),
-    }
-}
-
-/// Resolves an access token to its user and live session.
-pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthContext> {
-    let unauthorized = || ApiError::unauthorized("missing, invalid, expired or revoked access token");
-    let claims = state.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
-    let hash = token_hash(token);
-    if state.revocations.is_revoked(&hash).await? {
-        return Err(unauthorized());
-    }
-    let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
-    let (session, user) = state
-        .store
-        .session_with_user(&session_id)
-        .await?
-        .ok_or_else(unauthorized)?;
-    if !session.is_active(Utc::now()) || session.user_id != claims.sub || user.disabled {
-        return Err(unauthorized());
-    }
-    Ok(AuthContext {
-        user,
-        session_id,
-        claims,
-        token_hash: hash,
-    })
-}
-
-/// Ends the caller's session and revokes the presented access token.
-pub async fn logout(state: &AppState, ctx: &AuthContext, client: &ClientInfo) -> ApiResult<()> {
-    state
-        .revocations
-        .revoke(&ctx.token_hash, ctx.claims.expires_at())
-        .await?;
-    state.store.revoke_session(&ctx.session_id, Utc::now()).await?;
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::Logout)
-                .user(&ctx.user)
-                .client(client)
-                .detail("session_id", ctx.session_id.as_str()),
-        )
-        .await;
-    Ok(())
-}
-
-/// Ends every session of the caller; returns how many ended.
-pub async fn logout_all(state: &AppState, ctx: &AuthContext, client: &ClientInfo) -> ApiResult<usize> {
-    state
-        .revocations
-        .revoke(&ctx.token_hash, ctx.claims.expires_at())
-        .await?;
-    let ended = state.store.revoke_user_sessions(&ctx.user.id, None, Utc::now()).await?;
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::Logout)
-                .user(&ctx.user)
-                .client(client)
-                .detail("all_sessions", true)
-                .detail("sessions_ended", ended.len()),
-        )
-        .await;
-    Ok(ended.len())
-}
-
-/// Changes the password and ends every other session of the user.
-pub async fn change_password(
-    state: &AppState,
-    ctx: &AuthContext,
-    current: &Secret,
-    new: &str,
-    client: &ClientInfo,
-) -> ApiResult<usize> {
-    let attempt = Attempt {
-        user: Some(&ctx.user),
-        email: &ctx.user.email,
-        client,
-        event: EventType::LoginFailure,
-    };
-    let wrong = |n| invalid_credentials(n).with("field", "current_password");
-    let slot = check_current_password(state, &ctx.user, current, attempt, wrong).await?;
-    passed_attempt(state, slot, false).await?;
-    let email = Email::parse(&ctx.user.email).map_err(internal)?;
-    let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref()).map_err(|r| {
-        let mut e = weak_password(r);
-        e.extra.insert("field".into(), "new_password".into());
-        e
-    })?;
-    if state.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "weak_password",
-            "the new password must differ from the current one",
-        )
-        .with("field", "new_password"));
-    }
-    let hash = state.hasher.hash(new.secret()).await.map_err(internal)?;
-    state
-        .store
-        .set_password_hash(&ctx.user.id, hash, Utc::now())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
-    let ended = state
-        .store
-        .revoke_user_sessions(&ctx.user.id, Some(&ctx.session_id), Utc::now())
-        .await?;
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::PasswordChanged)
-                .user(&ctx.user)
-                .client(client)
-                .detail("other_sessions_ended", ended.len()),
-        )
-        .await;
-    Ok(ended.len())
 }
 
 /// What a correct password leads to.
@@ -485,153 +151,6 @@ pub enum LoginOutcome {
     },
 }
 
-pub fn invalid_credentials(attempts_remaining: u32) -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
-        "email or password is wrong",
-    )
-    .with("attempts_remaining", attempts_remaining)
-}
-
-pub fn account_locked(until: chrono::DateTime<Utc>) -> ApiError {
-    let retry = (until - Utc::now()).num_seconds().max(1);
-    ApiError::new(
-        StatusCode::LOCKED,
-        "account_locked",
-        "too many failed attempts; the account is temporarily locked",
-    )
-    .with("locked_until", crate::domain::rfc3339(until))
-    .with_header(axum::http::header::RETRY_AFTER, &retry.to_string())
-}
-
-/// The throttle key for a login: the device token's own key when the client
-/// presents a live device token of this account (signed, unexpired, and
-/// still bound to its device), else the account's.
-pub async fn throttle_key(
-    state: &AppState,
-    email_key: &str,
-    user: Option<&UserRecord>,
-    device_token: Option<&str>,
-) -> StoreResult<String> {
-    use crate::security::lockout::{account_key, device_key};
-    let claims = device_token
-        .and_then(|t| state.jwt.verify(t, TokenType::Device))
-        .filter(|c| user.is_some_and(|u| u.id == c.sub));
-    if let Some(c) = claims {
-        if let Some(did) = &c.did {
-            let bound = state.store.device(&c.sub, did).await?;
-            if bound.is_some_and(|d| d.speaks_for(&c.jti)) {
-                return Ok(device_key(&c.jti));
-            }
-        }
-    }
-    Ok(account_key(email_key))
-}
-
-/// Checks a signed-in user's current password before a sensitive change,
-/// counted toward the account's lockout like a login (a stolen access token
-/// alone must not be enough). Returns the still-open attempt, so a check
-/// that follows (a 2FA code) is settled with it.
-pub async fn check_current_password(
-    state: &AppState,
-    user: &UserRecord,
-    password: &Secret,
-    attempt: Attempt<'_>,
-    wrong: fn(u32) -> ApiError,
-) -> ApiResult<Reservation> {
-    let key = crate::security::lockout::account_key(&user.email_key);
-    let slot = reserve_attempt(state, &key, &attempt).await?;
-    if state.hasher.verify(password, Some(&user.password_hash)).await {
-        Ok(slot)
-    } else {
-        Err(failed_attempt(state, slot, attempt, wrong).await)
-    }
-}
-
-/// Reserves one attempt under `key` before anything is verified, or answers
-/// `423` (recording the refusal) when the key is locked or as many attempts
-/// as may still fail are already being checked.
-pub async fn reserve_attempt(state: &AppState, key: &str, attempt: &Attempt<'_>) -> ApiResult<Reservation> {
-    let until = match state.throttle.reserve(key).await? {
-        Ok(slot) => return Ok(slot),
-        Err(Refusal::Locked(until)) => until,
-        Err(Refusal::Saturated) => Utc::now() + Duration::seconds(1),
-    };
-    state
-        .events
-        .emit(
-            NewEvent::failure(attempt.event)
-                .who(attempt.user, attempt.email)
-                .client(attempt.client)
-                .detail("reason", "account_locked"),
-        )
-        .await;
-    Err(account_locked(until))
-}
-
-/// Settles a reserved attempt that passed; `423` if failures it raced locked
-/// the key meanwhile (the lock stands).
-pub async fn passed_attempt(state: &AppState, slot: Reservation, forget_failures: bool) -> ApiResult<()> {
-    match state.throttle.succeed(slot, forget_failures).await? {
-        Ok(()) => Ok(()),
-        Err(until) => Err(account_locked(until)),
-    }
-}
-
-/// Records a failed attempt (and its security events) and returns the error
-/// to answer: `wrong(attempts_remaining)`, or `423` once the key is locked.
-pub async fn failed_attempt(
-    state: &AppState,
-    slot: Reservation,
-    attempt: Attempt<'_>,
-    wrong: fn(u32) -> ApiError,
-) -> ApiError {
-    use crate::security::lockout::Failure;
-    let Attempt {
-        user,
-        email,
-        client,
-        event,
-    } = attempt;
-    let with_who = |ev: NewEvent| ev.who(user, email).client(client);
-    let scope = if slot.key().starts_with("device:") {
-        "device"
-    } else {
-        "account"
-    };
-    let outcome = state
-        .throttle
-        .fail(slot, user.map(|u| u.id.clone()), &client.ip.to_string())
-        .await;
-    let reason = match &outcome {
-        Ok(Failure::Remaining(_)) => wrong(0).code,
-        Ok(Failure::Locked { .. }) => "account_locked",
-        Err(_) => "internal",
-    };
-    state
-        .events
-        .emit(with_who(NewEvent::failure(event)).detail("reason", reason))
-        .await;
-    match outcome {
-        Ok(Failure::Remaining(n)) => wrong(n),
-        Ok(Failure::Locked { until, newly }) => {
-            if newly {
-                state
-                    .events
-                    .emit(
-                        with_who(NewEvent::success(EventType::AccountLocked))
-                            .detail("locked_until", crate::domain::rfc3339(until))
-                            .detail("scope", scope),
-                    )
-                    .await;
-            }
-            account_locked(until)
-        }
-        Err(e) => ApiError::from(e),
-    }
-}
-
 /// Who made a failed attempt, for the security events.
 pub struct Attempt<'a> {
     pub user: Option<&'a UserRecord>,
@@ -641,62 +160,503 @@ pub struct Attempt<'a> {
     pub event: EventType,
 }
 
-pub async fn login(
-    state: &AppState,
-    email: &str,
-    password: &Secret,
-    client: &ClientInfo,
-    device_token: Option<&str>,
-) -> ApiResult<LoginOutcome> {
-    let email_key = login_key(email);
-    let user = if email_key.len() <= 254 {
-        state.store.user_by_email(&email_key).await?
-    } else {
-        None
-    };
-    let key = throttle_key(state, &email_key, user.as_ref(), device_token).await?;
-    let attempt = Attempt {
-        user: user.as_ref(),
-        email,
-        client,
-        event: EventType::LoginFailure,
-    };
-    let slot = reserve_attempt(state, &key, &attempt).await?;
-    let ok = state
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await;
-    let user = match user {
-        Some(u) if ok => u,
-        _ => return Err(failed_attempt(state, slot, attempt, invalid_credentials).await),
-    };
-    if user.disabled {
-        state
-            .events
-            .emit(
-                NewEvent::failure(EventType::LoginFailure)
-                    .user(&user)
+impl Accounts {
+    /// Creates an account (register, or `admin user create`).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        full_name: Option<String>,
+        role: Role,
+    ) -> AccountsResult<UserRecord> {
+        let email = Email::parse(email).map_err(|e| AccountsError::invalid("email", e))?;
+        let full_name = validate_full_name(full_name)?;
+        let password =
+            NewPassword::parse(password, &email, full_name.as_deref()).map_err(|r| weak_password("password", r))?;
+        let hash = self.hasher.hash(password.secret()).await.map_err(internal)?;
+        let now = Utc::now();
+        let user = UserRecord {
+            id: new_id(),
+            email_key: email.key(),
+            email: email.as_str().to_string(),
+            full_name,
+            role,
+            password_hash: hash,
+            disabled: false,
+            created_at: now,
+            last_login_at: None,
+            password_changed_at: now,
+            two_factor_enabled: false,
+            totp: None,
+        };
+        match self.store.create_user(user.clone()).await {
+            Ok(()) => Ok(user),
+            Err(CreateUserError::EmailTaken) => Err(AccountsError::EmailTaken),
+            Err(CreateUserError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        full_name: Option<String>,
+        client: &ClientInfo,
+    ) -> AccountsResult<AuthSuccess> {
+        let user = self.create_user(email, password, full_name, Role::User).await?;
+        self.events
+            .emit(NewEvent::success(EventType::Register).user(&user).client(client))
+            .await;
+        self.start_session(user, client, Origin::Registration).await
+    }
+
+    /// Opens a session for a user whose credentials (and second factor) passed,
+    /// and records the device it came from.
+    pub async fn start_session(
+        &self,
+        user: UserRecord,
+        client: &ClientInfo,
+        origin: Origin,
+    ) -> AccountsResult<AuthSuccess> {
+        let now = Utc::now();
+        let cfg = &self.config;
+        let refresh_ttl = Duration::from_std(cfg.refresh_ttl.0).map_err(internal)?;
+        let session_id = new_id();
+        let (refresh_token, refresh_claims) = self
+            .jwt
+            .issue(TokenType::Refresh, &user.id, Some(&session_id), refresh_ttl)
+            .map_err(internal)?;
+        let session = SessionRecord {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            created_at: now,
+            last_used_at: now,
+            ip: client.ip.to_string(),
+            user_agent: client.user_agent.clone(),
+            expires_at: refresh_claims.expires_at(),
+            revoked_at: None,
+        };
+        let refresh = RefreshRecord {
+            session_id: session_id.clone(),
+            user_id: user.id.clone(),
+            expires_at: refresh_claims.expires_at(),
+            rotated_at: None,
+        };
+        let user = self
+            .store
+            .create_session(session, token_hash(&refresh_token), refresh)
+            .await?
+            .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
+        let access_token = self.issue_access(&user.id, &session_id)?;
+        let device_id = crate::security::devices::fingerprint(&client.user_agent, client.ip);
+        let (device_token, device_claims) = self
+            .jwt
+            .issue_device(&user.id, &device_id, Duration::days(365))
+            .map_err(internal)?;
+        let new_device = self
+            .record_device(&user, client, device_id, device_claims.jti, now)
+            .await?;
+        if origin == Origin::Login {
+            self.events
+                .emit(
+                    NewEvent::success(EventType::LoginSuccess)
+                        .user(&user)
+                        .client(client)
+                        .detail("session_id", session_id.as_str()),
+                )
+                .await;
+            if let Some(device_id) = new_device {
+                self.events
+                    .emit(
+                        NewEvent::success(EventType::NewDeviceLogin)
+                            .user(&user)
+                            .client(client)
+                            .detail("device_id", device_id),
+                    )
+                    .await;
+            }
+        }
+        Ok(AuthSuccess {
+            user: UserView::from(&user),
+            tokens: TokenPair {
+                access_token,
+                refresh_token,
+                token_type: "Bearer",
+                expires_in: cfg.access_ttl.0.as_secs(),
+                session_id,
+            },
+            device_token,
+        })
+    }
+
+    /// Records the device of a successful sign-in, bound to the device token
+    /// just issued for it; returns its id if unseen.
+    async fn record_device(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+        id: String,
+        token_jti: String,
+        now: chrono::DateTime<Utc>,
+    ) -> AccountsResult<Option<String>> {
+        use crate::security::devices;
+        let device = crate::store::DeviceRecord {
+            id: id.clone(),
+            user_id: user.id.clone(),
+            user_agent: client.user_agent.clone(),
+            ip_network: devices::network(client.ip),
+            last_ip: client.ip.to_string(),
+            first_seen: now,
+            last_seen: now,
+            token_jtis: vec![token_jti],
+        };
+        Ok(self.store.touch_device(device).await?.then_some(id))
+    }
+
+    fn issue_access(&self, user_id: &str, session_id: &str) -> AccountsResult<String> {
+        let ttl = Duration::from_std(self.config.access_ttl.0).map_err(internal)?;
+        self.jwt
+            .issue(TokenType::Access, user_id, Some(session_id), ttl)
+            .map(|(t, _)| t)
+            .map_err(internal)
+    }
+
+    /// Exchanges a refresh token for a new pair; a retired token revokes the
+    /// whole session (theft detection).
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> AccountsResult<TokenPair> {
+        let invalid = || AccountsError::Unauthenticated("the refresh token is invalid or expired");
+        let claims = self.jwt.verify(refresh_token, TokenType::Refresh).ok_or_else(invalid)?;
+        let session_id = claims.sid.clone().ok_or_else(invalid)?;
+        let refresh_ttl = Duration::from_std(self.config.refresh_ttl.0).map_err(internal)?;
+        let (new_refresh, new_claims) = self
+            .jwt
+            .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
+            .map_err(internal)?;
+        let rotation = self
+            .store
+            .rotate_refresh(
+                &token_hash(refresh_token),
+                token_hash(&new_refresh),
+                new_claims.expires_at(),
+                Utc::now(),
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated(session) => {
+                let user = self.store.user_by_id(&session.user_id).await?.ok_or_else(invalid)?;
+                if user.disabled {
+                    self.store.revoke_session(&session.id, Utc::now()).await?;
+                    return Err(AccountsError::Disabled);
+                }
+                self.events
+                    .emit(
+                        NewEvent::success(EventType::TokenRefreshed)
+                            .user(&user)
+                            .client(client)
+                            .detail("session_id", session.id.as_str()),
+                    )
+                    .await;
+                Ok(TokenPair {
+                    access_token: self.issue_access(&user.id, &session.id)?,
+                    refresh_token: new_refresh,
+                    token_type: "Bearer",
+                    expires_in: self.config.access_ttl.0.as_secs(),
+                    session_id: session.id,
+                })
+            }
+            Rotation::Reused { session_id, user_id } => {
+                let mut ev = NewEvent::failure(EventType::RefreshTokenReused)
+                    .user_id(&user_id)
                     .client(client)
-                    .detail("reason", "account_disabled"),
-            )
-            .await;
-        return Err(account_disabled());
+                    .detail("session_id", session_id.as_str())
+                    .detail("action", "session revoked");
+                if let Some(u) = self.store.user_by_id(&user_id).await? {
+                    ev = ev.user(&u);
+                }
+                self.events.emit(ev).await;
+                Err(AccountsError::RefreshTokenReused)
+            }
+            Rotation::Invalid => Err(invalid()),
+        }
     }
-    // The password alone clears nothing when 2FA is on: the failure count
-    // stays until the second factor succeeds too.
-    passed_attempt(state, slot, !user.two_factor_enabled).await?;
-    if user.two_factor_enabled {
-        state
-            .events
+
+    /// Resolves an access token to its user and live session.
+    pub async fn authenticate(&self, token: &str) -> AccountsResult<AuthContext> {
+        let unauthorized = || AccountsError::Unauthenticated("missing, invalid, expired or revoked access token");
+        let claims = self.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
+        let hash = token_hash(token);
+        if self.revocations.is_revoked(&hash).await? {
+            return Err(unauthorized());
+        }
+        let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
+        let (session, user) = self
+            .store
+            .session_with_user(&session_id)
+            .await?
+            .ok_or_else(unauthorized)?;
+        if !session.is_active(Utc::now()) || session.user_id != claims.sub || user.disabled {
+            return Err(unauthorized());
+        }
+        Ok(AuthContext {
+            user,
+            session_id,
+            claims,
+            token_hash: hash,
+        })
+    }
+
+    /// Ends the caller's session and revokes the presented access token.
+    pub async fn logout(&self, ctx: &AuthContext, client: &ClientInfo) -> AccountsResult<()> {
+        self.revocations
+            .revoke(&ctx.token_hash, ctx.claims.expires_at())
+            .await?;
+        self.store.revoke_session(&ctx.session_id, Utc::now()).await?;
+        self.events
             .emit(
-                NewEvent::success(EventType::TwoFactorChallenge)
-                    .user(&user)
-                    .client(client),
+                NewEvent::success(EventType::Logout)
+                    .user(&ctx.user)
+                    .client(client)
+                    .detail("session_id", ctx.session_id.as_str()),
             )
             .await;
-        return two_factor::challenge(state, &user);
+        Ok(())
     }
-    start_session(state, user, client, Origin::Login)
-        .await
-        .map(LoginOutcome::Tokens)
+
+    /// Ends every session of the caller; returns how many ended.
+    pub async fn logout_all(&self, ctx: &AuthContext, client: &ClientInfo) -> AccountsResult<usize> {
+        self.revocations
+            .revoke(&ctx.token_hash, ctx.claims.expires_at())
+            .await?;
+        let ended = self.store.revoke_user_sessions(&ctx.user.id, None, Utc::now()).await?;
+        self.events
+            .emit(
+                NewEvent::success(EventType::Logout)
+                    .user(&ctx.user)
+                    .client(client)
+                    .detail("all_sessions", true)
+                    .detail("sessions_ended", ended.len()),
+            )
+            .await;
+        Ok(ended.len())
+    }
+
+    /// Changes the password and ends every other session of the user.
+    pub async fn change_password(
+        &self,
+        ctx: &AuthContext,
+        current: &Secret,
+        new: &str,
+        client: &ClientInfo,
+    ) -> AccountsResult<usize> {
+        let attempt = Attempt {
+            user: Some(&ctx.user),
+            email: &ctx.user.email,
+            client,
+            event: EventType::LoginFailure,
+        };
+        let wrong = Wrong::PASSWORD.in_field("current_password");
+        let slot = self.check_current_password(&ctx.user, current, attempt, wrong).await?;
+        self.passed_attempt(slot, false).await?;
+        let email = Email::parse(&ctx.user.email).map_err(internal)?;
+        let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref())
+            .map_err(|r| weak_password("new_password", r))?;
+        if self.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await {
+            return Err(AccountsError::SamePassword);
+        }
+        let hash = self.hasher.hash(new.secret()).await.map_err(internal)?;
+        self.store
+            .set_password_hash(&ctx.user.id, hash, Utc::now())
+            .await?
+            .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
+        let ended = self
+            .store
+            .revoke_user_sessions(&ctx.user.id, Some(&ctx.session_id), Utc::now())
+            .await?;
+        self.events
+            .emit(
+                NewEvent::success(EventType::PasswordChanged)
+                    .user(&ctx.user)
+                    .client(client)
+                    .detail("other_sessions_ended", ended.len()),
+            )
+            .await;
+        Ok(ended.len())
+    }
+
+    /// The throttle key for a login: the device token's own key when the client
+    /// presents a live device token of this account (signed, unexpired, and
+    /// still bound to its device), else the account's.
+    pub async fn throttle_key(
+        &self,
+        email_key: &str,
+        user: Option<&UserRecord>,
+        device_token: Option<&str>,
+    ) -> StoreResult<String> {
+        use crate::security::lockout::{account_key, device_key};
+        let claims = device_token
+            .and_then(|t| self.jwt.verify(t, TokenType::Device))
+            .filter(|c| user.is_some_and(|u| u.id == c.sub));
+        if let Some(c) = claims {
+            if let Some(did) = &c.did {
+                let bound = self.store.device(&c.sub, did).await?;
+                if bound.is_some_and(|d| d.speaks_for(&c.jti)) {
+                    return Ok(device_key(&c.jti));
+                }
+            }
+        }
+        Ok(account_key(email_key))
+    }
+
+    /// Checks a signed-in user's current password before a sensitive change,
+    /// counted toward the account's lockout like a login (a stolen access token
+    /// alone must not be enough). Returns the still-open attempt, so a check
+    /// that follows (a 2FA code) is settled with it.
+    pub async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        password: &Secret,
+        attempt: Attempt<'_>,
+        wrong: Wrong,
+    ) -> AccountsResult<Reservation> {
+        let key = crate::security::lockout::account_key(&user.email_key);
+        let slot = self.reserve_attempt(&key, &attempt).await?;
+        if self.hasher.verify(password, Some(&user.password_hash)).await {
+            Ok(slot)
+        } else {
+            Err(self.failed_attempt(slot, attempt, wrong).await)
+        }
+    }
+
+    /// Reserves one attempt under `key` before anything is verified, or answers
+    /// `423` (recording the refusal) when the key is locked or as many attempts
+    /// as may still fail are already being checked.
+    pub async fn reserve_attempt(&self, key: &str, attempt: &Attempt<'_>) -> AccountsResult<Reservation> {
+        let until = match self.throttle.reserve(key).await? {
+            Ok(slot) => return Ok(slot),
+            Err(Refusal::Locked(until)) => until,
+            Err(Refusal::Saturated) => Utc::now() + Duration::seconds(1),
+        };
+        self.events
+            .emit(
+                NewEvent::failure(attempt.event)
+                    .who(attempt.user, attempt.email)
+                    .client(attempt.client)
+                    .detail("reason", "account_locked"),
+            )
+            .await;
+        Err(AccountsError::Locked { until })
+    }
+
+    /// Settles a reserved attempt that passed; `423` if failures it raced locked
+    /// the key meanwhile (the lock stands).
+    pub async fn passed_attempt(&self, slot: Reservation, forget_failures: bool) -> AccountsResult<()> {
+        match self.throttle.succeed(slot, forget_failures).await? {
+            Ok(()) => Ok(()),
+            Err(until) => Err(AccountsError::Locked { until }),
+        }
+    }
+
+    /// Records a failed attempt (and its security events) and returns the error
+    /// to answer: `wrong(attempts_remaining)`, or `423` once the key is locked.
+    pub async fn failed_attempt(&self, slot: Reservation, attempt: Attempt<'_>, wrong: Wrong) -> AccountsError {
+        use crate::security::lockout::Failure;
+        let Attempt {
+            user,
+            email,
+            client,
+            event,
+        } = attempt;
+        let with_who = |ev: NewEvent| ev.who(user, email).client(client);
+        let scope = if slot.key().starts_with("device:") {
+            "device"
+        } else {
+            "account"
+        };
+        let outcome = self
+            .throttle
+            .fail(slot, user.map(|u| u.id.clone()), &client.ip.to_string())
+            .await;
+        let reason = match &outcome {
+            Ok(Failure::Remaining(_)) => wrong.error(0).code(),
+            Ok(Failure::Locked { .. }) => "account_locked",
+            Err(_) => "internal",
+        };
+        self.events
+            .emit(with_who(NewEvent::failure(event)).detail("reason", reason))
+            .await;
+        match outcome {
+            Ok(Failure::Remaining(n)) => wrong.error(n),
+            Ok(Failure::Locked { until, newly }) => {
+                if newly {
+                    self.events
+                        .emit(
+                            with_who(NewEvent::success(EventType::AccountLocked))
+                                .detail("locked_until", crate::domain::rfc3339(until))
+                                .detail("scope", scope),
+                        )
+                        .await;
+                }
+                AccountsError::Locked { until }
+            }
+            Err(e) => e.into(),
+        }
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &Secret,
+        client: &ClientInfo,
+        device_token: Option<&str>,
+    ) -> AccountsResult<LoginOutcome> {
+        let email_key = login_key(email);
+        let user = if email_key.len() <= 254 {
+            self.store.user_by_email(&email_key).await?
+        } else {
+            None
+        };
+        let key = self.throttle_key(&email_key, user.as_ref(), device_token).await?;
+        let attempt = Attempt {
+            user: user.as_ref(),
+            email,
+            client,
+            event: EventType::LoginFailure,
+        };
+        let slot = self.reserve_attempt(&key, &attempt).await?;
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await;
+        let user = match user {
+            Some(u) if ok => u,
+            _ => return Err(self.failed_attempt(slot, attempt, Wrong::PASSWORD).await),
+        };
+        if user.disabled {
+            self.events
+                .emit(
+                    NewEvent::failure(EventType::LoginFailure)
+                        .user(&user)
+                        .client(client)
+                        .detail("reason", "account_disabled"),
+                )
+                .await;
+            return Err(AccountsError::Disabled);
+        }
+        // The password alone clears nothing when 2FA is on: the failure count
+        // stays until the second factor succeeds too.
+        self.passed_attempt(slot, !user.two_factor_enabled).await?;
+        if user.two_factor_enabled {
+            self.events
+                .emit(
+                    NewEvent::success(EventType::TwoFactorChallenge)
+                        .user(&user)
+                        .client(client),
+                )
+                .await;
+            return self.challenge(&user);
+        }
+        self.start_session(user, client, Origin::Login)
+            .await
+            .map(LoginOutcome::Tokens)
+    }
 }

@@ -1,15 +1,11 @@
 //! Administration: the operations behind `fortfolio admin …`, shared by the
 //! admin Unix socket (server running) and direct access (server stopped).
 
-pub mod client;
-pub mod socket;
-
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, UserView};
-use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::accounts::{Accounts, AccountsError, AccountsResult};
 use crate::security::events::{EventType, NewEvent};
 use crate::store::{Role, UserRecord};
 
@@ -22,24 +18,24 @@ pub struct AdminUser {
     pub locked_until: Option<String>,
 }
 
-async fn admin_view(state: &AppState, u: &UserRecord) -> ApiResult<AdminUser> {
-    let locked = state
+async fn admin_view(accounts: &Accounts, u: &UserRecord) -> AccountsResult<AdminUser> {
+    let locked = accounts
         .throttle
         .locked_until(&crate::security::lockout::account_key(&u.email_key))
         .await?;
     Ok(AdminUser {
-        user: serde_json::to_value(UserView::from(u)).map_err(ApiError::internal)?,
+        user: serde_json::to_value(UserView::from(u)).map_err(AccountsError::internal)?,
         disabled: u.disabled,
         locked_until: locked.map(crate::domain::rfc3339),
     })
 }
 
-async fn find(state: &AppState, email: &str) -> ApiResult<UserRecord> {
-    state
+async fn find(accounts: &Accounts, email: &str) -> AccountsResult<UserRecord> {
+    accounts
         .store
         .user_by_email(&accounts::login_key(email))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))
+        .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))
 }
 
 /// Who ran an admin command, as the events name them.
@@ -48,41 +44,45 @@ fn by(ev: NewEvent, actor: &str) -> NewEvent {
 }
 
 pub async fn create_user(
-    state: &AppState,
+    accounts: &Accounts,
     actor: &str,
     email: &str,
     role: Role,
     password: &str,
-) -> ApiResult<AdminUser> {
-    let u = accounts::create_user(state, email, password, None, role).await?;
-    state
+) -> AccountsResult<AdminUser> {
+    let u = accounts.create_user(email, password, None, role).await?;
+    accounts
         .events
         .emit(by(NewEvent::success(EventType::Register).user(&u), actor))
         .await;
-    admin_view(state, &u).await
+    admin_view(accounts, &u).await
 }
 
-pub async fn list_users(state: &AppState) -> ApiResult<Vec<AdminUser>> {
-    let mut users = state.store.list_users().await?;
+pub async fn list_users(accounts: &Accounts) -> AccountsResult<Vec<AdminUser>> {
+    let mut users = accounts.store.list_users().await?;
     users.sort_by_key(|u| u.created_at);
     let mut out = Vec::with_capacity(users.len());
     for u in &users {
-        out.push(admin_view(state, u).await?);
+        out.push(admin_view(accounts, u).await?);
     }
     Ok(out)
 }
 
 /// Disabling also ends every session, so live tokens stop working at once,
 /// and tells the user by mail.
-pub async fn set_disabled(state: &AppState, actor: &str, email: &str, disabled: bool) -> ApiResult<AdminUser> {
-    let u = find(state, email).await?;
-    let u = state
+pub async fn set_disabled(accounts: &Accounts, actor: &str, email: &str, disabled: bool) -> AccountsResult<AdminUser> {
+    let u = find(accounts, email).await?;
+    let u = accounts
         .store
         .set_disabled(&u.id, disabled)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user with email {}", email.trim())))?;
+        .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))?;
     let ended = if disabled {
-        state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?.len()
+        accounts
+            .store
+            .revoke_user_sessions(&u.id, None, Utc::now())
+            .await?
+            .len()
     } else {
         0
     };
@@ -92,50 +92,50 @@ pub async fn set_disabled(state: &AppState, actor: &str, email: &str, disabled: 
         EventType::AccountEnabled
     };
     let ev = NewEvent::success(kind).user(&u).detail("sessions_ended", ended);
-    state.events.emit(by(ev, actor)).await;
-    admin_view(state, &u).await
+    accounts.events.emit(by(ev, actor)).await;
+    admin_view(accounts, &u).await
 }
 
-pub async fn unlock(state: &AppState, actor: &str, email: &str) -> ApiResult<usize> {
-    let u = find(state, email).await?;
-    let cleared = state.throttle.unlock_user(&u.id, &u.email_key).await?;
+pub async fn unlock(accounts: &Accounts, actor: &str, email: &str) -> AccountsResult<usize> {
+    let u = find(accounts, email).await?;
+    let cleared = accounts.throttle.unlock_user(&u.id, &u.email_key).await?;
     let ev = NewEvent::success(EventType::AccountUnlocked)
         .user(&u)
         .detail("locks_cleared", cleared);
-    state.events.emit(by(ev, actor)).await;
+    accounts.events.emit(by(ev, actor)).await;
     Ok(cleared)
 }
 
-pub async fn revoke_sessions(state: &AppState, actor: &str, email: &str) -> ApiResult<usize> {
-    let u = find(state, email).await?;
-    let ended = state.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
+pub async fn revoke_sessions(accounts: &Accounts, actor: &str, email: &str) -> AccountsResult<usize> {
+    let u = find(accounts, email).await?;
+    let ended = accounts.store.revoke_user_sessions(&u.id, None, Utc::now()).await?;
     for id in &ended {
         let ev = NewEvent::success(EventType::SessionRevoked)
             .user(&u)
             .detail("session_id", id.as_str());
-        state.events.emit(by(ev, actor)).await;
+        accounts.events.emit(by(ev, actor)).await;
     }
     Ok(ended.len())
 }
 
 /// Security events for `fortfolio admin events`, newest first.
 pub async fn events(
-    state: &AppState,
+    accounts: &Accounts,
     email: Option<&str>,
     event: Option<&str>,
     since: Option<chrono::DateTime<Utc>>,
     limit: usize,
-) -> ApiResult<Vec<serde_json::Value>> {
+) -> AccountsResult<Vec<serde_json::Value>> {
     let user_id = match email {
-        Some(e) => Some(find(state, e).await?.id),
+        Some(e) => Some(find(accounts, e).await?.id),
         None => None,
     };
     if let Some(t) = event {
         if EventType::parse(t).is_none() {
-            return Err(ApiError::validation("event", format!("unknown event type {t}")));
+            return Err(AccountsError::invalid("event", format!("unknown event type {t}")));
         }
     }
-    let found = state
+    let found = accounts
         .store
         .events(crate::store::EventFilter {
             user_id,
@@ -149,12 +149,12 @@ pub async fn events(
 }
 
 /// Turns 2FA off for a user who lost their device, and tells them by mail.
-pub async fn reset_two_factor(state: &AppState, actor: &str, email: &str) -> ApiResult<bool> {
-    let u = find(state, email).await?;
-    let was_on = state.store.disable_totp(&u.id).await? == crate::store::TotpChange::Done;
+pub async fn reset_two_factor(accounts: &Accounts, actor: &str, email: &str) -> AccountsResult<bool> {
+    let u = find(accounts, email).await?;
+    let was_on = accounts.store.disable_totp(&u.id).await? == crate::store::TotpChange::Done;
     let ev = NewEvent::success(EventType::TwoFactorReset)
         .user(&u)
         .detail("two_factor_was_enabled", was_on);
-    state.events.emit(by(ev, actor)).await;
+    accounts.events.emit(by(ev, actor)).await;
     Ok(was_on)
 }

@@ -1281,55 +1281,79 @@ fn snapshot(db: &Database, path: &Path, extras: Vec<(String, Vec<u8>)>) -> Store
     Ok(rows)
 }
 
-/// Restores a backup file into `data_dir` (the server must be stopped):
-/// the snapshot is checked, then atomically renamed over the database; the
-/// previous database is kept as `fortfolio.redb.before-restore-<time>`.
-/// Key files carried by the backup are written back (0600).
-pub fn restore(data_dir: &Path, backup: &Path) -> StoreResult<u64> {
-    std::fs::create_dir_all(data_dir).map_err(backend)?;
-    let staged = data_dir.join(format!("{FILE_NAME}.restoring"));
-    let _ = std::fs::remove_file(&staged);
-    std::fs::copy(backup, &staged)
-        .map_err(|e| StoreError::backend(format!("cannot read {}: {e}", backup.display())))?;
-    let (rows, extras) = {
-        let db = Database::open(&staged)
-            .map_err(|e| StoreError::backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
-        let read = db.begin_read().map_err(backend)?;
-        let mut rows = 0u64;
-        for def in ALL_TABLES {
-            let t = read
-                .open_table(def)
-                .map_err(|e| StoreError::backend(format!("{} is not a fortfolio backup: {e}", backup.display())))?;
-            rows += t.len().map_err(backend)?;
-        }
-        let mut extras = Vec::new();
-        if let Ok(t) = read.open_table(BACKUP_EXTRAS) {
-            for row in t.iter().map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
-                extras.push((k.value().to_string(), v.value().to_vec()));
+/// A backup checked and copied next to the database, ready to replace it.
+pub struct StagedRestore {
+    data_dir: std::path::PathBuf,
+    staged: std::path::PathBuf,
+    /// Records in the backup.
+    pub rows: u64,
+    /// Files carried beside the data (key files), by plain file name; the
+    /// caller writes them back before [`StagedRestore::commit`].
+    pub extras: Vec<(String, Vec<u8>)>,
+}
+
+impl RedbStore {
+    /// First half of a restore (the server must be stopped): checks that
+    /// `backup` is a fortfolio snapshot, copies it beside the database, and
+    /// refuses while a server holds the database.
+    pub fn stage_restore(data_dir: &Path, backup: &Path) -> StoreResult<StagedRestore> {
+        std::fs::create_dir_all(data_dir).map_err(backend)?;
+        let staged = data_dir.join(format!("{FILE_NAME}.restoring"));
+        let _ = std::fs::remove_file(&staged);
+        std::fs::copy(backup, &staged)
+            .map_err(|e| StoreError::backend(format!("cannot read {}: {e}", backup.display())))?;
+        let not_a_backup = |e: &dyn std::fmt::Display| {
+            StoreError::backend(format!("{} is not a fortfolio backup: {e}", backup.display()))
+        };
+        let (rows, extras) = {
+            let db = Database::open(&staged).map_err(|e| not_a_backup(&e))?;
+            let read = db.begin_read().map_err(backend)?;
+            let mut rows = 0u64;
+            for def in ALL_TABLES {
+                let t = read.open_table(def).map_err(|e| not_a_backup(&e))?;
+                rows += t.len().map_err(backend)?;
             }
+            let mut extras = Vec::new();
+            if let Ok(t) = read.open_table(BACKUP_EXTRAS) {
+                for row in t.iter().map_err(backend)? {
+                    let (k, v) = row.map_err(backend)?;
+                    let name = k.value().to_string();
+                    // Only plain file names, never paths, from a backup file.
+                    if !name.contains('/') && !name.starts_with('.') {
+                        extras.push((name, v.value().to_vec()));
+                    }
+                }
+            }
+            (rows, extras)
+        };
+        if data_dir.join(FILE_NAME).exists() {
+            // Refuses while a server holds the database.
+            drop(RedbStore::open(data_dir)?);
         }
-        (rows, extras)
-    };
-    let current = data_dir.join(FILE_NAME);
-    if current.exists() {
-        // Refuses while a server holds the database.
-        drop(RedbStore::open(data_dir)?);
-        let keep = data_dir.join(format!(
-            "{FILE_NAME}.before-restore-{}",
-            Utc::now().format("%Y%m%dT%H%M%S")
-        ));
-        std::fs::rename(&current, &keep).map_err(backend)?;
+        Ok(StagedRestore {
+            data_dir: data_dir.to_path_buf(),
+            staged,
+            rows,
+            extras,
+        })
     }
-    for (name, bytes) in extras {
-        // Only plain file names, never paths, from a backup file.
-        if name.contains('/') || name.starts_with('.') {
-            continue;
+}
+
+impl StagedRestore {
+    /// Second half: atomically renames the snapshot over the database; the
+    /// previous database is kept as `fortfolio.redb.before-restore-<time>`.
+    pub fn commit(self) -> StoreResult<u64> {
+        let current = self.data_dir.join(FILE_NAME);
+        if current.exists() {
+            let keep = self.data_dir.join(format!(
+                "{FILE_NAME}.before-restore-{}",
+                Utc::now().format("%Y%m%dT%H%M%S")
+            ));
+            std::fs::rename(&current, &keep).map_err(backend)?;
         }
-        crate::security::keyfile::write_private(&data_dir.join(&name), &bytes).map_err(backend)?;
+        std::fs::rename(&self.staged, &current).map_err(backend)?;
+        Ok(self.rows)
     }
-    std::fs::rename(&staged, &current).map_err(backend)?;
-    Ok(rows)
 }
 
 #[cfg(test)]

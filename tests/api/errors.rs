@@ -126,7 +126,7 @@ async fn openapi_docs_and_metrics_are_served() {
     let doc: serde_json::Value = app.get("/openapi.json", None).await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     // Every documented endpoint is really routed (no 404/405 from the router).
-    for e in fortfolio::api::openapi::ENDPOINTS {
+    for e in fortfolio::http::openapi::ENDPOINTS {
         let path = e.path.replace("{id}", "x").replace("{symbol}", "SPY");
         let method = reqwest::Method::from_bytes(e.method.to_uppercase().as_bytes()).unwrap();
         let r = app.client.request(method, app.url(&path)).send().await.unwrap();

@@ -10,12 +10,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{auth_response, device_token};
-use super::extract::{AppJson, AuthUser};
 use super::limited;
-use crate::accounts::two_factor::{self, Enrollment, SecondFactor};
-use crate::app::AppState;
+use crate::accounts::two_factor::{Enrollment, SecondFactor};
 use crate::domain::Secret;
-use crate::error::ApiResult;
+use crate::http::error::ApiResult;
+use crate::http::extract::{AppJson, AuthUser};
+use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
 use crate::security::rate_limit::Group;
 
@@ -44,7 +44,7 @@ async fn enable(
     client: ClientInfo,
     AppJson(b): AppJson<EnableBody>,
 ) -> ApiResult<Json<Enrollment>> {
-    Ok(Json(two_factor::enable(&state, &auth.ctx, &b.password, &client).await?))
+    Ok(Json(state.accounts.enable(&auth.ctx, &b.password, &client).await?))
 }
 
 #[derive(Deserialize)]
@@ -59,7 +59,7 @@ async fn verify(
     client: ClientInfo,
     AppJson(b): AppJson<CodeBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let codes = two_factor::verify(&state, &auth.ctx, &b.code, &client).await?;
+    let codes = state.accounts.verify(&auth.ctx, &b.code, &client).await?;
     Ok(Json(json!({"two_factor_enabled": true, "backup_codes": codes})))
 }
 
@@ -76,7 +76,7 @@ async fn disable(
     client: ClientInfo,
     AppJson(b): AppJson<DisableBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    two_factor::disable(&state, &auth.ctx, &b.password, &b.code, &client).await?;
+    state.accounts.disable(&auth.ctx, &b.password, &b.code, &client).await?;
     Ok(Json(json!({"two_factor_enabled": false})))
 }
 
@@ -93,14 +93,15 @@ async fn login_totp(
     headers: HeaderMap,
     AppJson(b): AppJson<TotpLogin>,
 ) -> ApiResult<Response> {
-    let (out, _) = two_factor::finish_login(
-        &state,
-        &b.challenge_token,
-        SecondFactor::Totp(&b.code),
-        &client,
-        device_token(&headers),
-    )
-    .await?;
+    let (out, _) = state
+        .accounts
+        .finish_login(
+            &b.challenge_token,
+            SecondFactor::Totp(&b.code),
+            &client,
+            device_token(&headers),
+        )
+        .await?;
     Ok(auth_response(&state, StatusCode::OK, out))
 }
 
@@ -117,15 +118,16 @@ async fn login_backup(
     headers: HeaderMap,
     AppJson(b): AppJson<BackupLogin>,
 ) -> ApiResult<Response> {
-    let (out, remaining) = two_factor::finish_login(
-        &state,
-        &b.challenge_token,
-        SecondFactor::Backup(&b.backup_code),
-        &client,
-        device_token(&headers),
-    )
-    .await?;
-    let mut body = serde_json::to_value(&out).map_err(crate::error::ApiError::internal)?;
+    let (out, remaining) = state
+        .accounts
+        .finish_login(
+            &b.challenge_token,
+            SecondFactor::Backup(&b.backup_code),
+            &client,
+            device_token(&headers),
+        )
+        .await?;
+    let mut body = serde_json::to_value(&out).map_err(crate::http::error::ApiError::internal)?;
     body["backup_codes_remaining"] = json!(remaining.unwrap_or(0));
     let mut resp = auth_response(&state, StatusCode::OK, out);
     *resp.body_mut() = axum::body::Body::from(body.to_string());

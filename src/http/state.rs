@@ -1,21 +1,13 @@
-//! The application: shared state and the router with the defensive layers
-//! of SPEC §5 in request order.
+//! The composition root: opens the store and the shared state, loads keys,
+//! and wires the services that handlers call.
 
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware;
-use axum::response::IntoResponse;
-use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
-
-use crate::api;
+use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::layers::{self, RequestQueue};
+use crate::http::middleware::RequestQueue;
 use crate::market::service::Market;
 use crate::ml::serving::Predictor;
 use crate::security::events::SecurityLog;
@@ -38,19 +30,15 @@ pub struct Inner {
     pub state: Arc<dyn State>,
     /// The embedded backend itself, for what only it can do (backups).
     pub embedded: Option<RedbStore>,
-    pub jwt: JwtKeys,
-    pub hasher: PasswordHasher,
-    pub revocations: RevocationList,
-    pub throttle: LoginThrottle,
-    pub events: SecurityLog,
+    /// The account rules (they hold the keys, hasher, throttle and log).
+    pub accounts: Accounts,
+    pub events: Arc<SecurityLog>,
     pub market: Market,
     pub predictor: Predictor,
     pub valuations: crate::portfolio::valuations::Valuations,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::http::metrics::Metrics,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
-    /// Seals TOTP secrets at rest.
-    pub totp_box: SecretBox,
     pub rate_limiter: RateLimiter,
     pub queue: RequestQueue,
     /// Signs session-bound CSRF tokens.
@@ -91,12 +79,12 @@ impl AppState {
         let throttle = LoginThrottle::new(state.clone(), &config.auth);
         let totp_box = SecretBox::new(&keyfile::load_or_create(&data_dir.join("totp.key"), 32)?)?;
         let mail_wakeup = (!config.smtp.host.is_empty()).then(|| Arc::new(tokio::sync::Notify::new()));
-        let events = SecurityLog::new(
+        let events = Arc::new(SecurityLog::new(
             &config.logging.dir,
             config.logging.retention_days,
             store.clone(),
             mail_wakeup.clone(),
-        );
+        ));
         let market = Market::load(&config.market, store.clone()).await?;
         let rate_limiter = RateLimiter::new(state.clone(), config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
@@ -104,21 +92,26 @@ impl AppState {
             csrf,
             rate_limiter,
             queue,
-            totp_box,
+            accounts: Accounts {
+                store: store.clone(),
+                config: config.auth.clone(),
+                jwt,
+                hasher,
+                throttle,
+                revocations,
+                events: events.clone(),
+                totp_box,
+            },
             events,
             mail_wakeup,
             market,
             predictor: Predictor::new(),
             valuations: crate::portfolio::valuations::Valuations::new(state.clone()),
             state,
-            metrics: crate::metrics::Metrics::default(),
+            metrics: crate::http::metrics::Metrics::default(),
             config: Arc::new(config),
             store,
             embedded: Some(embedded),
-            jwt,
-            hasher,
-            revocations,
-            throttle,
             started: Instant::now(),
         })))
     }
@@ -127,7 +120,7 @@ impl AppState {
 impl Inner {
     /// The CSRF cookie's name (`__Host-` prefixed when TLS is on).
     pub fn csrf_cookie(&self) -> &'static str {
-        crate::security::csrf::cookie_name(self.config.server.tls != crate::config::TlsMode::Off)
+        crate::http::csrf::cookie_name(self.config.server.tls != crate::config::TlsMode::Off)
     }
 }
 
@@ -142,40 +135,4 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
-}
-
-/// The public router with every layer. `.layer` wraps what is above it, so
-/// the last layer listed sees the request first.
-pub fn router(state: AppState) -> Router {
-    let max_body = state.config.server.max_body_bytes;
-    let limited = api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
-    Router::new()
-        .nest("/api/v1", crate::api::ops::router().merge(limited))
-        .route("/docs", axum::routing::get(crate::api::openapi::docs))
-        .route("/metrics", axum::routing::get(crate::metrics::serve))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::record))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::request_timeout))
-        .layer(layers::cors(&state.config.server))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::security_headers))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal("handler panicked").into_response()
-        }))
-        .layer(middleware::from_fn(crate::request_id::layer))
-        .with_state(state)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not support the request method",
-    )
 }

@@ -2,14 +2,9 @@
 //! `router()`. Handlers are thin; the rules live in `accounts/`, `security/`.
 
 pub mod auth;
-pub mod cookies;
-pub mod extract;
 pub mod me;
-pub mod money;
 pub mod news;
-pub mod openapi;
 pub mod ops;
-pub mod pagination;
 pub mod portfolio;
 pub mod predictions;
 pub mod prices;
@@ -17,8 +12,8 @@ pub mod two_factor;
 
 use axum::{middleware, Router};
 
-use crate::app::AppState;
-use crate::layers::rate_limit;
+use crate::http::middleware::rate_limit;
+use crate::http::state::AppState;
 use crate::security::rate_limit::Group;
 
 /// Every rate-limited, queued route (health and ready are neither).

@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::app::AppState;
 use crate::config::Config;
+use crate::http::state::AppState;
 use crate::security::events::escape_controls;
 use crate::server::ADMIN_SOCKET;
 
@@ -32,7 +32,7 @@ impl Backend {
         let state = AppState::open(config.clone())
             .await
             .context("cannot open the data directory")?;
-        Ok(Backend::Direct(super::socket::router(state)))
+        Ok(Backend::Direct(crate::http::admin::router(state)))
     }
 
     /// Sends one admin request; returns the JSON answer or the problem's detail.
@@ -43,7 +43,7 @@ impl Backend {
             .uri(path)
             .header("host", "admin")
             .header("content-type", "application/json")
-            .header(super::socket::ACTOR_HEADER, cli_actor())
+            .header(crate::http::admin::ACTOR_HEADER, cli_actor())
             .body(bytes)?;
         let (status, body) = match self {
             Backend::Socket(path) => over_socket(path, req).await?,

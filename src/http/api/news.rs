@@ -7,12 +7,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AppQuery, AuthUser};
 use super::limited;
-use super::pagination::{Page, PageQuery};
-use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppQuery, AuthUser};
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::state::AppState;
 use crate::security::rate_limit::Group;
 use crate::store::{NewsCursor, NewsFilter};
 

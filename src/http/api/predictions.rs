@@ -9,12 +9,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AppJson, AuthUser};
 use super::limited;
 use super::prices::unknown_symbol;
-use crate::app::AppState;
 use crate::domain::Symbol;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppJson, AuthUser};
+use crate::http::state::AppState;
 use crate::ml::{Evaluation, MlError, Prediction, MAX_HORIZON};
 use crate::portfolio::money;
 use crate::security::rate_limit::Group;

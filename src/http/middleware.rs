@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::api::extract::access_token;
-use crate::app::AppState;
 use crate::config::{ServerConfig, TlsMode};
-use crate::error::ApiError;
-use crate::security::client::{client_ip, ClientInfo};
+use crate::http::client::{client_ip, ClientInfo};
+use crate::http::error::ApiError;
+use crate::http::extract::access_token;
+use crate::http::state::AppState;
 use crate::security::events::{EventType, NewEvent};
 use crate::security::rate_limit::Group;
 
@@ -132,7 +132,7 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req
     let mut user_id = None;
     if d.allowed && !group.is_anonymous() {
         if let Some((token, _)) = access_token(req.headers()) {
-            if let Ok(ctx) = crate::accounts::authenticate(&state, &token).await {
+            if let Ok(ctx) = state.accounts.authenticate(&token).await {
                 match state.rate_limiter.check(group, &format!("user:{}", ctx.user.id)).await {
                     Ok(user) => d = d.tighter(user),
                     Err(e) => return ApiError::from(e).into_response(),
@@ -161,7 +161,7 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req
                     .unwrap_or_default(),
                 request_id: req
                     .extensions()
-                    .get::<crate::request_id::RequestId>()
+                    .get::<crate::http::request_id::RequestId>()
                     .map(|r| r.0.clone()),
             })
             .detail("group", group.name())
@@ -212,7 +212,7 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.config.server.max_body_bytes) {
-        return crate::api::extract::payload_too_large().into_response();
+        return crate::http::extract::payload_too_large().into_response();
     }
     next.run(req).await
 }

@@ -11,13 +11,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::extract::{AppJson, AppQuery, AuthUser};
 use super::limited;
-use super::money::Amount;
-use super::pagination::{Page, PageQuery};
-use crate::app::AppState;
 use crate::domain::{rfc3339, Symbol};
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppJson, AppQuery, AuthUser};
+use crate::http::money::Amount;
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::state::AppState;
 use crate::portfolio::{amount, max_amount, max_holding, money, LedgerError, Order, Position, Side, Transaction};
 use crate::security::rate_limit::Group;
 use crate::store::{IdempotencyKey, OrderOutcome, OrderReceipt};

@@ -8,11 +8,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::AdminUser;
-use crate::api::extract::AppJson;
-use crate::app::AppState;
+use crate::admin::{self, AdminUser};
 use crate::domain::Secret;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::AppJson;
+use crate::http::state::AppState;
 use crate::store::Role;
 
 pub fn router(state: AppState) -> Router {
@@ -37,7 +37,7 @@ pub struct CreateBody {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> {
-    Ok(Json(super::list_users(&state).await?))
+    Ok(Json(admin::list_users(&state.accounts).await?))
 }
 
 /// Who runs the admin command: the CLI names its Unix user in
@@ -61,7 +61,7 @@ async fn create(
     AppJson(b): AppJson<CreateBody>,
 ) -> ApiResult<Json<AdminUser>> {
     Ok(Json(
-        super::create_user(&state, &actor(&headers), &b.email, b.role, b.password.expose()).await?,
+        admin::create_user(&state.accounts, &actor(&headers), &b.email, b.role, b.password.expose()).await?,
     ))
 }
 
@@ -72,11 +72,11 @@ async fn user_action(
 ) -> ApiResult<Json<Value>> {
     let who = actor(&headers);
     Ok(Json(match action.as_str() {
-        "disable" => json!(super::set_disabled(&state, &who, &email, true).await?),
-        "enable" => json!(super::set_disabled(&state, &who, &email, false).await?),
-        "unlock" => json!({"locks_cleared": super::unlock(&state, &who, &email).await?}),
+        "disable" => json!(admin::set_disabled(&state.accounts, &who, &email, true).await?),
+        "enable" => json!(admin::set_disabled(&state.accounts, &who, &email, false).await?),
+        "unlock" => json!({"locks_cleared": admin::unlock(&state.accounts, &who, &email).await?}),
         "reset-2fa" => {
-            json!({"two_factor_was_enabled": super::reset_two_factor(&state, &who, &email).await?})
+            json!({"two_factor_was_enabled": admin::reset_two_factor(&state.accounts, &who, &email).await?})
         }
         _ => return Err(ApiError::not_found("no such admin action")),
     }))
@@ -103,7 +103,7 @@ async fn events(
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     Ok(Json(
-        super::events(&state, q.user.as_deref(), q.event.as_deref(), since, limit).await?,
+        admin::events(&state.accounts, q.user.as_deref(), q.event.as_deref(), since, limit).await?,
     ))
 }
 
@@ -112,7 +112,7 @@ async fn prices(State(state): State<AppState>) -> Json<Vec<Value>> {
     Json(
         list.iter()
             .map(|s| {
-                let mut v = crate::api::prices::series_summary(s);
+                let mut v = crate::http::api::prices::series_summary(s);
                 v["source"] = json!(s.source);
                 v["rows"] = json!(s.candles.len());
                 v["first"] = json!(s.candles.first().map(|c| c.date.to_string()));
@@ -161,18 +161,18 @@ async fn evaluate(
         .market
         .book
         .get(symbol.as_str())
-        .ok_or_else(|| crate::api::prices::unknown_symbol(symbol.as_str()))?;
+        .ok_or_else(|| crate::http::api::prices::unknown_symbol(symbol.as_str()))?;
     let candles = series.candles.clone();
     let evaluation = tokio::task::spawn_blocking(move || crate::ml::evaluate(&candles, horizon))
         .await
         .map_err(ApiError::internal)?
-        .map_err(crate::api::predictions::ml_error)?;
+        .map_err(crate::http::api::predictions::ml_error)?;
     Ok(Json(json!({
         "symbol": symbol.as_str(),
         "horizon_days": horizon,
         "model": crate::ml::MODEL_KIND,
         "features": crate::ml::FEATURE_NAMES,
-        "evaluation": crate::api::predictions::evaluation_json(&evaluation),
+        "evaluation": crate::http::api::predictions::evaluation_json(&evaluation),
     })))
 }
 
@@ -225,6 +225,6 @@ async fn revoke(
     AppJson(b): AppJson<RevokeBody>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"sessions_revoked": super::revoke_sessions(&state, &actor(&headers), &b.email).await?}),
+        json!({"sessions_revoked": admin::revoke_sessions(&state.accounts, &actor(&headers), &b.email).await?}),
     ))
 }

@@ -1,5 +1,7 @@
 //! The command line (SPEC §7): `serve | config | admin | prices | model`.
 
+pub mod admin_client;
+
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -8,7 +10,7 @@ use axum::http::Method;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::admin::client::{print_events, print_users, segment, Backend};
+use crate::cli::admin_client::{print_events, print_users, segment, Backend};
 use crate::config::{Config, Overrides, EXAMPLE};
 
 #[derive(Debug, Parser)]
@@ -182,10 +184,15 @@ impl Cli {
 /// Runs a non-serve command.
 pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
     if let AdminCommand::Restore { file } = &cmd {
-        if crate::admin::client::server_running(&config).await {
+        if crate::cli::admin_client::server_running(&config).await {
             bail!("stop the server first: restore replaces the database it has open");
         }
-        let rows = crate::store::redb::restore(config.data_dir(), file)?;
+        let staged = crate::store::redb::RedbStore::stage_restore(config.data_dir(), file)?;
+        // Keys first: a database without the keys that sealed it is useless.
+        for (name, bytes) in &staged.extras {
+            crate::security::keyfile::write_private(&config.data_dir().join(name), bytes)?;
+        }
+        let rows = staged.commit()?;
         println!(
             "restored {rows} records from {} into {}",
             file.display(),

@@ -5,8 +5,8 @@
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue};
 
-use super::extract::{ACCESS_COOKIE, DEVICE_COOKIE, REFRESH_COOKIE};
-use crate::app::AppState;
+use crate::http::extract::{ACCESS_COOKIE, DEVICE_COOKIE, REFRESH_COOKIE};
+use crate::http::state::AppState;
 
 pub const REFRESH_PATH: &str = "/api/v1/auth/refresh";
 

@@ -8,13 +8,14 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
-use super::{cookies, limited};
-use crate::accounts::{self, AuthSuccess, LoginOutcome, TokenPair};
-use crate::app::AppState;
+use super::limited;
+use crate::accounts::{AuthSuccess, LoginOutcome, TokenPair};
 use crate::domain::Secret;
-use crate::error::{ApiError, ApiResult};
-use crate::layers::Authenticated;
+use crate::http::cookies;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
+use crate::http::middleware::Authenticated;
+use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
 use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
@@ -71,7 +72,10 @@ async fn register(
     client: ClientInfo,
     AppJson(body): AppJson<RegisterBody>,
 ) -> ApiResult<Response> {
-    let out = accounts::register(&state, &body.email, body.password.expose(), body.full_name, &client).await?;
+    let out = state
+        .accounts
+        .register(&body.email, body.password.expose(), body.full_name, &client)
+        .await?;
     Ok(auth_response(&state, StatusCode::CREATED, out))
 }
 
@@ -89,7 +93,10 @@ async fn login(
     headers: HeaderMap,
     AppJson(body): AppJson<LoginBody>,
 ) -> ApiResult<Response> {
-    let outcome = accounts::login(&state, &body.email, &body.password, &client, device_token(&headers)).await?;
+    let outcome = state
+        .accounts
+        .login(&body.email, &body.password, &client, device_token(&headers))
+        .await?;
     Ok(match outcome {
         LoginOutcome::Tokens(out) => auth_response(&state, StatusCode::OK, out),
         LoginOutcome::Challenge {
@@ -123,31 +130,32 @@ async fn refresh(
             .map(str::to_string)
             .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?;
         let session = state
+            .accounts
             .jwt
             .verify(&from_cookie, TokenType::Refresh)
             .and_then(|c| c.sid)
             .unwrap_or_default();
-        crate::security::csrf::enforce(&state, &headers, &client, &session).await?;
+        crate::http::csrf::enforce(&state, &headers, &client, &session).await?;
         from_cookie
     } else {
         require_json(&headers)?;
         parse_json::<RefreshBody>(&body)?.refresh_token
     };
-    let pair: TokenPair = accounts::refresh(&state, &token, &client).await?;
+    let pair: TokenPair = state.accounts.refresh(&token, &client).await?;
     let mut out = HeaderMap::new();
     cookies::set_session(&state, &mut out, &pair);
     Ok((out, Json(pair)).into_response())
 }
 
 async fn logout(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
-    accounts::logout(&state, &auth.ctx, &client).await?;
+    state.accounts.logout(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
     Ok((headers, Json(json!({"logged_out": true}))).into_response())
 }
 
 async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
-    let ended = accounts::logout_all(&state, &auth.ctx, &client).await?;
+    let ended = state.accounts.logout_all(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
     Ok((headers, Json(json!({"logged_out": true, "sessions_ended": ended}))).into_response())

@@ -7,13 +7,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/openapi.json", get(super::openapi::openapi_json))
+        .route("/openapi.json", get(crate::http::openapi::openapi_json))
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -9,13 +9,13 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::limited;
-use super::pagination::{Page, PageQuery};
 use crate::accounts::{self, UserView};
-use crate::app::AppState;
 use crate::domain::{ts, Secret};
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser};
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
 use crate::security::events::{event_json, EventType, NewEvent};
 use crate::security::rate_limit::Group;
@@ -87,14 +87,10 @@ async fn change_password(
     client: ClientInfo,
     AppJson(body): AppJson<PasswordBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let ended = accounts::change_password(
-        &state,
-        &auth.ctx,
-        &body.current_password,
-        body.new_password.expose(),
-        &client,
-    )
-    .await?;
+    let ended = state
+        .accounts
+        .change_password(&auth.ctx, &body.current_password, body.new_password.expose(), &client)
+        .await?;
     Ok(Json(json!({"password_changed": true, "sessions_ended": ended})))
 }
 

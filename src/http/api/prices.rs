@@ -8,12 +8,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AppPath, AppQuery, AuthUser};
 use super::limited;
-use super::pagination::{Page, PageQuery};
-use crate::app::AppState;
 use crate::domain::Symbol;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppPath, AppQuery, AuthUser};
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::state::AppState;
 use crate::market::Candle;
 use crate::portfolio::{amount, money};
 use crate::security::rate_limit::Group;

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::accounts::{AccountsError, SecretKind};
 use crate::state::StateError;
 use crate::store::StoreError;
 
@@ -162,6 +163,67 @@ impl From<StateError> for ApiError {
             StateError::Store(e) => e.into(),
             StateError::Unavailable(_) => ApiError::unavailable(e),
             StateError::Backend(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        let code = e.code();
+        match e {
+            AccountsError::Invalid { field, message } => ApiError::validation(field, message),
+            AccountsError::WeakPassword { field, rejection } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, rejection.reason)
+                    .with("field", field)
+                    .with("suggestions", rejection.suggestions)
+            }
+            e @ AccountsError::SamePassword => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with("field", "new_password")
+            }
+            e @ AccountsError::EmailTaken => ApiError::conflict(code, e.to_string()),
+            AccountsError::WrongSecret {
+                wrong,
+                attempts_remaining,
+            } => {
+                let detail = match wrong.kind {
+                    SecretKind::Password => "email or password is wrong",
+                    SecretKind::TotpCode => "the two-factor code is wrong or already used",
+                    SecretKind::BackupCode => "the backup code is wrong or already used",
+                };
+                let e = ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+                    .with("attempts_remaining", attempts_remaining);
+                match wrong.field {
+                    Some(field) => e.with("field", field),
+                    None => e,
+                }
+            }
+            AccountsError::Locked { until } => {
+                let retry = (until - chrono::Utc::now()).num_seconds().max(1);
+                ApiError::new(
+                    StatusCode::LOCKED,
+                    code,
+                    "too many failed attempts; the account is temporarily locked",
+                )
+                .with("locked_until", crate::domain::rfc3339(until))
+                .with_header(header::RETRY_AFTER, &retry.to_string())
+            }
+            e @ AccountsError::Disabled => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
+            AccountsError::Unauthenticated(detail) => ApiError::unauthorized(detail),
+            e @ (AccountsError::RefreshTokenReused | AccountsError::ChallengeExpired) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+            }
+            e @ AccountsError::TwoFactorAlreadyEnabled => ApiError::conflict(code, e.to_string()),
+            AccountsError::TwoFactorNotEnabled { hint } => {
+                let e = ApiError::conflict(code, "two-factor authentication is not enabled");
+                match hint {
+                    Some(hint) => e.with("detail_hint", hint),
+                    None => e,
+                }
+            }
+            AccountsError::NotFound(detail) => ApiError::not_found(detail),
+            AccountsError::Store(e) => e.into(),
+            AccountsError::State(e) => e.into(),
+            AccountsError::Internal(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::accounts::{self, AuthContext};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::accounts::AuthContext;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// A JSON body. Malformed JSON → `400 invalid_json`; a missing or
 /// ill-typed field → `422 validation_failed` with `field` set.
@@ -234,13 +234,13 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (token, via) =
             access_token(&parts.headers).ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
-        let ctx = match parts.extensions.remove::<crate::layers::Authenticated>() {
+        let ctx = match parts.extensions.remove::<crate::http::middleware::Authenticated>() {
             Some(checked) => checked.0,
-            None => accounts::authenticate(state, &token).await?,
+            None => state.accounts.authenticate(&token).await?,
         };
-        if via == Credential::Cookie && crate::security::csrf::is_state_changing(&parts.method) {
+        if via == Credential::Cookie && crate::http::csrf::is_state_changing(&parts.method) {
             let client = crate::security::client::ClientInfo::from_parts(parts, &state.config.server.trusted_proxies);
-            crate::security::csrf::enforce(state, &parts.headers, &client, &ctx.session_id).await?;
+            crate::http::csrf::enforce(state, &parts.headers, &client, &ctx.session_id).await?;
         }
         Ok(AuthUser { ctx, via })
     }
