@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use crate::accounts::{AccountsError, SecretKind};
+use crate::portfolio::service::PortfolioError;
 use crate::state::StateError;
 use crate::store::StoreError;
 
@@ -224,6 +225,27 @@ impl From<AccountsError> for ApiError {
             AccountsError::Store(e) => e.into(),
             AccountsError::State(e) => e.into(),
             AccountsError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<PortfolioError> for ApiError {
+    fn from(e: PortfolioError) -> Self {
+        let unprocessable =
+            |code, e: &PortfolioError| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string());
+        match e {
+            PortfolioError::Invalid { field, message } => ApiError::validation(field, message),
+            e @ PortfolioError::PriceUnavailable { .. } => {
+                unprocessable("price_unavailable", &e).with("field", "price")
+            }
+            e @ PortfolioError::InsufficientQuantity { held, .. } => unprocessable("insufficient_quantity", &e)
+                .with("held", crate::domain::portfolio::amount(held))
+                .with("field", "quantity"),
+            e @ PortfolioError::OutOfRange => unprocessable("amount_out_of_range", &e),
+            e @ PortfolioError::IdempotencyConflict => ApiError::conflict("idempotency_conflict", e.to_string()),
+            PortfolioError::Store(e) => e.into(),
+            PortfolioError::State(e) => e.into(),
+            PortfolioError::Internal(cause) => ApiError::internal(cause),
         }
     }
 }

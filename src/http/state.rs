@@ -10,6 +10,8 @@ use crate::config::Config;
 use crate::http::middleware::RequestQueue;
 use crate::market::service::Market;
 use crate::ml::serving::Predictor;
+use crate::portfolio::service::Portfolio;
+use crate::portfolio::valuations::Valuations;
 use crate::security::events::SecurityLog;
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
@@ -33,9 +35,9 @@ pub struct Inner {
     /// The account rules (they hold the keys, hasher, throttle and log).
     pub accounts: Accounts,
     pub events: Arc<SecurityLog>,
-    pub market: Market,
+    pub market: Arc<Market>,
+    pub portfolio: Portfolio,
     pub predictor: Predictor,
-    pub valuations: crate::portfolio::valuations::Valuations,
     pub metrics: crate::http::metrics::Metrics,
     /// Wakes the alert outbox worker (present when SMTP is configured).
     pub mail_wakeup: Option<Arc<tokio::sync::Notify>>,
@@ -85,7 +87,8 @@ impl AppState {
             store.clone(),
             mail_wakeup.clone(),
         ));
-        let market = Market::load(&config.market, store.clone()).await?;
+        let market = Arc::new(Market::load(&config.market, store.clone()).await?);
+        let portfolio = Portfolio::new(store.clone(), market.clone(), Valuations::new(state.clone()));
         let rate_limiter = RateLimiter::new(state.clone(), config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
         Ok(Self(Arc::new(Inner {
@@ -106,7 +109,7 @@ impl AppState {
             mail_wakeup,
             market,
             predictor: Predictor::new(),
-            valuations: crate::portfolio::valuations::Valuations::new(state.clone()),
+            portfolio,
             state,
             metrics: crate::http::metrics::Metrics::default(),
             config: Arc::new(config),
