@@ -8,6 +8,8 @@
 
 pub mod accounts;
 pub mod admin;
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod config;
 pub mod connections;

@@ -63,6 +63,7 @@ impl AppState {
     /// Opens storage and loads keys and hot state. Used by `serve` and by
     /// admin commands run while the server is stopped.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
+        refuse_unbuilt_backends(&config)?;
         let data_dir = config.data_dir().to_path_buf();
         create_private_dir(&data_dir)?;
         let embedded = RedbStore::open(&data_dir)?;
@@ -125,6 +126,19 @@ impl Inner {
     pub fn csrf_cookie(&self) -> &'static str {
         crate::http::csrf::cookie_name(self.config.server.tls != crate::config::TlsMode::Off)
     }
+}
+
+/// The scaled backends (SPEC §10) are configurable but not built yet: say
+/// so in one line instead of silently running embedded.
+fn refuse_unbuilt_backends(config: &Config) -> anyhow::Result<()> {
+    use crate::config::{StateBackend, StorageBackend};
+    if config.storage.backend == StorageBackend::Postgres {
+        anyhow::bail!("storage.backend = \"postgres\" is not built in this version of fortfolio; use \"embedded\"");
+    }
+    if config.state.backend == StateBackend::Redis {
+        anyhow::bail!("state.backend = \"redis\" is not built in this version of fortfolio; use \"memory\"");
+    }
+    Ok(())
 }
 
 /// The data directory holds keys and the database: owner-only.

@@ -266,3 +266,37 @@ async fn online_backup_restores_into_a_new_data_dir() {
     assert_eq!(r.status(), 200);
     running.shutdown().await;
 }
+
+/// The scaled backends are configurable but not built yet: `serve` says so
+/// in one line and stops, instead of silently running embedded.
+#[test]
+fn serve_refuses_backends_this_version_does_not_build() {
+    for (key, value, named) in [
+        (
+            "FORTFOLIO_STORAGE__BACKEND",
+            "postgres",
+            "storage.backend = \"postgres\"",
+        ),
+        ("FORTFOLIO_STATE__BACKEND", "redis", "state.backend = \"redis\""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fortfolio(
+            &["serve", "--data-dir", dir.path().to_str().unwrap()],
+            &[
+                (key, value),
+                ("FORTFOLIO_STORAGE__POSTGRES_URL", "postgres://127.0.0.1:1/x"),
+                ("FORTFOLIO_STATE__REDIS_URL", "redis://127.0.0.1:1"),
+                ("FORTFOLIO_SERVER__TLS", "off"),
+                ("FORTFOLIO_SERVER__BIND", "127.0.0.1:0"),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(named) && err.contains("not built in this version"),
+            "{err}"
+        );
+        assert!(!dir.path().join("fortfolio.redb").exists(), "nothing is created");
+    }
+}

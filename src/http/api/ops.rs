@@ -22,7 +22,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "storage": state.store.kind(),
-        "state": "memory",
+        "state": state.state.kind(),
     }))
 }
 
