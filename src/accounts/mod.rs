@@ -8,6 +8,7 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 pub mod error;
+pub mod profile;
 pub mod two_factor;
 
 use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};

@@ -9,7 +9,8 @@ use super::prices::{PriceBook, Series};
 use super::provider::{HttpPriceProvider, PriceProvider};
 use super::Candle;
 use crate::config::MarketConfig;
-use crate::store::{Store, StoreResult};
+use crate::domain::market::NewsItem;
+use crate::store::{NewsFilter, Store, StoreResult};
 
 pub struct Market {
     pub book: PriceBook,
@@ -67,5 +68,10 @@ impl Market {
         let merged = self.book.merge(symbol, name, candles);
         self.store.put_imported_series((*merged).clone()).await?;
         Ok(merged)
+    }
+
+    /// Stored news, newest first.
+    pub async fn news(&self, filter: NewsFilter) -> StoreResult<Vec<NewsItem>> {
+        self.store.news(filter).await
     }
 }

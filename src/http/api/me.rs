@@ -10,16 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::limited;
-use crate::accounts::{self, UserView};
+use crate::accounts::UserView;
 use crate::domain::{ts, Secret};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
-use crate::security::events::{event_json, EventType, NewEvent};
+use crate::security::events::event_json;
 use crate::security::rate_limit::Group;
-use crate::store::EventFilter;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let account = Router::new()
@@ -63,15 +62,9 @@ async fn patch_me(
     auth: AuthUser,
     AppJson(body): AppJson<PatchMe>,
 ) -> ApiResult<Json<UserView>> {
-    let user = match body.full_name {
-        Some(name) => {
-            let name = accounts::validate_full_name(name)?;
-            state.store.set_full_name(&auth.ctx.user.id, name).await?
-        }
-        None => state.store.user_by_id(&auth.ctx.user.id).await?,
-    }
-    .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
-    Ok(Json(UserView::from(&user)))
+    Ok(Json(
+        state.accounts.update_profile(&auth.ctx.user.id, body.full_name).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -112,8 +105,8 @@ async fn sessions(
     AppQuery(q): AppQuery<PageQuery>,
 ) -> ApiResult<Json<Page<SessionView>>> {
     let items: Vec<SessionView> = state
-        .store
-        .user_sessions(&auth.ctx.user.id, Utc::now())
+        .accounts
+        .sessions(&auth.ctx.user.id)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -134,21 +127,7 @@ async fn delete_session(
     client: ClientInfo,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Response> {
-    let not_found = || ApiError::not_found("no such session");
-    let session = state.store.session(&id).await?.ok_or_else(not_found)?;
-    if session.user_id != auth.ctx.user.id || !session.is_active(Utc::now()) {
-        return Err(not_found());
-    }
-    state.store.revoke_session(&id, Utc::now()).await?;
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::SessionRevoked)
-                .user(&auth.ctx.user)
-                .client(&client)
-                .detail("session_id", id.as_str()),
-        )
-        .await;
+    state.accounts.end_session(&auth.ctx, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -176,8 +155,8 @@ async fn devices(
 ) -> ApiResult<Json<Page<DeviceView>>> {
     let current = crate::security::devices::fingerprint(&client.user_agent, client.ip);
     let items: Vec<DeviceView> = state
-        .store
-        .user_devices(&auth.ctx.user.id)
+        .accounts
+        .devices(&auth.ctx.user.id)
         .await?
         .into_iter()
         .map(|d| DeviceView {
@@ -202,18 +181,7 @@ async fn delete_device(
     client: ClientInfo,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Response> {
-    if !state.store.remove_device(&auth.ctx.user.id, &id).await? {
-        return Err(ApiError::not_found("no such device"));
-    }
-    state
-        .events
-        .emit(
-            NewEvent::success(EventType::DeviceRevoked)
-                .user(&auth.ctx.user)
-                .client(&client)
-                .detail("device_id", id.as_str()),
-        )
-        .await;
+    state.accounts.forget_device(&auth.ctx, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -225,13 +193,8 @@ async fn security_events(
 ) -> ApiResult<Json<Page<serde_json::Value>>> {
     let limit = q.limit()?;
     let events = state
-        .store
-        .events(EventFilter {
-            user_id: Some(auth.ctx.user.id.clone()),
-            before_id: q.id_cursor()?.map(str::to_string),
-            limit: limit + 1,
-            ..Default::default()
-        })
+        .accounts
+        .own_events(&auth.ctx.user.id, q.id_cursor()?, limit + 1)
         .await?;
     Ok(Json(
         Page::from_overfetch(events, limit, |e| e.id.clone()).map(|e| event_json(&e)),

@@ -61,7 +61,7 @@ async fn list(
         None => None,
     };
     let found = state
-        .store
+        .market
         .news(NewsFilter {
             symbol: symbol.map(|s| s.as_str().to_string()),
             since,

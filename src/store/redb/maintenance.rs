@@ -1,0 +1,62 @@
+//! Purging what can no longer matter, and the store as a whole.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, WriteTransaction};
+
+use super::portfolio::StoredAnswer;
+use super::*;
+
+/// Removes the rows of `table` whose value `expired` says can go; returns
+/// how many went.
+fn purge_table(
+    tx: &WriteTransaction,
+    table: Table,
+    expired: impl Fn(&[u8]) -> StoreResult<bool>,
+) -> StoreResult<usize> {
+    let mut t = tx.open_table(table).map_err(backend)?;
+    let mut gone = Vec::new();
+    for row in t.iter().map_err(backend)? {
+        let (k, v) = row.map_err(backend)?;
+        if expired(v.value())? {
+            gone.push(k.value().to_string());
+        }
+    }
+    for key in &gone {
+        t.remove(key.as_str()).map_err(backend)?;
+    }
+    Ok(gone.len())
+}
+
+#[async_trait]
+impl MaintenanceStore for RedbStore {
+    async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged> {
+        let answers_before = (now - chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp();
+        self.write(move |tx| {
+            Ok(Purged {
+                refresh_tokens: purge_table(tx, REFRESH_TOKENS, |v| {
+                    Ok(decode::<RefreshRecord>("refresh_tokens", v)?.expires_at <= now)
+                })?,
+                idempotency_answers: purge_table(tx, IDEMPOTENCY, |v| {
+                    Ok(decode::<StoredAnswer>("idempotency", v)?.stored_at < answers_before)
+                })?,
+                lockouts: purge_table(tx, LOCKOUTS, |v| {
+                    let r: LockoutRecord = decode("lockouts", v)?;
+                    Ok(r.user_id.is_none() && r.locked_at(now).is_none() && r.live_failures(now, lockout) == 0)
+                })?,
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.begin_read().map(|_| ()).map_err(backend)
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}

@@ -1,0 +1,285 @@
+//! The embedded store: one redb file (`<data_dir>/fortfolio.redb`), one
+//! file here per concern.
+//!
+//! Records are JSON values under string keys. Reads run inline (redb reads are
+//! MVCC snapshots and cheap); writes, which fsync on commit, run on the
+//! blocking pool so they never stall the async workers.
+
+mod backup;
+mod devices;
+mod events;
+mod lockouts;
+mod maintenance;
+mod market;
+mod portfolio;
+mod sessions;
+mod users;
+
+pub use backup::StagedRestore;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::domain::market::{NewsItem, Series};
+use crate::domain::portfolio::{apply_order, Order, Position, Transaction};
+
+use super::{
+    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
+    LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OrderReceipt,
+    OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord,
+    UserStore, IDEMPOTENCY_TTL_HOURS,
+};
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+const USERS: Table = TableDefinition::new("users");
+const USERS_BY_EMAIL: Table = TableDefinition::new("users_by_email");
+const SESSIONS: Table = TableDefinition::new("sessions");
+/// `<user_id>/<session_id>` → empty: a user's sessions by prefix scan.
+const USER_SESSIONS: Table = TableDefinition::new("user_sessions");
+const REFRESH_TOKENS: Table = TableDefinition::new("refresh_tokens");
+const REVOKED_TOKENS: Table = TableDefinition::new("revoked_tokens");
+
+const LOCKOUTS: Table = TableDefinition::new("lockouts");
+/// `<user_id>/<lockout key>` → empty: the lockout keys of a user.
+const USER_LOCKOUTS: Table = TableDefinition::new("user_lockouts");
+const SPENT_CHALLENGES: Table = TableDefinition::new("spent_challenges");
+
+const EVENTS: Table = TableDefinition::new("events");
+/// `<user_id>/<event_id>` → empty.
+const USER_EVENTS: Table = TableDefinition::new("user_events");
+const OUTBOX: Table = TableDefinition::new("outbox");
+/// `<user_id>/<device_id>` → DeviceRecord.
+const DEVICES: Table = TableDefinition::new("devices");
+
+/// `<user_id>/<symbol>` → Position.
+const POSITIONS: Table = TableDefinition::new("positions");
+/// `<user_id>/<transaction_id>` → Transaction.
+const TRANSACTIONS: Table = TableDefinition::new("transactions");
+/// `<user_id>/<key>` → StoredAnswer.
+const IDEMPOTENCY: Table = TableDefinition::new("idempotency");
+/// symbol → Series (imported rows only).
+const PRICE_SERIES: Table = TableDefinition::new("price_series");
+
+/// `<published_at µs, 20 digits>|<id>` → NewsItem: newest first by reverse scan.
+const NEWS: Table = TableDefinition::new("news");
+/// news id → its key in NEWS (de-duplication).
+const NEWS_IDS: Table = TableDefinition::new("news_ids");
+const FLAGS: Table = TableDefinition::new("flags");
+
+const ALL_TABLES: [Table; 20] = [
+    NEWS,
+    NEWS_IDS,
+    FLAGS,
+    POSITIONS,
+    TRANSACTIONS,
+    IDEMPOTENCY,
+    PRICE_SERIES,
+    EVENTS,
+    USER_EVENTS,
+    OUTBOX,
+    DEVICES,
+    SPENT_CHALLENGES,
+    LOCKOUTS,
+    USER_LOCKOUTS,
+    USERS,
+    USERS_BY_EMAIL,
+    SESSIONS,
+    USER_SESSIONS,
+    REFRESH_TOKENS,
+    REVOKED_TOKENS,
+];
+
+pub const FILE_NAME: &str = "fortfolio.redb";
+
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+fn backend(e: impl Into<super::BoxError>) -> StoreError {
+    StoreError::Backend(e.into())
+}
+
+fn encode<T: Serialize>(v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    match table.get(key).map_err(backend)? {
+        Some(v) => decode(name, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Keys in `[prefix, prefix + '\u{10FFFF}')`, i.e. all keys starting with it.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database in `data_dir`. Fails if another
+    /// process holds it.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(backend)?;
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(
+                format!(
+                    "{} is in use by another process (is `fortfolio serve` running?)",
+                    path.display()
+                )
+                .into(),
+            ),
+            other => backend(other),
+        })?;
+        // Password hashes and sealed secrets live here: owner-only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(backend)?;
+        }
+        let tx = db.begin_write().map_err(backend)?;
+        for t in ALL_TABLES {
+            tx.open_table(t).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs a write transaction on the blocking pool and commits it if `f`
+    /// succeeds; on error nothing is written.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        self.write_with(Durability::Immediate, f).await
+    }
+
+    /// [`Self::write`] with a chosen durability. `Eventual` skips the fsync
+    /// (the commit becomes durable with the next immediate one): only for
+    /// writes whose loss in a crash is harmless, like outbox bookkeeping.
+    async fn write_with<T, F>(&self, durability: Durability, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut tx = db.begin_write().map_err(backend)?;
+            tx.set_durability(durability);
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    fn read<T>(&self, table: Table, name: &'static str, key: &str) -> StoreResult<Option<T>>
+    where
+        T: DeserializeOwned,
+    {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(table).map_err(backend)?;
+        get(&t, name, key)
+    }
+}
+
+fn put<T: Serialize>(tx: &WriteTransaction, table: Table, key: &str, value: &T) -> StoreResult<()> {
+    let bytes = encode(value)?;
+    let mut t = tx.open_table(table).map_err(backend)?;
+    t.insert(key, bytes.as_slice()).map_err(backend)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::portfolio::StoredAnswer;
+    use super::*;
+    use chrono::Utc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redb_meets_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path()).unwrap());
+        crate::store::contract::run_all(store).await;
+    }
+
+    #[tokio::test]
+    async fn purge_keeps_what_can_still_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let policy = LockoutPolicy {
+            threshold: 5,
+            window: hour,
+            duration: hour,
+        };
+        for (hash, expires_at) in [("old", now - hour), ("live", now + hour)] {
+            let refresh = RefreshRecord {
+                session_id: "s".into(),
+                user_id: "u".into(),
+                expires_at,
+                rotated_at: Some(now - hour),
+            };
+            store
+                .write(move |tx| put(tx, REFRESH_TOKENS, hash, &refresh))
+                .await
+                .unwrap();
+        }
+        for (key, at) in [("u/old", now - hour * 25), ("u/new", now - hour)] {
+            let answer = StoredAnswer {
+                fingerprint: "f".into(),
+                receipt: None,
+                stored_at: at.timestamp(),
+            };
+            store.write(move |tx| put(tx, IDEMPOTENCY, key, &answer)).await.unwrap();
+        }
+        let two_hours_ago = now - hour * 2;
+        store
+            .record_failure("account:ghost@x", None, "ip", two_hours_ago, policy)
+            .await
+            .unwrap();
+        store
+            .record_failure("account:fresh@x", None, "ip", now, policy)
+            .await
+            .unwrap();
+        store
+            .record_failure("account:known@x", Some("u".into()), "ip", two_hours_ago, policy)
+            .await
+            .unwrap();
+
+        let purged = store.purge_expired(now, policy).await.unwrap();
+        assert_eq!(
+            purged,
+            Purged {
+                refresh_tokens: 1,
+                idempotency_answers: 1,
+                lockouts: 1
+            }
+        );
+        assert!(store.lockout("account:ghost@x").await.unwrap().is_none());
+        assert!(store.lockout("account:fresh@x").await.unwrap().is_some());
+        assert!(store.lockout("account:known@x").await.unwrap().is_some());
+        assert_eq!(store.purge_expired(now, policy).await.unwrap(), Purged::default());
+    }
+}
