@@ -5,8 +5,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-16}"
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
+# BIN=<path> benchmarks another build of the server (e.g. an older commit's,
+# to compare two versions in one run); the default builds this checkout.
 cargo build --release --quiet --bin fortfolio --example argon2_rate
-BIN=target/release/fortfolio
+BIN="${BIN:-target/release/fortfolio}"
 DATA=$(mktemp -d)
 PORT="${PORT:-18443}"
 BASE="https://127.0.0.1:$PORT/api/v1"

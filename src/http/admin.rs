@@ -5,11 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::admin::{self, AdminUser};
 use crate::domain::Secret;
+use crate::http::api::predictions::EvaluationView;
+use crate::http::api::prices::SeriesSummary;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::AppJson;
 use crate::http::state::AppState;
@@ -107,17 +109,27 @@ async fn events(
     ))
 }
 
-async fn prices(State(state): State<AppState>) -> Json<Vec<Value>> {
+/// A series as `fortfolio prices list` shows it.
+#[derive(Serialize)]
+struct AdminSeries {
+    #[serde(flatten)]
+    summary: SeriesSummary,
+    source: String,
+    rows: usize,
+    first: Option<String>,
+    last: Option<String>,
+}
+
+async fn prices(State(state): State<AppState>) -> Json<Vec<AdminSeries>> {
     let list = state.market.book.list();
     Json(
         list.iter()
-            .map(|s| {
-                let mut v = crate::http::api::prices::series_summary(s);
-                v["source"] = json!(s.source);
-                v["rows"] = json!(s.candles.len());
-                v["first"] = json!(s.candles.first().map(|c| c.date.to_string()));
-                v["last"] = json!(s.last().map(|c| c.date.to_string()));
-                v
+            .map(|s| AdminSeries {
+                summary: SeriesSummary::from(&**s),
+                source: s.source.clone(),
+                rows: s.candles.len(),
+                first: s.candles.first().map(|c| c.date.to_string()),
+                last: s.last().map(|c| c.date.to_string()),
             })
             .collect(),
     )
@@ -172,7 +184,7 @@ async fn evaluate(
         "horizon_days": horizon,
         "model": crate::ml::MODEL_KIND,
         "features": crate::ml::FEATURE_NAMES,
-        "evaluation": crate::http::api::predictions::evaluation_json(&evaluation),
+        "evaluation": EvaluationView::from(&evaluation),
     })))
 }
 

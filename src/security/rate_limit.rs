@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Rate, RateLimits};
-use crate::state::{now_ms, State, StateResult};
+use crate::state::{now_us, State, StateResult};
 
 pub use crate::state::Decision;
 
@@ -104,7 +104,7 @@ impl RateLimiter {
     pub async fn check(&self, group: Group, key: &str) -> StateResult<Decision> {
         let rate = group.rate(&self.limits);
         self.state
-            .check(&format!("{}|{key}", group.name()), rate, now_ms())
+            .check(&format!("{}|{key}", group.name()), rate, now_us())
             .await
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{now_ms, Refusal, State};
+use super::{now_us, Refusal, State};
 use crate::config::Rate;
 use crate::store::LockoutPolicy;
 
@@ -120,7 +120,7 @@ async fn a_racing_success_does_not_clear_the_lock<S: State>(s: &S) {
 async fn rate_limits<S: State>(s: &S) {
     let (k, other) = (key("ip"), key("ip"));
     let rate = Rate::per_minute(2);
-    let t0 = now_ms();
+    let t0 = now_us();
     assert!(s.check(&k, rate, t0).await.unwrap().allowed);
     assert!(s.check(&k, rate, t0).await.unwrap().allowed);
     let refused = s.check(&k, rate, t0).await.unwrap();
@@ -128,7 +128,7 @@ async fn rate_limits<S: State>(s: &S) {
     assert_eq!(refused.retry_after_secs, 30);
     assert!(s.check(&other, rate, t0).await.unwrap().allowed, "keys are independent");
     assert!(
-        s.check(&k, rate, t0 + 30_000).await.unwrap().allowed,
+        s.check(&k, rate, t0 + 30_000_000).await.unwrap().allowed,
         "credit returns with time"
     );
 }
@@ -136,7 +136,7 @@ async fn rate_limits<S: State>(s: &S) {
 /// 100 concurrent requests against a limit of 10: exactly 10 pass.
 async fn rate_limits_under_concurrency<S: State + 'static>(s: Arc<S>) {
     let k = key("burst");
-    let t0 = now_ms();
+    let t0 = now_us();
     let tasks: Vec<_> = (0..100)
         .map(|_| {
             let (s, k) = (s.clone(), k.clone());

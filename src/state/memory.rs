@@ -199,11 +199,11 @@ impl ThrottleState for MemoryState {
 
 #[async_trait]
 impl RateLimitState for MemoryState {
-    async fn check(&self, key: &str, rate: Rate, now_ms: u64) -> StateResult<Decision> {
+    async fn check(&self, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision> {
         let mut decision = None;
         let hashed = self.hasher.hash_one(key);
         self.buckets.entry(hashed).and_compute_with(|entry| {
-            let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now_ms, rate);
+            let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now_us, rate);
             decision = Some(d);
             match new_tat {
                 Some(t) => moka::ops::compute::Op::Put(t),

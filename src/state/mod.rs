@@ -118,24 +118,28 @@ impl Decision {
 /// Rate-limit buckets: one GCRA "theoretical arrival time" per key.
 #[async_trait]
 pub trait RateLimitState: Send + Sync {
-    /// Counts one request of `key` at `now_ms` (wall-clock milliseconds)
+    /// Counts one request of `key` at `now_us` (wall-clock microseconds)
     /// against `rate`, atomically (see [`gcra`]).
-    async fn check(&self, key: &str, rate: Rate, now_ms: u64) -> StateResult<Decision>;
+    async fn check(&self, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision>;
 }
 
-/// One GCRA step on wall-clock milliseconds: returns the decision and the
-/// arrival time to store (unchanged when refused). The same arithmetic runs
-/// as a Redis script, so every backend limits alike.
+/// One GCRA step on wall-clock microseconds: returns the decision and the
+/// arrival time to store (unchanged when refused). The same integer
+/// arithmetic runs as a Redis script (on the server's `TIME`, which is in
+/// microseconds too), so every backend limits alike. Microseconds, not
+/// milliseconds: the emission interval `period / count` must stay exact
+/// enough for high limits (at millisecond resolution any limit would be
+/// capped near 1000 per second).
 pub fn gcra(tat: Option<u64>, now: u64, rate: Rate) -> (Decision, Option<u64>) {
     let count = rate.count.max(1);
-    let per = u64::try_from(rate.per.as_millis()).unwrap_or(u64::MAX).max(1);
+    let per = u64::try_from(rate.per.as_micros()).unwrap_or(u64::MAX).max(1);
     // Rounded down, so `count` requests always fit in `per`.
     let interval = (per / u64::from(count)).max(1);
     let start = tat.map_or(now, |t| t.max(now));
     let new_tat = start.saturating_add(interval);
     // The earliest moment this request may pass: `per` of credit.
     let allow_at = new_tat.saturating_sub(per);
-    let ceil_secs = |ms: u64| ms.div_ceil(1000);
+    let ceil_secs = |us: u64| us.div_ceil(1_000_000);
     if now < allow_at {
         let decision = Decision {
             allowed: false,
@@ -157,9 +161,9 @@ pub fn gcra(tat: Option<u64>, now: u64, rate: Rate) -> (Decision, Option<u64>) {
     (decision, Some(new_tat))
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+/// Wall-clock microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0)
 }
 
 /// A version per user ledger: bumped by every executed order, read by the
@@ -185,7 +189,7 @@ mod tests {
     #[test]
     fn three_per_minute_then_refused_then_recovers() {
         let rate = Rate::per_minute(3);
-        let t0 = 1_700_000_000_000;
+        let t0 = 1_700_000_000_000_000;
         let mut tat = None;
         let mut remaining = vec![];
         for _ in 0..3 {
@@ -199,8 +203,27 @@ mod tests {
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, 20);
         assert_eq!(t, tat, "a refused request does not consume quota");
-        let (d, _) = gcra(tat, t0 + 20_000, rate);
+        let (d, _) = gcra(tat, t0 + 20_000_000, rate);
         assert!(d.allowed);
+    }
+
+    #[test]
+    fn a_lifted_limit_really_is_lifted() {
+        let rate = Rate {
+            count: 1_000_000,
+            per: Duration::from_secs(1),
+        };
+        let t0 = 1_700_000_000_000_000;
+        let mut tat = None;
+        let allowed = (0..100_000u64)
+            .filter(|i| {
+                // 100 000 requests within 0.1 s.
+                let (d, t) = gcra(tat, t0 + i, rate);
+                tat = t;
+                d.allowed
+            })
+            .count();
+        assert_eq!(allowed, 100_000);
     }
 
     #[test]
@@ -209,7 +232,7 @@ mod tests {
             count: 7,
             per: Duration::from_secs(60),
         };
-        let t0 = 1_700_000_000_000;
+        let t0 = 1_700_000_000_000_000;
         let mut tat = None;
         let allowed = (0..8)
             .filter(|_| {

@@ -5,8 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::limited;
 use crate::accounts::{AuthSuccess, LoginOutcome, TokenPair};
@@ -102,11 +101,11 @@ async fn login(
         LoginOutcome::Challenge {
             challenge_token,
             expires_in,
-        } => Json(json!({
-            "two_factor_required": true,
-            "challenge_token": challenge_token,
-            "expires_in": expires_in,
-        }))
+        } => Json(Challenge {
+            two_factor_required: true,
+            challenge_token,
+            expires_in,
+        })
         .into_response(),
     })
 }
@@ -151,14 +150,28 @@ async fn logout(State(state): State<AppState>, auth: AuthUser, client: ClientInf
     state.accounts.logout(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
-    Ok((headers, Json(json!({"logged_out": true}))).into_response())
+    Ok((
+        headers,
+        Json(LoggedOut {
+            logged_out: true,
+            sessions_ended: None,
+        }),
+    )
+        .into_response())
 }
 
 async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
     let ended = state.accounts.logout_all(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
     cookies::clear_session(&mut headers);
-    Ok((headers, Json(json!({"logged_out": true, "sessions_ended": ended}))).into_response())
+    Ok((
+        headers,
+        Json(LoggedOut {
+            logged_out: true,
+            sessions_ended: Some(ended),
+        }),
+    )
+        .into_response())
 }
 
 /// A CSRF token for the session of the access token sent, if any (a token
@@ -168,5 +181,25 @@ async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authentica
     let session = caller.map(|Extension(c)| c.0.session_id).unwrap_or_default();
     let mut out = HeaderMap::new();
     let token = cookies::set_csrf(&state, &mut out, &session);
-    (out, Json(json!({"csrf_token": token}))).into_response()
+    (out, Json(CsrfToken { csrf_token: token })).into_response()
+}
+
+/// The answer to a correct password when 2FA is on.
+#[derive(Serialize)]
+struct Challenge {
+    two_factor_required: bool,
+    challenge_token: String,
+    expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct LoggedOut {
+    logged_out: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions_ended: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct CsrfToken {
+    csrf_token: String,
 }

@@ -7,7 +7,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::limited;
 use crate::accounts::UserView;
@@ -79,12 +78,21 @@ async fn change_password(
     auth: AuthUser,
     client: ClientInfo,
     AppJson(body): AppJson<PasswordBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PasswordChanged>> {
     let ended = state
         .accounts
         .change_password(&auth.ctx, &body.current_password, body.new_password.expose(), &client)
         .await?;
-    Ok(Json(json!({"password_changed": true, "sessions_ended": ended})))
+    Ok(Json(PasswordChanged {
+        password_changed: true,
+        sessions_ended: ended,
+    }))
+}
+
+#[derive(Serialize)]
+struct PasswordChanged {
+    password_changed: bool,
+    sessions_ended: usize,
 }
 
 #[derive(Serialize)]

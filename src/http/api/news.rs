@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::limited;
+use crate::domain::market::NewsItem;
 use crate::domain::{rfc3339, Symbol};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppQuery, AuthUser};
@@ -44,7 +44,7 @@ async fn list(
     State(state): State<AppState>,
     _auth: AuthUser,
     AppQuery(q): AppQuery<NewsQuery>,
-) -> ApiResult<Json<Page<Value>>> {
+) -> ApiResult<Json<Page<NewsView>>> {
     let limit = q.page.limit()?;
     let symbol = match q.symbol.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(Symbol::parse(s).map_err(|e| ApiError::validation("symbol", e))?),
@@ -69,18 +69,7 @@ async fn list(
             limit: limit + 1,
         })
         .await?;
-    let page = Page::from_overfetch(found, limit, |n| encode_cursor(&NewsCursor::after(n))).map(|n| {
-        json!({
-            "id": n.id,
-            "title": n.title,
-            "summary": n.summary,
-            "url": n.url,
-            "source": n.source,
-            "published_at": rfc3339(n.published_at),
-            "symbols": n.symbols,
-            "sentiment": {"score": n.sentiment.score, "label": n.sentiment.label},
-        })
-    });
+    let page = Page::from_overfetch(found, limit, |n| encode_cursor(&NewsCursor::after(n))).map(|n| NewsView::from(&n));
     Ok(Json(page))
 }
 
@@ -97,4 +86,41 @@ fn decode_cursor(s: &str) -> Option<NewsCursor> {
         published_at,
         id: id.to_string(),
     })
+}
+
+/// A news item as the API shows it.
+#[derive(Serialize)]
+pub struct NewsView {
+    id: String,
+    title: String,
+    summary: String,
+    url: String,
+    source: String,
+    published_at: String,
+    symbols: Vec<String>,
+    sentiment: SentimentView,
+}
+
+#[derive(Serialize)]
+struct SentimentView {
+    score: f64,
+    label: String,
+}
+
+impl From<&NewsItem> for NewsView {
+    fn from(n: &NewsItem) -> Self {
+        Self {
+            id: n.id.clone(),
+            title: n.title.clone(),
+            summary: n.summary.clone(),
+            url: n.url.clone(),
+            source: n.source.clone(),
+            published_at: rfc3339(n.published_at),
+            symbols: n.symbols.clone(),
+            sentiment: SentimentView {
+                score: n.sentiment.score,
+                label: n.sentiment.label.clone(),
+            },
+        }
+    }
 }

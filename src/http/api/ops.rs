@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::http::state::AppState;
 
@@ -16,24 +16,50 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(crate::http::openapi::openapi_json))
 }
 
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "storage": state.store.kind(),
-        "state": state.state.kind(),
-    }))
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    uptime_seconds: u64,
+    storage: &'static str,
+    state: &'static str,
+}
+
+/// Readiness: each dependency `ok` or `failing`.
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    storage: &'static str,
+    state: &'static str,
+}
+
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        storage: state.store.kind(),
+        state: state.state.kind(),
+    })
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "storage": "ok", "state": "ok"})).into_response(),
+        Ok(()) => Json(Readiness {
+            status: "ready",
+            storage: "ok",
+            state: "ok",
+        })
+        .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "readiness: storage failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "storage": "failing", "state": "ok"})),
+                Json(Readiness {
+                    status: "unavailable",
+                    storage: "failing",
+                    state: "ok",
+                }),
             )
                 .into_response()
         }

@@ -5,8 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::limited;
 use crate::domain::Symbol;
@@ -14,6 +13,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppPath, AppQuery, AuthUser};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::state::AppState;
+use crate::market::prices::Series;
 use crate::market::Candle;
 use crate::portfolio::{amount, money};
 use crate::security::rate_limit::Group;
@@ -35,14 +35,25 @@ pub fn unknown_symbol(symbol: &str) -> ApiError {
 }
 
 /// A series as `GET /prices` lists it (the admin listing adds to it).
-pub fn series_summary(s: &crate::market::prices::Series) -> Value {
-    json!({
-        "symbol": s.symbol,
-        "name": s.name,
-        "currency": s.currency,
-        "last_close": s.last().map(|c| money(c.close)),
-        "as_of": s.last().map(|c| c.date.to_string()),
-    })
+#[derive(Debug, Serialize)]
+pub struct SeriesSummary {
+    pub symbol: String,
+    pub name: String,
+    pub currency: String,
+    pub last_close: Option<String>,
+    pub as_of: Option<String>,
+}
+
+impl From<&Series> for SeriesSummary {
+    fn from(s: &Series) -> Self {
+        Self {
+            symbol: s.symbol.clone(),
+            name: s.name.clone(),
+            currency: s.currency.clone(),
+            last_close: s.last().map(|c| money(c.close)),
+            as_of: s.last().map(|c| c.date.to_string()),
+        }
+    }
 }
 
 /// Pages by symbol, like the other in-memory lists.
@@ -50,9 +61,9 @@ async fn list(
     State(state): State<AppState>,
     _auth: AuthUser,
     AppQuery(q): AppQuery<PageQuery>,
-) -> ApiResult<Json<Page<Value>>> {
+) -> ApiResult<Json<Page<SeriesSummary>>> {
     let page = Page::paginate(state.market.book.list(), &q, |s| s.symbol.clone())?;
-    Ok(Json(page.map(|s| series_summary(&s))))
+    Ok(Json(page.map(|s| SeriesSummary::from(&*s))))
 }
 
 #[derive(Deserialize)]
@@ -60,15 +71,43 @@ struct HistoryQuery {
     history: Option<String>,
 }
 
-fn candle_json(c: &Candle) -> Value {
-    json!({
-        "date": c.date.to_string(),
-        "open": money(c.open),
-        "high": money(c.high),
-        "low": money(c.low),
-        "close": money(c.close),
-        "volume": amount(c.volume),
-    })
+/// One day of a series' history.
+#[derive(Debug, Serialize)]
+pub struct CandleView {
+    pub date: String,
+    pub open: String,
+    pub high: String,
+    pub low: String,
+    pub close: String,
+    pub volume: String,
+}
+
+impl From<&Candle> for CandleView {
+    fn from(c: &Candle) -> Self {
+        Self {
+            date: c.date.to_string(),
+            open: money(c.open),
+            high: money(c.high),
+            low: money(c.low),
+            close: money(c.close),
+            volume: amount(c.volume),
+        }
+    }
+}
+
+/// A symbol's latest price, with its history when asked for.
+#[derive(Debug, Serialize)]
+pub struct PriceView {
+    pub symbol: String,
+    pub name: String,
+    pub currency: String,
+    pub price: String,
+    pub change: Option<String>,
+    pub change_pct: Option<String>,
+    pub as_of: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<CandleView>>,
 }
 
 async fn one(
@@ -76,7 +115,7 @@ async fn one(
     _auth: AuthUser,
     AppPath(raw): AppPath<String>,
     AppQuery(q): AppQuery<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PriceView>> {
     let symbol = Symbol::parse(&raw).map_err(|e| ApiError::validation("symbol", e))?;
     let window = match q.history.as_deref() {
         None => None,
@@ -113,26 +152,25 @@ async fn one(
             .and_then(|r| r.checked_mul(Decimal::from(100)))
             .map(|r| r.round_dp(4))
     });
-    let mut body = json!({
-        "symbol": series.symbol,
-        "name": series.name,
-        "currency": series.currency,
-        "price": money(price),
-        "change": change.map(money),
-        "change_pct": change_pct.map(amount),
-        "as_of": last.date.to_string(),
-        "source": source,
-    });
-    if let Some(window) = window {
-        // Windows count back from the last date the series has.
+    // Windows count back from the last date the series has.
+    let history = window.map(|window| {
         let from: Option<NaiveDate> = window.map(|w| last.date - w);
-        let history: Vec<Value> = series
+        series
             .candles
             .iter()
             .filter(|c| from.is_none_or(|f| c.date > f))
-            .map(candle_json)
-            .collect();
-        body["history"] = Value::Array(history);
-    }
-    Ok(Json(body))
+            .map(CandleView::from)
+            .collect()
+    });
+    Ok(Json(PriceView {
+        symbol: series.symbol.clone(),
+        name: series.name.clone(),
+        currency: series.currency.clone(),
+        price: money(price),
+        change: change.map(money),
+        change_pct: change_pct.map(amount),
+        as_of: last.date.to_string(),
+        source,
+        history,
+    }))
 }

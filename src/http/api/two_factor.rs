@@ -6,8 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{auth_response, device_token};
 use super::limited;
@@ -58,9 +57,12 @@ async fn verify(
     auth: AuthUser,
     client: ClientInfo,
     AppJson(b): AppJson<CodeBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<TwoFactorState>> {
     let codes = state.accounts.verify(&auth.ctx, &b.code, &client).await?;
-    Ok(Json(json!({"two_factor_enabled": true, "backup_codes": codes})))
+    Ok(Json(TwoFactorState {
+        two_factor_enabled: true,
+        backup_codes: Some(codes),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -75,9 +77,12 @@ async fn disable(
     auth: AuthUser,
     client: ClientInfo,
     AppJson(b): AppJson<DisableBody>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<TwoFactorState>> {
     state.accounts.disable(&auth.ctx, &b.password, &b.code, &client).await?;
-    Ok(Json(json!({"two_factor_enabled": false})))
+    Ok(Json(TwoFactorState {
+        two_factor_enabled: false,
+        backup_codes: None,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -127,10 +132,29 @@ async fn login_backup(
             device_token(&headers),
         )
         .await?;
-    let mut body = serde_json::to_value(&out).map_err(crate::http::error::ApiError::internal)?;
-    body["backup_codes_remaining"] = json!(remaining.unwrap_or(0));
+    let body = BackupLoginAnswer {
+        backup_codes_remaining: remaining.unwrap_or(0),
+        success: &out,
+    };
+    let json = serde_json::to_vec(&body).map_err(crate::http::error::ApiError::internal)?;
     let mut resp = auth_response(&state, StatusCode::OK, out);
-    *resp.body_mut() = axum::body::Body::from(body.to_string());
+    *resp.body_mut() = axum::body::Body::from(json);
     resp.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
     Ok(resp.into_response())
+}
+
+#[derive(Serialize)]
+struct TwoFactorState {
+    two_factor_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_codes: Option<Vec<String>>,
+}
+
+/// A login finished with a backup code: the usual answer plus how many
+/// backup codes are left.
+#[derive(Serialize)]
+struct BackupLoginAnswer<'a> {
+    #[serde(flatten)]
+    success: &'a crate::accounts::AuthSuccess,
+    backup_codes_remaining: usize,
 }

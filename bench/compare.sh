@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Authenticated GET /me against GET /health for two builds in one run, so a
+# change's effect on the per-request cost of authentication is measured on
+# the same machine at the same time: `bench/compare.sh /path/to/old/fortfolio`.
+# The other build runs first, then this checkout's; each on a fresh data dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OTHER="${1:?usage: bench/compare.sh <other fortfolio binary>}"
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-16}"
+PORT="${PORT:-18443}"
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release --quiet --bin fortfolio
+rps() { sed -nE 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p'; }
+p99() { sed -nE 's/^[[:space:]]+99%[[:space:]]+([0-9.]+[a-z]+).*/\1/p'; }
+measure() { # label binary
+  local data pid base token health me
+  data=$(mktemp -d)
+  base="https://127.0.0.1:$PORT/api/v1"
+  FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_LOGGING__DIR="$data/logs" \
+    FORTFOLIO_RATE_LIMITS__REGISTER=1000000/s FORTFOLIO_RATE_LIMITS__ACCOUNT=1000000/s \
+    "$2" serve --data-dir "$data" --bind "127.0.0.1:$PORT" >"$data/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -skf "$base/health" >/dev/null && break; sleep 0.2; done
+  token=$(curl -sk "$base/auth/register" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"violet-anchor-tundra-41"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  health=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$base/health")
+  me=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/me")
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$data"
+  printf '%-8s GET /health %9s req/s (p99 %s)   GET /me %9s req/s (p99 %s)   /me ÷ /health %.3f\n' \
+    "$1" "$(echo "$health" | rps)" "$(echo "$health" | p99)" "$(echo "$me" | rps)" "$(echo "$me" | p99)" \
+    "$(echo "$(echo "$me" | rps) / $(echo "$health" | rps)" | bc -l)"
+}
+echo "machine: $(nproc) cores, ${DURATION}s per run, $CONNS connections"
+measure other "$OTHER"
+measure this target/release/fortfolio
