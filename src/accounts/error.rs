@@ -44,6 +44,15 @@ impl Wrong {
         }
     }
 
+    /// The SPEC code of this wrong secret.
+    pub fn code(self) -> &'static str {
+        match self.kind {
+            SecretKind::Password => "invalid_credentials",
+            SecretKind::TotpCode => "invalid_2fa_code",
+            SecretKind::BackupCode => "invalid_backup_code",
+        }
+    }
+
     pub fn error(self, attempts_remaining: u32) -> AccountsError {
         AccountsError::WrongSecret {
             wrong: self,
@@ -114,11 +123,7 @@ impl AccountsError {
             AccountsError::Invalid { .. } => "validation_failed",
             AccountsError::WeakPassword { .. } | AccountsError::SamePassword => "weak_password",
             AccountsError::EmailTaken => "email_taken",
-            AccountsError::WrongSecret { wrong, .. } => match wrong.kind {
-                SecretKind::Password => "invalid_credentials",
-                SecretKind::TotpCode => "invalid_2fa_code",
-                SecretKind::BackupCode => "invalid_backup_code",
-            },
+            AccountsError::WrongSecret { wrong, .. } => wrong.code(),
             AccountsError::Locked { .. } => "account_locked",
             AccountsError::Disabled => "account_disabled",
             AccountsError::Unauthenticated(_) => "unauthorized",

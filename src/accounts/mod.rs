@@ -578,7 +578,7 @@ impl Accounts {
             .fail(slot, user.map(|u| u.id.clone()), &client.ip.to_string())
             .await;
         let reason = match &outcome {
-            Ok(Failure::Remaining(_)) => wrong.error(0).code(),
+            Ok(Failure::Remaining(_)) => wrong.code(),
             Ok(Failure::Locked { .. }) => "account_locked",
             Err(_) => "internal",
         };
@@ -659,5 +659,155 @@ impl Accounts {
         self.start_session(user, client, Origin::Login)
             .await
             .map(LoginOutcome::Tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::state::memory::MemoryState;
+    use crate::store::redb::RedbStore;
+
+    const PASSWORD: &str = "violet-anchor-tundra-41";
+
+    async fn accounts(dir: &std::path::Path) -> Accounts {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).unwrap());
+        let state: Arc<dyn crate::state::State> =
+            Arc::new(MemoryState::new(store.clone(), std::time::Duration::from_secs(60)));
+        let config = AuthConfig {
+            lockout_threshold: 3,
+            ..AuthConfig::default()
+        };
+        let rt_state = state.clone();
+        Accounts {
+            events: Arc::new(SecurityLog::new(&dir.join("logs"), 30, store.clone(), None)),
+            throttle: LoginThrottle::new(rt_state, &config),
+            revocations: RevocationList::load(store.clone(), state).await.unwrap(),
+            jwt: JwtKeys::new(&[7u8; 32], "fortfolio-test"),
+            hasher: PasswordHasher::new().unwrap(),
+            totp_box: SecretBox::new(&[9u8; 32]).unwrap(),
+            config,
+            store,
+        }
+    }
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            ip: std::net::IpAddr::from([192, 0, 2, 7]),
+            user_agent: "unit".into(),
+            request_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_count_down_then_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        a.register("ann@example.com", PASSWORD, None, &client()).await.unwrap();
+        let wrong = Secret::new("not-the-password");
+        for left in [2, 1] {
+            match a.login("ann@example.com", &wrong, &client(), None).await {
+                Err(e @ AccountsError::WrongSecret { .. }) => {
+                    assert_eq!(e.code(), "invalid_credentials");
+                    let AccountsError::WrongSecret { attempts_remaining, .. } = e else {
+                        unreachable!()
+                    };
+                    assert_eq!(attempts_remaining, left);
+                }
+                other => panic!("expected a wrong secret, got {:?}", other.err()),
+            }
+        }
+        assert!(matches!(
+            a.login("ann@example.com", &wrong, &client(), None).await,
+            Err(AccountsError::Locked { .. })
+        ));
+        let right = Secret::new(PASSWORD);
+        assert!(
+            matches!(
+                a.login("ann@example.com", &right, &client(), None).await,
+                Err(AccountsError::Locked { .. })
+            ),
+            "the lock stands against the right password"
+        );
+        // An unknown email costs a failure too, with no hint it is unknown.
+        assert!(matches!(
+            a.login("nobody@example.com", &wrong, &client(), None).await,
+            Err(AccountsError::WrongSecret { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_works_once_then_revokes_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        let first = a.register("bo@example.com", PASSWORD, None, &client()).await.unwrap();
+        let second = a.refresh(&first.tokens.refresh_token, &client()).await.unwrap();
+        assert!(matches!(
+            a.refresh(&first.tokens.refresh_token, &client()).await,
+            Err(AccountsError::RefreshTokenReused)
+        ));
+        assert!(
+            matches!(
+                a.authenticate(&second.access_token).await,
+                Err(AccountsError::Unauthenticated(_))
+            ),
+            "reuse ends the session the thief shares"
+        );
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_the_access_token_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        let s = a.register("cy@example.com", PASSWORD, None, &client()).await.unwrap();
+        let ctx = a.authenticate(&s.tokens.access_token).await.unwrap();
+        a.logout(&ctx, &client()).await.unwrap();
+        assert!(a.authenticate(&s.tokens.access_token).await.is_err());
+    }
+
+    /// The caller's `AuthContext` holds the user as it was when the request
+    /// was authenticated; changing the password or profile from it must not
+    /// bring back a backup code spent since.
+    #[tokio::test]
+    async fn changes_from_a_stale_context_keep_a_spent_backup_code_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        let s = a.register("di@example.com", PASSWORD, None, &client()).await.unwrap();
+        let uid = s.user.id.clone();
+        a.store.set_pending_totp(&uid, "sealed".into()).await.unwrap();
+        let codes = vec!["h1".to_string(), "h2".to_string()];
+        a.store.activate_totp(&uid, 1, codes).await.unwrap();
+        let stale = a.authenticate(&s.tokens.access_token).await.unwrap();
+        assert_eq!(a.store.use_backup_code(&uid, "h1").await.unwrap(), Some(1));
+        let current = Secret::new(PASSWORD);
+        a.change_password(&stale, &current, "quartz-meadow-lantern-77", &client())
+            .await
+            .unwrap();
+        a.update_profile(&uid, Some(Some("Di".into()))).await.unwrap();
+        let now = a.store.user_by_id(&uid).await.unwrap().unwrap();
+        assert_eq!(now.totp.unwrap().backup_codes, vec!["h2".to_string()]);
+        assert_eq!(now.full_name.as_deref(), Some("Di"));
+    }
+
+    #[tokio::test]
+    async fn weak_and_reused_passwords_name_their_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        match a.register("ed@example.com", "password", None, &client()).await {
+            Err(AccountsError::WeakPassword { field: "password", .. }) => {}
+            other => panic!("expected a weak password, got {:?}", other.err()),
+        }
+        let s = a.register("ed@example.com", PASSWORD, None, &client()).await.unwrap();
+        let ctx = a.authenticate(&s.tokens.access_token).await.unwrap();
+        let current = Secret::new(PASSWORD);
+        assert!(matches!(
+            a.change_password(&ctx, &current, PASSWORD, &client()).await,
+            Err(AccountsError::SamePassword)
+        ));
+        assert!(matches!(
+            a.register("ed@example.com", PASSWORD, None, &client()).await,
+            Err(AccountsError::EmailTaken)
+        ));
     }
 }
