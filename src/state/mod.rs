@@ -17,10 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::Rate;
+pub use crate::store::BoxError;
 use crate::store::{FailureStatus, LockoutPolicy, StoreError};
-
-/// The underlying error of a state backend.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
