@@ -124,10 +124,6 @@ pub struct Accounts {
     pub totp_box: SecretBox,
 }
 
-fn internal(e: impl std::fmt::Display) -> AccountsError {
-    AccountsError::internal(e)
-}
-
 /// The lookup key for a login email: no validation, so a malformed address
 /// is simply an unknown account (and costs the same dummy hash).
 pub fn login_key(email: &str) -> String {
@@ -174,7 +170,11 @@ impl Accounts {
         let full_name = validate_full_name(full_name)?;
         let password =
             NewPassword::parse(password, &email, full_name.as_deref()).map_err(|r| weak_password("password", r))?;
-        let hash = self.hasher.hash(password.secret()).await.map_err(internal)?;
+        let hash = self
+            .hasher
+            .hash(password.secret())
+            .await
+            .map_err(AccountsError::internal)?;
         let now = Utc::now();
         let user = UserRecord {
             id: new_id(),
@@ -221,12 +221,12 @@ impl Accounts {
     ) -> AccountsResult<AuthSuccess> {
         let now = Utc::now();
         let cfg = &self.config;
-        let refresh_ttl = Duration::from_std(cfg.refresh_ttl.0).map_err(internal)?;
+        let refresh_ttl = Duration::from_std(cfg.refresh_ttl.0).map_err(AccountsError::internal)?;
         let session_id = new_id();
         let (refresh_token, refresh_claims) = self
             .jwt
             .issue(TokenType::Refresh, &user.id, Some(&session_id), refresh_ttl)
-            .map_err(internal)?;
+            .map_err(AccountsError::internal)?;
         let session = SessionRecord {
             id: session_id.clone(),
             user_id: user.id.clone(),
@@ -253,7 +253,7 @@ impl Accounts {
         let (device_token, device_claims) = self
             .jwt
             .issue_device(&user.id, &device_id, Duration::days(365))
-            .map_err(internal)?;
+            .map_err(AccountsError::internal)?;
         let new_device = self
             .record_device(&user, client, device_id, device_claims.jti, now)
             .await?;
@@ -315,11 +315,11 @@ impl Accounts {
     }
 
     fn issue_access(&self, user_id: &str, session_id: &str) -> AccountsResult<String> {
-        let ttl = Duration::from_std(self.config.access_ttl.0).map_err(internal)?;
+        let ttl = Duration::from_std(self.config.access_ttl.0).map_err(AccountsError::internal)?;
         self.jwt
             .issue(TokenType::Access, user_id, Some(session_id), ttl)
             .map(|(t, _)| t)
-            .map_err(internal)
+            .map_err(AccountsError::internal)
     }
 
     /// Exchanges a refresh token for a new pair; a retired token revokes the
@@ -328,11 +328,11 @@ impl Accounts {
         let invalid = || AccountsError::Unauthenticated("the refresh token is invalid or expired");
         let claims = self.jwt.verify(refresh_token, TokenType::Refresh).ok_or_else(invalid)?;
         let session_id = claims.sid.clone().ok_or_else(invalid)?;
-        let refresh_ttl = Duration::from_std(self.config.refresh_ttl.0).map_err(internal)?;
+        let refresh_ttl = Duration::from_std(self.config.refresh_ttl.0).map_err(AccountsError::internal)?;
         let (new_refresh, new_claims) = self
             .jwt
             .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
-            .map_err(internal)?;
+            .map_err(AccountsError::internal)?;
         let rotation = self
             .store
             .rotate_refresh(
@@ -458,13 +458,13 @@ impl Accounts {
         let wrong = Wrong::PASSWORD.in_field("current_password");
         let slot = self.check_current_password(&ctx.user, current, attempt, wrong).await?;
         self.passed_attempt(slot, false).await?;
-        let email = Email::parse(&ctx.user.email).map_err(internal)?;
+        let email = Email::parse(&ctx.user.email).map_err(AccountsError::internal)?;
         let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref())
             .map_err(|r| weak_password("new_password", r))?;
         if self.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await {
             return Err(AccountsError::SamePassword);
         }
-        let hash = self.hasher.hash(new.secret()).await.map_err(internal)?;
+        let hash = self.hasher.hash(new.secret()).await.map_err(AccountsError::internal)?;
         self.store
             .set_password_hash(&ctx.user.id, hash, Utc::now())
             .await?

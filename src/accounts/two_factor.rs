@@ -22,10 +22,6 @@ pub struct Enrollment {
     pub qr_svg: String,
 }
 
-fn internal(e: impl std::fmt::Display) -> AccountsError {
-    AccountsError::internal(e)
-}
-
 fn now_secs() -> u64 {
     Utc::now().timestamp().max(0) as u64
 }
@@ -53,7 +49,9 @@ impl Accounts {
             .totp
             .as_ref()
             .ok_or(AccountsError::TwoFactorNotEnabled { hint: None })?;
-        self.totp_box.open(&user.id, &t.sealed_secret).map_err(internal)
+        self.totp_box
+            .open(&user.id, &t.sealed_secret)
+            .map_err(AccountsError::internal)
     }
 
     /// The step-up check before a 2FA change: the current password (a stolen
@@ -94,15 +92,18 @@ impl Accounts {
         let slot = self.step_up(ctx, password, client).await?;
         self.passed_attempt(slot, false).await?;
         let secret = totp::new_secret();
-        let sealed = self.totp_box.seal(&ctx.user.id, &secret).map_err(internal)?;
+        let sealed = self
+            .totp_box
+            .seal(&ctx.user.id, &secret)
+            .map_err(AccountsError::internal)?;
         match self.store.set_pending_totp(&ctx.user.id, sealed).await? {
             TotpChange::Done => {}
             TotpChange::AlreadyEnabled => return Err(AccountsError::TwoFactorAlreadyEnabled),
-            other => return Err(internal(format!("unexpected 2FA state {other:?}"))),
+            other => return Err(AccountsError::internal(format!("unexpected 2FA state {other:?}"))),
         }
         let b32 = totp::base32(&secret);
         let uri = totp::otpauth_uri(&self.config.issuer, &ctx.user.email, &b32);
-        let (qr_svg, qr_png) = totp::qr_codes(&uri).map_err(internal)?;
+        let (qr_svg, qr_png) = totp::qr_codes(&uri).map_err(AccountsError::internal)?;
         Ok(Enrollment {
             secret: b32,
             otpauth_uri: uri,
@@ -208,7 +209,7 @@ impl Accounts {
                 None,
                 Duration::seconds(CHALLENGE_TTL_SECS),
             )
-            .map_err(internal)?;
+            .map_err(AccountsError::internal)?;
         Ok(LoginOutcome::Challenge {
             challenge_token: token,
             expires_in: CHALLENGE_TTL_SECS as u64,

@@ -30,12 +30,16 @@ async fn admin_view(accounts: &Accounts, u: &UserRecord) -> AccountsResult<Admin
     })
 }
 
+fn no_user(email: &str) -> AccountsError {
+    AccountsError::NotFound(format!("no user with email {}", email.trim()))
+}
+
 async fn find(accounts: &Accounts, email: &str) -> AccountsResult<UserRecord> {
     accounts
         .store
         .user_by_email(&accounts::login_key(email))
         .await?
-        .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))
+        .ok_or_else(|| no_user(email))
 }
 
 /// Who ran an admin command, as the events name them.
@@ -76,7 +80,7 @@ pub async fn set_disabled(accounts: &Accounts, actor: &str, email: &str, disable
         .store
         .set_disabled(&u.id, disabled)
         .await?
-        .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))?;
+        .ok_or_else(|| no_user(email))?;
     let ended = if disabled {
         accounts
             .store

@@ -28,18 +28,22 @@ impl PageQuery {
         }
     }
 
-    /// The cursor, if `valid` accepts it.
-    pub fn cursor_where(&self, valid: impl Fn(&str) -> bool) -> ApiResult<Option<&str>> {
+    /// The cursor as `parse` reads it; a cursor it refuses is `422`.
+    pub fn parse_cursor<'a, T>(&'a self, parse: impl Fn(&'a str) -> Option<T>) -> ApiResult<Option<T>> {
         match self.cursor.as_deref() {
-            Some(c) if !valid(c) => Err(invalid_cursor()),
-            c => Ok(c),
+            Some(c) => parse(c).map(Some).ok_or_else(invalid_cursor),
+            None => Ok(None),
         }
     }
 
     /// The cursor of a list paged by id: the id (a UUID, as we write them)
     /// of the last item seen.
     pub fn id_cursor(&self) -> ApiResult<Option<&str>> {
-        self.cursor_where(|c| uuid::Uuid::try_parse(c).is_ok_and(|id| id.to_string() == c))
+        self.parse_cursor(|c| {
+            uuid::Uuid::try_parse(c)
+                .is_ok_and(|id| id.to_string() == c)
+                .then_some(c)
+        })
     }
 }
 

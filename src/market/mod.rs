@@ -1,11 +1,10 @@
 //! Market data: daily price history (bundled, imported, or from a provider)
 //! and news.
 
-pub mod candle;
 pub mod feeds;
 pub mod news;
 pub mod prices;
 pub mod provider;
 pub mod service;
 
-pub use candle::Candle;
+pub use crate::domain::market::Candle;

@@ -181,7 +181,7 @@ pub struct PortfolioView {
 
 /// Checks one order amount: at most 8 decimals, within the ledger's
 /// bounds, positive (or zero where `allow_zero`).
-pub fn check_amount(field: &'static str, d: Decimal, allow_zero: bool) -> PortfolioResult<Decimal> {
+fn check_amount(field: &'static str, d: Decimal, allow_zero: bool) -> PortfolioResult<Decimal> {
     let d = d.normalize();
     if d.is_sign_negative() || (!allow_zero && d.is_zero()) {
         let rule = if allow_zero {

@@ -173,7 +173,7 @@ async fn disable_racing_a_profile_change_once(store: Arc<dyn Store>) {
 }
 
 /// Runs `n` copies of `f` at once; returns how many returned true.
-async fn race<F, Fut>(n: usize, f: F) -> usize
+pub(crate) async fn race<F, Fut>(n: usize, f: F) -> usize
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool> + Send + 'static,

@@ -56,10 +56,7 @@ async fn list(
         })?),
         None => None,
     };
-    let after = match q.page.cursor_where(|c| decode_cursor(c).is_some())? {
-        Some(c) => decode_cursor(c),
-        None => None,
-    };
+    let after = q.page.parse_cursor(decode_cursor)?;
     let found = state
         .market
         .news(NewsFilter {
