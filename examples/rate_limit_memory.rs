@@ -37,7 +37,7 @@ async fn main() {
     let step = n / 10;
     for i in 0..n {
         let ip = format!("ip:{}.{}.{}.{}", i >> 24 & 255, i >> 16 & 255, i >> 8 & 255, i & 255);
-        state.check(&ip, Rate::per_minute(5), now_us()).await.unwrap();
+        state.check("login", &ip, Rate::per_minute(5), now_us()).await.unwrap();
         if (i + 1) % step == 0 {
             println!("{:>12} {:>12} {:>10.1}", i + 1, state.bucket_count(), rss_mib());
         }

@@ -103,9 +103,7 @@ impl RateLimiter {
     /// Counts one request of `key` against `group`'s limit.
     pub async fn check(&self, group: Group, key: &str) -> StateResult<Decision> {
         let rate = group.rate(&self.limits);
-        self.state
-            .check(&format!("{}|{key}", group.name()), rate, now_us())
-            .await
+        self.state.check(group.name(), key, rate, now_us()).await
     }
 }
 

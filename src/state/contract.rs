@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::{now_us, Refusal, State};
 use crate::config::Rate;
+use crate::store::contract::race;
 use crate::store::LockoutPolicy;
 
 fn policy(threshold: u32) -> LockoutPolicy {
@@ -73,26 +74,21 @@ async fn throttle_counts_and_locks<S: State>(s: &S) {
 /// rest are refused before any password is verified.
 async fn throttle_under_concurrency<S: State + 'static>(s: Arc<S>) {
     let (k, p) = (key("storm"), policy(5));
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (s, k) = (s.clone(), k.clone());
-            tokio::spawn(async move {
-                let now = Utc::now();
-                match s.reserve(&k, now, p).await.unwrap() {
-                    Ok(()) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        s.fail(&k, None, "192.0.2.2", Utc::now(), p).await.unwrap();
-                        true
-                    }
-                    Err(_) => false,
+    let checked = race(50, || {
+        let (s, k) = (s.clone(), k.clone());
+        async move {
+            let now = Utc::now();
+            match s.reserve(&k, now, p).await.unwrap() {
+                Ok(()) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    s.fail(&k, None, "192.0.2.2", Utc::now(), p).await.unwrap();
+                    true
                 }
-            })
-        })
-        .collect();
-    let mut checked = 0;
-    for t in tasks {
-        checked += usize::from(t.await.unwrap());
-    }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
     assert!((1..=5).contains(&checked), "{checked} guesses were checked");
     assert!(s.locked_until(&k, Utc::now()).await.unwrap().is_some() || checked < 5);
 }
@@ -121,14 +117,21 @@ async fn rate_limits<S: State>(s: &S) {
     let (k, other) = (key("ip"), key("ip"));
     let rate = Rate::per_minute(2);
     let t0 = now_us();
-    assert!(s.check(&k, rate, t0).await.unwrap().allowed);
-    assert!(s.check(&k, rate, t0).await.unwrap().allowed);
-    let refused = s.check(&k, rate, t0).await.unwrap();
+    assert!(s.check("contract", &k, rate, t0).await.unwrap().allowed);
+    assert!(s.check("contract", &k, rate, t0).await.unwrap().allowed);
+    let refused = s.check("contract", &k, rate, t0).await.unwrap();
     assert!(!refused.allowed);
     assert_eq!(refused.retry_after_secs, 30);
-    assert!(s.check(&other, rate, t0).await.unwrap().allowed, "keys are independent");
     assert!(
-        s.check(&k, rate, t0 + 30_000_000).await.unwrap().allowed,
+        s.check("contract", &other, rate, t0).await.unwrap().allowed,
+        "keys are independent"
+    );
+    assert!(
+        s.check("other group", &k, rate, t0).await.unwrap().allowed,
+        "groups are independent"
+    );
+    assert!(
+        s.check("contract", &k, rate, t0 + 30_000_000).await.unwrap().allowed,
         "credit returns with time"
     );
 }
@@ -137,16 +140,11 @@ async fn rate_limits<S: State>(s: &S) {
 async fn rate_limits_under_concurrency<S: State + 'static>(s: Arc<S>) {
     let k = key("burst");
     let t0 = now_us();
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let (s, k) = (s.clone(), k.clone());
-            tokio::spawn(async move { s.check(&k, Rate::per_minute(10), t0).await.unwrap().allowed })
-        })
-        .collect();
-    let mut allowed = 0;
-    for t in tasks {
-        allowed += usize::from(t.await.unwrap());
-    }
+    let allowed = race(100, || {
+        let (s, k) = (s.clone(), k.clone());
+        async move { s.check("contract", &k, Rate::per_minute(10), t0).await.unwrap().allowed }
+    })
+    .await;
     assert_eq!(allowed, 10);
 }
 

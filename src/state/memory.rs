@@ -199,9 +199,9 @@ impl ThrottleState for MemoryState {
 
 #[async_trait]
 impl RateLimitState for MemoryState {
-    async fn check(&self, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision> {
+    async fn check(&self, group: &str, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision> {
         let mut decision = None;
-        let hashed = self.hasher.hash_one(key);
+        let hashed = self.hasher.hash_one((group, key));
         self.buckets.entry(hashed).and_compute_with(|entry| {
             let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now_us, rate);
             decision = Some(d);

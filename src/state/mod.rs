@@ -116,9 +116,10 @@ impl Decision {
 /// Rate-limit buckets: one GCRA "theoretical arrival time" per key.
 #[async_trait]
 pub trait RateLimitState: Send + Sync {
-    /// Counts one request of `key` at `now_us` (wall-clock microseconds)
-    /// against `rate`, atomically (see [`gcra`]).
-    async fn check(&self, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision>;
+    /// Counts one request of `key` in `group` (each group has buckets of
+    /// its own) at `now_us` (wall-clock microseconds) against `rate`,
+    /// atomically (see [`gcra`]).
+    async fn check(&self, group: &str, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision>;
 }
 
 /// One GCRA step on wall-clock microseconds: returns the decision and the
