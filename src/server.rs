@@ -36,14 +36,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls_mode = config.server.tls;
     let bind = config.server.bind;
     let data_dir = config.data_dir().to_path_buf();
+    let given_files = (config.server.tls_cert.clone(), config.server.tls_key.clone());
+    let guard = crate::connections::Guard::new(&config.server);
+    let header_read_timeout = config.server.header_read_timeout.0;
+    // First, so a refused start (an unbuilt backend, a database in use)
+    // leaves nothing behind, not even TLS material.
+    let state = AppState::open(config).await?;
     let tls_files = match tls_mode {
         TlsMode::Off => None,
         TlsMode::SelfSigned => Some(tls::ensure_self_signed(&data_dir)?),
-        TlsMode::Files => Some((config.server.tls_cert.clone(), config.server.tls_key.clone())),
+        TlsMode::Files => Some(given_files),
     };
-    let guard = crate::connections::Guard::new(&config.server);
-    let header_read_timeout = config.server.header_read_timeout.0;
-    let state = AppState::open(config).await?;
 
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
     listener.set_nonblocking(true)?;
