@@ -23,6 +23,8 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 /// Installs rustls' ring provider; call once before any TLS is used.
 pub fn install_crypto() {

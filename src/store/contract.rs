@@ -14,6 +14,12 @@ use super::*;
 use crate::domain::market::Sentiment;
 use crate::domain::portfolio::Side;
 
+/// The current time at the resolution every backend keeps (microseconds:
+/// PostgreSQL's `timestamptz`, redb's stored records).
+fn micros_now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
 pub async fn run_all(store: Arc<dyn Store>) {
     users_and_targeted_updates(&*store).await;
     a_profile_change_cannot_bring_back_a_spent_backup_code(store.clone()).await;
@@ -35,7 +41,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
 /// A user with a unique email; 2FA on with `codes` as backup-code hashes.
 async fn new_user(store: &dyn Store, codes: &[&str]) -> UserRecord {
     let id = crate::domain::new_id();
-    let now = Utc::now();
+    let now = micros_now();
     let user = UserRecord {
         email: format!("{id}@example.com"),
         email_key: format!("{id}@example.com"),
@@ -74,7 +80,7 @@ async fn users_and_targeted_updates(store: &dyn Store) {
         Err(CreateUserError::EmailTaken)
     ));
     assert_eq!(store.user_by_email(&u.email_key).await.unwrap().unwrap().id, u.id);
-    let later = Utc::now() + Duration::seconds(5);
+    let later = micros_now() + Duration::seconds(5);
     let changed = store
         .set_password_hash(&u.id, "hash-1".into(), later)
         .await
@@ -107,7 +113,10 @@ async fn a_profile_change_cannot_bring_back_a_spent_backup_code(store: Arc<dyn S
                     if i % 2 == 0 {
                         store.set_full_name(&id, Some(format!("n{i}"))).await.unwrap();
                     } else {
-                        store.set_password_hash(&id, format!("h{i}"), Utc::now()).await.unwrap();
+                        store
+                            .set_password_hash(&id, format!("h{i}"), micros_now())
+                            .await
+                            .unwrap();
                     }
                 })
             })
@@ -212,7 +221,7 @@ async fn one_challenge_is_consumed_once(store: Arc<dyn Store>) {
         let (store, jti) = (store.clone(), jti.clone());
         async move {
             store
-                .consume_challenge(&jti, Utc::now() + Duration::minutes(5))
+                .consume_challenge(&jti, micros_now() + Duration::minutes(5))
                 .await
                 .unwrap()
         }
@@ -246,7 +255,7 @@ fn session_for(user: &UserRecord, now: DateTime<Utc>) -> (SessionRecord, Refresh
 
 async fn sessions_rotate_once_then_detect_reuse(store: Arc<dyn Store>) {
     let u = new_user(&*store, &[]).await;
-    let now = Utc::now();
+    let now = micros_now();
     let (session, refresh) = session_for(&u, now);
     let old = crate::domain::new_id();
     let logged_in = store
@@ -259,7 +268,7 @@ async fn sessions_rotate_once_then_detect_reuse(store: Arc<dyn Store>) {
             let (store, old) = (store.clone(), old.clone());
             tokio::spawn(async move {
                 store
-                    .rotate_refresh(&old, crate::domain::new_id(), now + Duration::days(1), Utc::now())
+                    .rotate_refresh(&old, crate::domain::new_id(), now + Duration::days(1), micros_now())
                     .await
                     .unwrap()
             })
@@ -282,7 +291,7 @@ async fn sessions_rotate_once_then_detect_reuse(store: Arc<dyn Store>) {
     assert_eq!(rotated, 1, "one exchange wins");
     assert!(reused >= 1, "a second exchange is theft");
     let s = store.session(&session.id).await.unwrap().unwrap();
-    assert!(!s.is_active(Utc::now()), "reuse revokes the session");
+    assert!(!s.is_active(micros_now()), "reuse revokes the session");
     assert!(matches!(
         store
             .rotate_refresh("unknown", crate::domain::new_id(), now, now)
@@ -294,7 +303,7 @@ async fn sessions_rotate_once_then_detect_reuse(store: Arc<dyn Store>) {
 
 async fn revoking_sessions(store: &dyn Store) {
     let u = new_user(store, &[]).await;
-    let now = Utc::now();
+    let now = micros_now();
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (s, r) = session_for(&u, now);
@@ -402,7 +411,7 @@ async fn lockouts_are_indexed_per_user(store: &dyn Store) {
         duration: Duration::hours(1),
     };
     let (a, b) = (new_user(store, &[]).await, new_user(store, &[]).await);
-    let now = Utc::now();
+    let now = micros_now();
     let account = format!("account:{}", a.email_key);
     let device = format!("device:{}", crate::domain::new_id());
     let first = store
@@ -443,7 +452,7 @@ async fn lockouts_are_indexed_per_user(store: &dyn Store) {
 }
 
 async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
-    let now = Utc::now();
+    let now = micros_now();
     let mut ids = Vec::new();
     for i in 0..10 {
         let event = EventRecord {
@@ -476,7 +485,12 @@ async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..5)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.claim_due_mail(Utc::now(), 4, Duration::minutes(5)).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .claim_due_mail(micros_now(), 4, Duration::minutes(5))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut claimed = Vec::new();
@@ -490,14 +504,14 @@ async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
     assert_eq!(before, claimed.len(), "no message is claimed twice");
     assert_eq!(claimed.len(), 10);
     let leased = store
-        .claim_due_mail(Utc::now(), 100, Duration::minutes(5))
+        .claim_due_mail(micros_now(), 100, Duration::minutes(5))
         .await
         .unwrap();
     assert!(
         leased.iter().all(|m| !ids.contains(&m.id)),
         "leased messages are hidden"
     );
-    let after_lease = Utc::now() + Duration::minutes(6);
+    let after_lease = micros_now() + Duration::minutes(6);
     let again = store
         .claim_due_mail(after_lease, 100, Duration::minutes(5))
         .await
@@ -515,7 +529,7 @@ async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
 
 async fn news_pages_by_cursor(store: &dyn Store) {
     let tag = format!("T{}", &crate::domain::new_id()[..8]).to_uppercase();
-    let base = Utc::now() - Duration::days(1);
+    let base = micros_now() - Duration::days(1);
     let items: Vec<NewsItem> = (0..5)
         .map(|i| NewsItem {
             id: format!("{:032x}", rand::random::<u128>()),
@@ -560,7 +574,7 @@ async fn news_pages_by_cursor(store: &dyn Store) {
 }
 
 async fn revocations_and_devices(store: &dyn Store) {
-    let now = Utc::now();
+    let now = micros_now();
     let hash = crate::domain::new_id();
     store.revoke_token(&hash, now + Duration::minutes(5)).await.unwrap();
     assert!(store

@@ -5,6 +5,7 @@
 //! redb file here, PostgreSQL for scaled deployments — implements it in one
 //! transaction.
 
+pub mod postgres;
 pub mod redb;
 
 #[cfg(test)]
@@ -75,6 +76,73 @@ pub struct UserRecord {
     pub two_factor_enabled: bool,
     #[serde(default)]
     pub totp: Option<TotpRecord>,
+}
+
+/// The 2FA rules, the same for every backend: each backend runs one of
+/// these on a user read under its lock and saves the user when it answers
+/// `Done` (or, for a backup code, `Some`).
+impl UserRecord {
+    pub fn set_pending_totp(&mut self, sealed_secret: String) -> TotpChange {
+        if self.two_factor_enabled {
+            return TotpChange::AlreadyEnabled;
+        }
+        self.totp = Some(TotpRecord {
+            sealed_secret,
+            enabled: false,
+            last_step: None,
+            backup_codes: vec![],
+        });
+        TotpChange::Done
+    }
+
+    pub fn activate_totp(&mut self, step: u64, backup_codes: Vec<String>) -> TotpChange {
+        if self.two_factor_enabled {
+            return TotpChange::AlreadyEnabled;
+        }
+        let Some(t) = self.totp.as_mut() else {
+            return TotpChange::NotEnabled;
+        };
+        if t.last_step.is_some_and(|last| step <= last) {
+            return TotpChange::Replayed;
+        }
+        t.enabled = true;
+        t.last_step = Some(step);
+        t.backup_codes = backup_codes;
+        self.two_factor_enabled = true;
+        TotpChange::Done
+    }
+
+    pub fn disable_totp(&mut self) -> TotpChange {
+        if !self.two_factor_enabled && self.totp.is_none() {
+            return TotpChange::NotEnabled;
+        }
+        self.two_factor_enabled = false;
+        self.totp = None;
+        TotpChange::Done
+    }
+
+    pub fn use_totp_step(&mut self, step: u64) -> TotpChange {
+        let Some(t) = self.totp.as_mut().filter(|t| t.enabled) else {
+            return TotpChange::NotEnabled;
+        };
+        if t.last_step.is_some_and(|last| step <= last) {
+            return TotpChange::Replayed;
+        }
+        t.last_step = Some(step);
+        TotpChange::Done
+    }
+
+    /// Spends a backup code given by hash (compared in constant time);
+    /// returns how many remain, `None` when it was not one of them.
+    pub fn use_backup_code(&mut self, code_hash: &str) -> Option<usize> {
+        let t = self.totp.as_mut().filter(|t| t.enabled)?;
+        let i = t
+            .backup_codes
+            .iter()
+            .position(|h| bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), code_hash.as_bytes())))?;
+        t.backup_codes.remove(i);
+        Some(t.backup_codes.len())
+    }
 }
 
 /// A user's TOTP state: the secret sealed with the server key, pending until

@@ -31,8 +31,8 @@ use super::{
     CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
     LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OrderReceipt,
     OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord, RevocationStore, Rotation,
-    SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord,
-    UserStore, IDEMPOTENCY_TTL_HOURS,
+    SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TwoFactorStore, UserRecord, UserStore,
+    IDEMPOTENCY_TTL_HOURS,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;

@@ -134,65 +134,21 @@ impl RedbStore {
 #[async_trait]
 impl TwoFactorStore for RedbStore {
     async fn set_pending_totp(&self, user_id: &str, sealed_secret: String) -> StoreResult<TotpChange> {
-        self.totp_change(user_id, move |u| {
-            if u.two_factor_enabled {
-                return TotpChange::AlreadyEnabled;
-            }
-            u.totp = Some(TotpRecord {
-                sealed_secret,
-                enabled: false,
-                last_step: None,
-                backup_codes: vec![],
-            });
-            TotpChange::Done
-        })
-        .await
+        self.totp_change(user_id, move |u| u.set_pending_totp(sealed_secret))
+            .await
     }
 
     async fn activate_totp(&self, user_id: &str, step: u64, backup_codes: Vec<String>) -> StoreResult<TotpChange> {
-        self.totp_change(user_id, move |u| {
-            if u.two_factor_enabled {
-                return TotpChange::AlreadyEnabled;
-            }
-            let Some(t) = u.totp.as_mut() else {
-                return TotpChange::NotEnabled;
-            };
-            if t.last_step.is_some_and(|last| step <= last) {
-                return TotpChange::Replayed;
-            }
-            t.enabled = true;
-            t.last_step = Some(step);
-            t.backup_codes = backup_codes;
-            u.two_factor_enabled = true;
-            TotpChange::Done
-        })
-        .await
+        self.totp_change(user_id, move |u| u.activate_totp(step, backup_codes))
+            .await
     }
 
     async fn disable_totp(&self, user_id: &str) -> StoreResult<TotpChange> {
-        self.totp_change(user_id, |u| {
-            if !u.two_factor_enabled && u.totp.is_none() {
-                return TotpChange::NotEnabled;
-            }
-            u.two_factor_enabled = false;
-            u.totp = None;
-            TotpChange::Done
-        })
-        .await
+        self.totp_change(user_id, UserRecord::disable_totp).await
     }
 
     async fn use_totp_step(&self, user_id: &str, step: u64) -> StoreResult<TotpChange> {
-        self.totp_change(user_id, move |u| {
-            let Some(t) = u.totp.as_mut().filter(|t| t.enabled) else {
-                return TotpChange::NotEnabled;
-            };
-            if t.last_step.is_some_and(|last| step <= last) {
-                return TotpChange::Replayed;
-            }
-            t.last_step = Some(step);
-            TotpChange::Done
-        })
-        .await
+        self.totp_change(user_id, move |u| u.use_totp_step(step)).await
     }
 
     async fn use_backup_code(&self, user_id: &str, code_hash: &str) -> StoreResult<Option<usize>> {
@@ -200,20 +156,8 @@ impl TwoFactorStore for RedbStore {
         let hash = code_hash.to_string();
         self.write(move |tx| {
             Ok(modify_user(tx, &id, |u| {
-                let Some(t) = u.totp.as_mut().filter(|t| t.enabled) else {
-                    return (false, None);
-                };
-                match t
-                    .backup_codes
-                    .iter()
-                    .position(|h| bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), hash.as_bytes())))
-                {
-                    Some(i) => {
-                        t.backup_codes.remove(i);
-                        (true, Some(t.backup_codes.len()))
-                    }
-                    None => (false, None),
-                }
+                let remaining = u.use_backup_code(&hash);
+                (remaining.is_some(), remaining)
             })?
             .flatten())
         })
