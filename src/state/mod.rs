@@ -9,6 +9,7 @@
 //! invalidated by a version read from here, never by a local TTL.
 
 pub mod memory;
+pub mod redis;
 
 #[cfg(test)]
 pub mod contract;
