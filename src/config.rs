@@ -95,6 +95,8 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     #[serde(serialize_with = "redact_secret_url")]
     pub postgres_url: Secret,
+    /// Connections each instance keeps to PostgreSQL.
+    pub postgres_pool_size: usize,
 }
 
 impl Default for StorageConfig {
@@ -103,6 +105,7 @@ impl Default for StorageConfig {
             backend: StorageBackend::Embedded,
             data_dir: "./data".into(),
             postgres_url: Secret::default(),
+            postgres_pool_size: 10,
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct StateConfig {
     pub backend: StateBackend,
     #[serde(serialize_with = "redact_secret_url")]
     pub redis_url: Secret,
+    /// Namespace of every Redis key (several deployments can share a server).
+    pub redis_prefix: String,
 }
 
 impl Default for StateConfig {
@@ -127,6 +132,7 @@ impl Default for StateConfig {
         Self {
             backend: StateBackend::Memory,
             redis_url: Secret::default(),
+            redis_prefix: "fortfolio:".into(),
         }
     }
 }
@@ -134,8 +140,18 @@ impl Default for StateConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// Signs access tokens; empty: generated into `<data_dir>/jwt.key`
+    /// (embedded mode only).
     #[serde(serialize_with = "redact")]
     pub jwt_secret: Secret,
+    /// Reads `jwt_secret` from this file instead (container secrets).
+    pub jwt_secret_file: PathBuf,
+    /// Seals TOTP secrets at rest: 64 hex digits (32 bytes); empty:
+    /// generated into `<data_dir>/totp.key` (embedded mode only).
+    #[serde(serialize_with = "redact")]
+    pub totp_key: Secret,
+    /// Reads `totp_key` from this file instead.
+    pub totp_key_file: PathBuf,
     pub issuer: String,
     pub access_ttl: Dur,
     pub refresh_ttl: Dur,
@@ -149,6 +165,9 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             jwt_secret: Secret::default(),
+            jwt_secret_file: PathBuf::new(),
+            totp_key: Secret::default(),
+            totp_key_file: PathBuf::new(),
             issuer: "fortfolio".into(),
             access_ttl: Dur::secs(15 * 60),
             refresh_ttl: Dur::secs(7 * 86400),
@@ -614,15 +633,48 @@ impl Config {
             set_typed(&mut merged, &defaults, "server", "tls", t)?;
         }
 
-        let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
             let key = e.path().to_string();
             ConfigError(format!(
                 "invalid config key {key}: {}",
                 hide_value(&key, e.inner().message())
             ))
         })?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Fills `auth.jwt_secret` / `auth.totp_key` from their `*_file`
+    /// variants (trailing newline dropped); setting both is an error.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        let a = &mut self.auth;
+        for (name, secret, file) in [
+            ("jwt_secret", &mut a.jwt_secret, &a.jwt_secret_file),
+            ("totp_key", &mut a.totp_key, &a.totp_key_file),
+        ] {
+            if file.as_os_str().is_empty() {
+                continue;
+            }
+            if !secret.is_empty() {
+                return Err(ConfigError(format!(
+                    "invalid config key auth.{name}_file: set auth.{name} or auth.{name}_file, not both"
+                )));
+            }
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                ConfigError(format!(
+                    "invalid config key auth.{name}_file: cannot read {}: {e}",
+                    file.display()
+                ))
+            })?;
+            *secret = Secret::new(text.trim_end_matches(['\n', '\r']));
+        }
+        Ok(())
+    }
+
+    /// Several instances share one database: scaled mode (SPEC §10).
+    pub fn is_scaled(&self) -> bool {
+        self.storage.backend == StorageBackend::Postgres
     }
 
     /// Checks that go beyond the types.
@@ -675,8 +727,14 @@ impl Config {
                 "is required when storage.backend = \"postgres\"",
             );
         }
+        if !(1..=1000).contains(&self.storage.postgres_pool_size) {
+            return bad("storage.postgres_pool_size", "must be between 1 and 1000");
+        }
         if self.state.backend == StateBackend::Redis && self.state.redis_url.is_empty() {
             return bad("state.redis_url", "is required when state.backend = \"redis\"");
+        }
+        if self.state.redis_prefix.chars().any(char::is_whitespace) {
+            return bad("state.redis_prefix", "must not contain spaces");
         }
         let a = &self.auth;
         if !a.jwt_secret.is_empty() && a.jwt_secret.expose().len() < 32 {
@@ -684,6 +742,30 @@ impl Config {
                 "auth.jwt_secret",
                 "must be at least 32 bytes (or empty to generate one)",
             );
+        }
+        if !a.totp_key.is_empty()
+            && !(a.totp_key.expose().len() == 64 && a.totp_key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return bad(
+                "auth.totp_key",
+                "must be 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`",
+            );
+        }
+        if self.is_scaled() {
+            // Every instance must sign, verify and unseal alike: keys made
+            // up per data dir would split the cluster.
+            for (key, missing) in [
+                ("auth.jwt_secret", a.jwt_secret.is_empty()),
+                ("auth.totp_key", a.totp_key.is_empty()),
+            ] {
+                if missing {
+                    return bad(
+                        key,
+                        "is required when storage.backend = \"postgres\": every instance needs the same key \
+                         (set it, or the matching _file key)",
+                    );
+                }
+            }
         }
         if a.issuer.trim().is_empty() {
             return bad("auth.issuer", "must not be empty");

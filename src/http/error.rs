@@ -138,12 +138,14 @@ impl IntoResponse for ApiError {
 
 impl ApiError {
     /// A dependency is down for now; the client may retry.
+    /// A backend is out of reach (or lost a race it can win on retry):
+    /// `503 storage_unavailable` with `Retry-After`, never a 500 (SPEC §10).
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the server cannot complete the request right now; try again shortly",
+            "storage_unavailable",
+            "storage cannot be reached right now; try again shortly",
         )
         .with_header(header::RETRY_AFTER, "1")
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::accounts::Accounts;
-use crate::config::Config;
+use crate::config::{Config, StateBackend, StorageBackend};
 use crate::http::middleware::RequestQueue;
 use crate::market::service::Market;
 use crate::ml::serving::Predictor;
@@ -20,8 +20,11 @@ use crate::security::password::PasswordHasher;
 use crate::security::rate_limit::RateLimiter;
 use crate::security::revocation::RevocationList;
 use crate::security::totp::SecretBox;
+use crate::state::fallback::FallbackState;
 use crate::state::memory::MemoryState;
-use crate::state::State;
+use crate::state::redis::RedisState;
+use crate::state::{State, StateHealth};
+use crate::store::postgres::PostgresStore;
 use crate::store::redb::RedbStore;
 use crate::store::Store;
 
@@ -63,24 +66,60 @@ impl AppState {
     /// Opens storage and loads keys and hot state. Used by `serve` and by
     /// admin commands run while the server is stopped.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        refuse_unbuilt_backends(&config)?;
         let data_dir = config.data_dir().to_path_buf();
-        create_private_dir(&data_dir)?;
-        let embedded = RedbStore::open(&data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(embedded.clone());
+        let (store, embedded): (Arc<dyn Store>, Option<RedbStore>) = match config.storage.backend {
+            StorageBackend::Embedded => {
+                create_private_dir(&data_dir)?;
+                let embedded = RedbStore::open(&data_dir)?;
+                (Arc::new(embedded.clone()), Some(embedded))
+            }
+            StorageBackend::Postgres => {
+                let pg =
+                    PostgresStore::connect(config.storage.postgres_url.expose(), config.storage.postgres_pool_size)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+                (Arc::new(pg), None)
+            }
+        };
+        // Scaled mode takes both keys from the configuration (validated);
+        // embedded mode makes them once into the data dir.
         let secret = if config.auth.jwt_secret.is_empty() {
             keyfile::load_or_create(&data_dir.join("jwt.key"), 32)?
         } else {
             config.auth.jwt_secret.expose().as_bytes().to_vec()
         };
+        let totp_key = if config.auth.totp_key.is_empty() {
+            keyfile::load_or_create(&data_dir.join("totp.key"), 32)?
+        } else {
+            hex::decode(config.auth.totp_key.expose()).map_err(|_| anyhow::anyhow!("auth.totp_key is not hex"))?
+        };
         let jwt = JwtKeys::new(&secret, &config.auth.issuer);
         let csrf = crate::security::csrf::CsrfKey::derive(&secret);
         let hasher = PasswordHasher::new()?;
         let idle_bucket = RateLimiter::longest_period(&config.rate_limits);
-        let state: Arc<dyn State> = Arc::new(MemoryState::new(store.clone(), idle_bucket));
+        let mut health_changes = None;
+        let state: Arc<dyn State> = match config.state.backend {
+            StateBackend::Memory => {
+                if config.is_scaled() {
+                    tracing::warn!(
+                        "state.backend = \"memory\" with a shared database: revocations, lockouts and rate \
+                         limits stay per instance; run more than one instance only with state.backend = \"redis\""
+                    );
+                }
+                Arc::new(MemoryState::new(store.clone(), idle_bucket))
+            }
+            StateBackend::Redis => {
+                let remote = RedisState::new(config.state.redis_url.expose(), &config.state.redis_prefix)
+                    .map_err(|e| anyhow::anyhow!("state: {e}"))?;
+                let local = MemoryState::new(store.clone(), idle_bucket);
+                let shared = FallbackState::start(remote, local, store.clone());
+                health_changes = Some(shared.subscribe());
+                shared
+            }
+        };
         let revocations = RevocationList::load(store.clone(), state.clone()).await?;
         let throttle = LoginThrottle::new(state.clone(), &config.auth);
-        let totp_box = SecretBox::new(&keyfile::load_or_create(&data_dir.join("totp.key"), 32)?)?;
+        let totp_box = SecretBox::new(&totp_key)?;
         let mail_wakeup = (!config.smtp.host.is_empty()).then(|| Arc::new(tokio::sync::Notify::new()));
         let events = Arc::new(SecurityLog::new(
             &config.logging.dir,
@@ -88,6 +127,9 @@ impl AppState {
             store.clone(),
             mail_wakeup.clone(),
         ));
+        if let Some(changes) = health_changes {
+            tokio::spawn(log_state_health(changes, events.clone()));
+        }
         let market = Arc::new(Market::load(&config.market, store.clone()).await?);
         let portfolio = Portfolio::new(store.clone(), market.clone(), Valuations::new(state.clone()));
         let rate_limiter = RateLimiter::new(state.clone(), config.rate_limits.clone());
@@ -115,7 +157,7 @@ impl AppState {
             metrics: crate::http::metrics::Metrics::default(),
             config: Arc::new(config),
             store,
-            embedded: Some(embedded),
+            embedded,
             started: Instant::now(),
         })))
     }
@@ -128,17 +170,17 @@ impl Inner {
     }
 }
 
-/// The scaled backends (SPEC §10) are configurable but not built yet: say
-/// so in one line instead of silently running embedded.
-fn refuse_unbuilt_backends(config: &Config) -> anyhow::Result<()> {
-    use crate::config::{StateBackend, StorageBackend};
-    if config.storage.backend == StorageBackend::Postgres {
-        anyhow::bail!("storage.backend = \"postgres\" is not built in this version of fortfolio; use \"embedded\"");
+/// Writes a security event each time the shared state degrades or recovers.
+async fn log_state_health(mut changes: tokio::sync::watch::Receiver<StateHealth>, events: Arc<SecurityLog>) {
+    use crate::security::events::{EventType, NewEvent};
+    while changes.changed().await.is_ok() {
+        let health = changes.borrow_and_update().clone();
+        let ev = match health {
+            StateHealth::Degraded(reason) => NewEvent::failure(EventType::StateDegraded).detail("reason", reason),
+            StateHealth::Ok => NewEvent::success(EventType::StateRecovered),
+        };
+        events.emit(ev).await;
     }
-    if config.state.backend == StateBackend::Redis {
-        anyhow::bail!("state.backend = \"redis\" is not built in this version of fortfolio; use \"memory\"");
-    }
-    Ok(())
 }
 
 /// The data directory holds keys and the database: owner-only.

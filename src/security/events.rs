@@ -46,10 +46,13 @@ pub enum EventType {
     AccountDisabled,
     AccountEnabled,
     TwoFactorReset,
+    /// The shared state (Redis) stopped answering; serving from local state.
+    StateDegraded,
+    StateRecovered,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 24] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -72,6 +75,8 @@ impl EventType {
         EventType::AccountDisabled,
         EventType::AccountEnabled,
         EventType::TwoFactorReset,
+        EventType::StateDegraded,
+        EventType::StateRecovered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +103,8 @@ impl EventType {
             EventType::AccountDisabled => "account_disabled",
             EventType::AccountEnabled => "account_enabled",
             EventType::TwoFactorReset => "two_factor_reset",
+            EventType::StateDegraded => "state_degraded",
+            EventType::StateRecovered => "state_recovered",
         }
     }
 

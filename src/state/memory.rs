@@ -240,9 +240,14 @@ impl LedgerVersions for MemoryState {
     }
 }
 
+#[async_trait]
 impl State for MemoryState {
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    async fn health(&self) -> super::StateHealth {
+        super::StateHealth::Ok
     }
 }
 

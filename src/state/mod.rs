@@ -8,6 +8,7 @@
 //! script each. Rule for callers: a cache kept in front of shared state is
 //! invalidated by a version read from here, never by a local TTL.
 
+pub mod fallback;
 pub mod memory;
 pub mod redis;
 
@@ -175,10 +176,21 @@ pub trait LedgerVersions: Send + Sync {
     async fn bump_ledger(&self, user_id: &str) -> StateResult<u64>;
 }
 
+/// How the shared state is doing, for `/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateHealth {
+    Ok,
+    /// Serving from this instance's own state; the reason in words.
+    Degraded(String),
+}
+
 /// Everything shared between instances.
+#[async_trait]
 pub trait State: RevocationState + ThrottleState + RateLimitState + LedgerVersions {
     /// "memory" or "redis", as `/health` reports it.
     fn kind(&self) -> &'static str;
+    /// Whether the shared backend answers now.
+    async fn health(&self) -> StateHealth;
 }
 
 #[cfg(test)]

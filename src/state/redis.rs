@@ -172,9 +172,10 @@ pub struct RedisState {
 }
 
 impl RedisState {
-    /// Connects to `url` (`redis://` or `rediss://` for TLS); keys go under
-    /// `prefix`. The connection manager reconnects by itself after a loss.
-    pub async fn connect(url: &str, prefix: &str) -> StateResult<Self> {
+    /// A client of `url` (`redis://`, or `rediss://` for TLS) with keys
+    /// under `prefix`. It connects on first use and reconnects by itself
+    /// after a loss, so an instance can start while Redis is down.
+    pub fn new(url: &str, prefix: &str) -> StateResult<Self> {
         let client =
             ::redis::Client::open(url).map_err(|e| StateError::Backend(format!("state.redis_url: {e}").into()))?;
         let config = ConnectionManagerConfig::new()
@@ -182,9 +183,7 @@ impl RedisState {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unreachable)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unreachable)?;
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
@@ -439,9 +438,38 @@ impl LedgerVersions for RedisState {
     }
 }
 
+#[async_trait]
 impl State for RedisState {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    async fn health(&self) -> super::StateHealth {
+        match self.ping().await {
+            Ok(()) => super::StateHealth::Ok,
+            Err(e) => super::StateHealth::Degraded(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+impl RedisState {
+    /// Deletes every key under this prefix (tests share one server).
+    pub(crate) async fn delete_all_keys(&self) -> StateResult<()> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        if !keys.is_empty() {
+            ::redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unreachable)?;
+        }
+        Ok(())
     }
 }
 
@@ -458,21 +486,8 @@ mod tests {
             return;
         };
         let prefix = format!("fortfolio-test-{}:", uuid::Uuid::new_v4().simple());
-        let state = std::sync::Arc::new(RedisState::connect(&url, &prefix).await.unwrap());
+        let state = std::sync::Arc::new(RedisState::new(&url, &prefix).unwrap());
         super::super::contract::run_all(state.clone()).await;
-        // Leave nothing behind on the shared server.
-        let mut conn = state.conn.clone();
-        let keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            ::redis::cmd("DEL")
-                .arg(keys)
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
-        }
+        state.delete_all_keys().await.unwrap();
     }
 }

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::http::state::AppState;
+use crate::state::StateHealth;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,12 +26,15 @@ struct Health {
     state: &'static str,
 }
 
-/// Readiness: each dependency `ok` or `failing`.
+/// Readiness: storage `ok` or `failing`; state `ok` or `degraded` (this
+/// instance serves from its own state until Redis answers again).
 #[derive(Serialize)]
 struct Readiness {
     status: &'static str,
     storage: &'static str,
     state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -43,22 +47,35 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
+/// `200` while requests can be served (also when degraded, which a load
+/// balancer should keep routing to); `503` when storage does not answer.
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    let (stored, shared) = tokio::join!(state.store.ping(), state.state.health());
+    let (state_word, degraded) = match shared {
+        StateHealth::Ok => ("ok", None),
+        StateHealth::Degraded(reason) => ("degraded", Some(format!("shared state: {reason}"))),
+    };
+    match stored {
         Ok(()) => Json(Readiness {
-            status: "ready",
+            status: if degraded.is_some() { "degraded" } else { "ready" },
             storage: "ok",
-            state: "ok",
+            state: state_word,
+            reason: degraded,
         })
         .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "readiness: storage failed");
+            let reason = match degraded {
+                Some(d) => format!("storage unavailable; {d}"),
+                None => "storage unavailable".to_string(),
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(Readiness {
                     status: "unavailable",
                     storage: "failing",
-                    state: "ok",
+                    state: state_word,
+                    reason: Some(reason),
                 }),
             )
                 .into_response()
