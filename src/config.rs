@@ -743,9 +743,8 @@ impl Config {
                 "must be at least 32 bytes (or empty to generate one)",
             );
         }
-        if !a.totp_key.is_empty()
-            && !(a.totp_key.expose().len() == 64 && a.totp_key.expose().bytes().all(|b| b.is_ascii_hexdigit()))
-        {
+        let hex32 = |k: &str| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit());
+        if !a.totp_key.is_empty() && !hex32(a.totp_key.expose()) {
             return bad(
                 "auth.totp_key",
                 "must be 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`",

@@ -267,35 +267,37 @@ async fn online_backup_restores_into_a_new_data_dir() {
     running.shutdown().await;
 }
 
-/// The scaled backends are configurable but not built yet: `serve` says so
-/// in one line and stops, instead of silently running embedded.
+/// Scaled mode refuses to start, in one line naming the problem and with
+/// nothing written to the data dir: without the keys every instance must
+/// share, and when the database cannot be reached.
 #[test]
-fn serve_refuses_backends_this_version_does_not_build() {
-    for (key, value, named) in [
+fn scaled_mode_refuses_to_start_without_shared_keys_or_a_database() {
+    let shared_keys = [
+        ("FORTFOLIO_AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef-shared"),
         (
-            "FORTFOLIO_STORAGE__BACKEND",
-            "postgres",
-            "storage.backend = \"postgres\"",
+            "FORTFOLIO_AUTH__TOTP_KEY",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         ),
-        ("FORTFOLIO_STATE__BACKEND", "redis", "state.backend = \"redis\""),
-    ] {
+    ];
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[], "auth.jwt_secret"),
+        (&shared_keys[..1], "auth.totp_key"),
+        (&shared_keys, "storage: storage unavailable"),
+    ];
+    for (extra, named) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let out = fortfolio(
-            &["serve", "--data-dir", dir.path().to_str().unwrap()],
-            &[
-                (key, value),
-                ("FORTFOLIO_STORAGE__POSTGRES_URL", "postgres://127.0.0.1:1/x"),
-                ("FORTFOLIO_STATE__REDIS_URL", "redis://127.0.0.1:1"),
-                ("FORTFOLIO_SERVER__BIND", "127.0.0.1:0"),
-            ],
-        );
+        let mut env = vec![
+            ("FORTFOLIO_STORAGE__BACKEND", "postgres"),
+            // Nothing listens on port 1: refused at once.
+            ("FORTFOLIO_STORAGE__POSTGRES_URL", "postgres://fortfolio@127.0.0.1:1/x"),
+            ("FORTFOLIO_SERVER__BIND", "127.0.0.1:0"),
+        ];
+        env.extend_from_slice(extra);
+        let out = fortfolio(&["serve", "--data-dir", dir.path().to_str().unwrap()], &env);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(
-            err.contains(named) && err.contains("not built in this version"),
-            "{err}"
-        );
+        assert!(err.contains(named), "{err}");
         let created: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
