@@ -99,8 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
 
     crate::market::feeds::load_bundled(&state.store, &state.market.book).await?;
-    state.events.apply_retention().await;
-    purge_expired(&state).await;
+    retention(&state).await;
     let background = spawn_background(&state)?;
 
     let scheme = if tls_mode == TlsMode::Off { "http" } else { "https" };
@@ -133,12 +132,18 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     }
     if !state.config.market.news_feeds.is_empty() {
         tasks.push(tokio::spawn(crate::market::feeds::run_fetcher(
-            state.config.market.news_feeds.clone(),
-            state.config.market.news_refresh.0,
-            state.store.clone(),
-            crate::market::feeds::symbol_index(&state.market.book),
+            crate::market::feeds::Fetcher {
+                feeds: state.config.market.news_feeds.clone(),
+                refresh: state.config.market.news_refresh.0,
+                store: state.store.clone(),
+                index: crate::market::feeds::symbol_index(&state.market.book),
+                holder: state.instance_id.clone(),
+            },
             rx.clone(),
         )));
+    }
+    if state.config.is_scaled() {
+        tasks.push(tokio::spawn(sync_imports(state.clone(), rx.clone())));
     }
     let s = state.clone();
     let mut rx = rx;
@@ -146,14 +151,57 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         // Retention ran once before serving; then hourly (files are daily).
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = tokio::time::sleep(RETENTION_PERIOD) => {}
                 _ = rx.wait_for(|stop| *stop) => return,
             }
-            s.events.apply_retention().await;
-            purge_expired(&s).await;
+            retention(&s).await;
         }
     }));
     Ok(Background { stop, tasks })
+}
+
+const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
+
+/// This instance's log files, then — by whichever instance claims the job
+/// this hour — the stored events and expired records.
+async fn retention(state: &AppState) {
+    state.events.purge_log_files();
+    let lease = chrono::Duration::minutes(50);
+    match state
+        .store
+        .claim_job("retention", &state.instance_id, chrono::Utc::now(), lease)
+        .await
+    {
+        Ok(true) => {
+            state.events.purge_stored_events().await;
+            purge_expired(state).await;
+        }
+        Ok(false) => tracing::debug!("another instance runs the retention this hour"),
+        Err(e) => tracing::warn!(error = %e, "cannot claim the retention job; will retry"),
+    }
+}
+
+/// How often an instance of a scaled deployment checks for imports made
+/// by another (SPEC §10: seen within a second).
+const IMPORT_CHECK: Duration = Duration::from_millis(500);
+
+/// Adopts price imports made on other instances into this one's book.
+async fn sync_imports(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut seen = match state.state.price_book_version().await {
+        Ok(v) => v,
+        Err(_) => u64::MAX, // unknown: the first successful check reloads
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(IMPORT_CHECK) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match state.market.sync_imports(&mut seen).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(series = n, "adopted prices imported on another instance"),
+            Err(e) => tracing::debug!(error = %e, "cannot check for imports now; will retry"),
+        }
+    }
 }
 
 /// Drops records that can no longer matter (see `MaintenanceStore`).

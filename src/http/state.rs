@@ -49,6 +49,8 @@ pub struct Inner {
     /// Signs session-bound CSRF tokens.
     pub csrf: crate::security::csrf::CsrfKey,
     pub started: Instant,
+    /// Names this process when it claims background jobs.
+    pub instance_id: String,
 }
 
 /// Cheap to clone; every handler gets one.
@@ -130,7 +132,7 @@ impl AppState {
         if let Some(changes) = health_changes {
             tokio::spawn(log_state_health(changes, events.clone()));
         }
-        let market = Arc::new(Market::load(&config.market, store.clone()).await?);
+        let market = Arc::new(Market::load(&config.market, store.clone(), state.clone()).await?);
         let portfolio = Portfolio::new(store.clone(), market.clone(), Valuations::new(state.clone()));
         let rate_limiter = RateLimiter::new(state.clone(), config.rate_limits.clone());
         let queue = RequestQueue::new(&config.server);
@@ -159,6 +161,7 @@ impl AppState {
             store,
             embedded,
             started: Instant::now(),
+            instance_id: uuid::Uuid::new_v4().to_string(),
         })))
     }
 }

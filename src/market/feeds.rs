@@ -73,13 +73,17 @@ pub async fn fetch_feed(
 }
 
 /// Fetches every configured feed now and then every `refresh`, until `stop`.
-pub async fn run_fetcher(
-    feeds: Vec<String>,
-    refresh: Duration,
-    store: Arc<dyn Store>,
-    index: SymbolIndex,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// What the news fetcher needs.
+pub struct Fetcher {
+    pub feeds: Vec<String>,
+    pub refresh: Duration,
+    pub store: Arc<dyn Store>,
+    pub index: SymbolIndex,
+    /// This instance, when it claims a round (one instance fetches each).
+    pub holder: String,
+}
+
+pub async fn run_fetcher(f: Fetcher, mut stop: tokio::sync::watch::Receiver<bool>) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(5))
@@ -92,20 +96,33 @@ pub async fn run_fetcher(
             return;
         }
     };
+    // A round's lease ends a little before the holder's next round, so the
+    // holder keeps it while it lives and another instance takes over after.
+    let lease = chrono::Duration::from_std(f.refresh.mul_f64(0.9)).unwrap_or(chrono::Duration::minutes(5));
     loop {
-        for url in &feeds {
-            let fetch = fetch_feed(&client, url, &store, &index);
-            let feed = redact_url(url);
-            tokio::select! {
-                r = fetch => match r {
-                    Ok(added) => tracing::info!(%feed, added, "news feed fetched"),
-                    Err(e) => tracing::warn!(%feed, error = %e, "news feed failed; will retry next round"),
-                },
-                _ = stop.wait_for(|s| *s) => return,
+        match f
+            .store
+            .claim_job("news_fetch", &f.holder, chrono::Utc::now(), lease)
+            .await
+        {
+            Ok(true) => {
+                for url in &f.feeds {
+                    let fetch = fetch_feed(&client, url, &f.store, &f.index);
+                    let feed = redact_url(url);
+                    tokio::select! {
+                        r = fetch => match r {
+                            Ok(added) => tracing::info!(%feed, added, "news feed fetched"),
+                            Err(e) => tracing::warn!(%feed, error = %e, "news feed failed; will retry next round"),
+                        },
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
             }
+            Ok(false) => tracing::debug!("another instance fetches the news this round"),
+            Err(e) => tracing::warn!(error = %e, "cannot claim the news round; will retry next round"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(refresh) => {}
+            _ = tokio::time::sleep(f.refresh) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

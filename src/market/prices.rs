@@ -133,6 +133,29 @@ impl PriceBook {
             .unwrap_or(0)
     }
 
+    /// Takes a stored series as it is when it differs from the book's (an
+    /// import made by another instance); true when it did.
+    pub fn adopt(&self, series: Series) -> bool {
+        let mut map = match self.series.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map
+            .get(&series.symbol)
+            .is_some_and(|old| old.name == series.name && old.candles == series.candles)
+        {
+            return false;
+        }
+        let symbol = series.symbol.clone();
+        map.insert(symbol.clone(), Arc::new(series));
+        drop(map);
+        let v = self.clock.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut versions) = self.versions.write() {
+            versions.insert(symbol, v);
+        }
+        true
+    }
+
     /// Merges candles into a symbol's series (new dates added, same dates
     /// replaced); creates the series if needed. Returns the new series.
     pub fn merge(&self, symbol: &str, name: Option<&str>, candles: Vec<Candle>) -> Arc<Series> {

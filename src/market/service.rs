@@ -10,12 +10,15 @@ use super::provider::{HttpPriceProvider, PriceProvider};
 use super::Candle;
 use crate::config::MarketConfig;
 use crate::domain::market::NewsItem;
+use crate::state::State;
 use crate::store::{NewsFilter, Store, StoreResult};
 
 pub struct Market {
     pub book: PriceBook,
     provider: Option<Arc<dyn PriceProvider>>,
     store: Arc<dyn Store>,
+    /// Where instances learn that another one imported prices.
+    versions: Arc<dyn State>,
 }
 
 /// A latest price and where it came from.
@@ -27,7 +30,7 @@ pub struct Quote {
 
 impl Market {
     /// The bundled set plus every imported series in the store.
-    pub async fn load(cfg: &MarketConfig, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub async fn load(cfg: &MarketConfig, store: Arc<dyn Store>, versions: Arc<dyn State>) -> anyhow::Result<Self> {
         let book = PriceBook::bundled();
         for s in store.imported_series().await? {
             book.merge(&s.symbol, Some(&s.name), s.candles);
@@ -37,7 +40,12 @@ impl Market {
         } else {
             Some(Arc::new(HttpPriceProvider::new(&cfg.price_provider)?))
         };
-        Ok(Self { book, provider, store })
+        Ok(Self {
+            book,
+            provider,
+            store,
+            versions,
+        })
     }
 
     /// True when prices can change without the book changing (a provider).
@@ -67,7 +75,26 @@ impl Market {
     pub async fn import(&self, symbol: &str, name: Option<&str>, candles: Vec<Candle>) -> StoreResult<Arc<Series>> {
         let merged = self.book.merge(symbol, name, candles);
         self.store.put_imported_series((*merged).clone()).await?;
+        if let Err(e) = self.versions.bump_price_book().await {
+            tracing::warn!(error = %e, "other instances will see this import at their next successful check");
+        }
         Ok(merged)
+    }
+
+    /// Adopts the imports other instances made since `seen` (the shared
+    /// price-book version this instance last synced to); returns how many
+    /// series changed.
+    pub async fn sync_imports(&self, seen: &mut u64) -> anyhow::Result<usize> {
+        let current = self.versions.price_book_version().await?;
+        if current == *seen {
+            return Ok(0);
+        }
+        let mut changed = 0;
+        for series in self.store.imported_series().await? {
+            changed += usize::from(self.book.adopt(series));
+        }
+        *seen = current;
+        Ok(changed)
     }
 
     /// Stored news, newest first.

@@ -445,14 +445,18 @@ impl SecurityLog {
             .collect()
     }
 
-    /// Applies the retention to the rotated files and the stored events.
-    pub async fn apply_retention(&self) {
+    /// Applies the retention to this instance's rotated log files.
+    pub fn purge_log_files(&self) {
         let today = Utc::now().date_naive();
         match purge_files(&self.dir, self.retention_days, today) {
             Ok(n) if n > 0 => tracing::info!(removed = n, "old security log files deleted"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot apply log retention"),
         }
+    }
+
+    /// Applies the retention to the stored events (shared by instances).
+    pub async fn purge_stored_events(&self) {
         let before = Utc::now() - chrono::Duration::days(i64::from(self.retention_days));
         match self.store.purge_events(before).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "old security events deleted"),

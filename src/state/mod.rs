@@ -174,7 +174,20 @@ pub trait LedgerVersions: Send + Sync {
     async fn ledger_version(&self, user_id: &str) -> StateResult<u64>;
     /// Moves the user's version past every version handed out so far.
     async fn bump_ledger(&self, user_id: &str) -> StateResult<u64>;
+
+    /// The version of the imported prices, bumped by an import on any
+    /// instance (kept as a ledger under a name no user id can take).
+    async fn price_book_version(&self) -> StateResult<u64> {
+        self.ledger_version(PRICE_BOOK_LEDGER).await
+    }
+
+    async fn bump_price_book(&self) -> StateResult<u64> {
+        self.bump_ledger(PRICE_BOOK_LEDGER).await
+    }
 }
+
+/// User ids are UUIDs: this cannot be one.
+const PRICE_BOOK_LEDGER: &str = "~price-book";
 
 /// How the shared state is doing, for `/ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]

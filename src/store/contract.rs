@@ -36,6 +36,28 @@ pub async fn run_all(store: Arc<dyn Store>) {
     outbox_messages_are_claimed_once(store.clone()).await;
     news_pages_by_cursor(&*store).await;
     revocations_and_devices(&*store).await;
+    background_jobs_are_leased(&*store).await;
+}
+
+/// Of several instances, one holds a job until its lease runs out.
+async fn background_jobs_are_leased(store: &dyn Store) {
+    let job = format!("job-{}", crate::domain::new_id());
+    let (now, lease) = (micros_now(), Duration::minutes(5));
+    assert!(store.claim_job(&job, "a", now, lease).await.unwrap());
+    assert!(!store.claim_job(&job, "b", now, lease).await.unwrap(), "held by a");
+    assert!(
+        store
+            .claim_job(&job, "a", now + Duration::minutes(1), lease)
+            .await
+            .unwrap(),
+        "a renews"
+    );
+    let later = now + Duration::minutes(7);
+    assert!(
+        store.claim_job(&job, "b", later, lease).await.unwrap(),
+        "a's lease ran out"
+    );
+    assert!(!store.claim_job(&job, "a", later, lease).await.unwrap());
 }
 
 /// A user with a unique email; 2FA on with `codes` as backup-code hashes.

@@ -650,6 +650,16 @@ pub trait MaintenanceStore: Send + Sync {
     /// and lockout records of unknown emails with no lock in force and no
     /// failure left in the window (known accounts keep theirs for forensics).
     async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged>;
+    /// Claims a background job (`news_fetch`, `retention`) for `holder`
+    /// until `now + lease`, so that of several instances one does it: true
+    /// when the job is free, its lease has run out, or `holder` holds it.
+    async fn claim_job(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<bool>;
 }
 
 /// Everything the application stores.

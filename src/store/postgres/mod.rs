@@ -286,6 +286,26 @@ impl MaintenanceStore for PostgresStore {
             lockouts: lockouts as usize,
         })
     }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let until = now + lease;
+        let claimed = execute(
+            &client,
+            "INSERT INTO job_leases (job, holder, leased_until) VALUES ($1, $2, $3)
+             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, leased_until = excluded.leased_until
+              WHERE job_leases.leased_until <= $4 OR job_leases.holder = excluded.holder",
+            &[&job, &holder, &until, &now],
+        )
+        .await?;
+        Ok(claimed == 1)
+    }
 }
 
 #[async_trait]
@@ -301,7 +321,7 @@ impl Store for PostgresStore {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 

@@ -28,6 +28,12 @@ fn purge_table(
     Ok(gone.len())
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JobLease {
+    holder: String,
+    until: DateTime<Utc>,
+}
+
 #[async_trait]
 impl MaintenanceStore for RedbStore {
     async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged> {
@@ -45,6 +51,31 @@ impl MaintenanceStore for RedbStore {
                     Ok(r.user_id.is_none() && r.locked_at(now).is_none() && r.live_failures(now, lockout) == 0)
                 })?,
             })
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> StoreResult<bool> {
+        let (job, holder) = (job.to_string(), holder.to_string());
+        self.write_with(Durability::Eventual, move |tx| {
+            let mut t = tx.open_table(JOB_LEASES).map_err(backend)?;
+            if let Some(held) = get::<JobLease>(&t, "job_leases", &job)? {
+                if held.until > now && held.holder != holder {
+                    return Ok(false);
+                }
+            }
+            let lease = JobLease {
+                holder,
+                until: now + lease,
+            };
+            t.insert(job.as_str(), encode(&lease)?.as_slice()).map_err(backend)?;
+            Ok(true)
         })
         .await
     }

@@ -71,8 +71,11 @@ const NEWS: Table = TableDefinition::new("news");
 /// news id → its key in NEWS (de-duplication).
 const NEWS_IDS: Table = TableDefinition::new("news_ids");
 const FLAGS: Table = TableDefinition::new("flags");
+/// job name → JobLease.
+const JOB_LEASES: Table = TableDefinition::new("job_leases");
 
-const ALL_TABLES: [Table; 20] = [
+const ALL_TABLES: [Table; 21] = [
+    JOB_LEASES,
     NEWS,
     NEWS_IDS,
     FLAGS,
