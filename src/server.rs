@@ -187,10 +187,8 @@ const IMPORT_CHECK: Duration = Duration::from_millis(500);
 
 /// Adopts price imports made on other instances into this one's book.
 async fn sync_imports(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut seen = match state.state.price_book_version().await {
-        Ok(v) => v,
-        Err(_) => u64::MAX, // unknown: the first successful check reloads
-    };
+    // Unknown (state unreachable): the first successful check reloads.
+    let mut seen = state.state.price_book_version().await.unwrap_or(u64::MAX);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(IMPORT_CHECK) => {}
