@@ -109,6 +109,16 @@ pub enum AdminCommand {
     Backup { file: PathBuf },
     /// Restore a snapshot written by `admin backup` (server stopped)
     Restore { file: PathBuf },
+    /// Copy the embedded data dir into an empty PostgreSQL database
+    /// (server stopped); then switch storage.backend to "postgres"
+    Migrate {
+        /// The backend to copy into (only "postgres")
+        #[arg(long, value_parser = ["postgres"])]
+        to: String,
+        /// The target database; default: storage.postgres_url
+        #[arg(long, env = "FORTFOLIO_MIGRATE_POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
+    },
     /// Query security events, newest first
     Events {
         /// Only this user's events (email)
@@ -199,6 +209,9 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             config.data_dir().display()
         );
         return Ok(());
+    }
+    if let AdminCommand::Migrate { postgres_url, .. } = &cmd {
+        return migrate_to_postgres(&config, postgres_url.as_deref()).await;
     }
     let backend = Backend::connect(&config).await?;
     match cmd {
@@ -313,7 +326,7 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 r["seconds"].as_f64().unwrap_or(0.0)
             );
         }
-        AdminCommand::Restore { .. } => {}
+        AdminCommand::Restore { .. } | AdminCommand::Migrate { .. } => {}
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend
                 .call(Method::POST, "/admin/sessions/revoke", Some(json!({"email": email})))
@@ -476,6 +489,45 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
         (false, false) => "the model does NOT beat the naive baselines out of sample",
     };
     println!("verdict: {verdict}");
+    Ok(())
+}
+
+/// `admin migrate --to postgres`: the embedded file, read in one snapshot,
+/// into an empty database in one transaction, counts checked at the end.
+async fn migrate_to_postgres(config: &Config, url: Option<&str>) -> anyhow::Result<()> {
+    let url = url.unwrap_or(config.storage.postgres_url.expose());
+    if url.is_empty() {
+        bail!("give --postgres-url (or set storage.postgres_url)");
+    }
+    let file = config.data_dir().join(crate::store::redb::FILE_NAME);
+    if !file.exists() {
+        bail!("no embedded database at {}", file.display());
+    }
+    if crate::cli::admin_client::server_running(config).await {
+        bail!("stop the server first: the copy must see a database nobody is changing");
+    }
+    let source = crate::store::redb::RedbStore::open(config.data_dir())?;
+    let snapshot = source.snapshot()?;
+    let total: u64 = snapshot.counts().iter().map(|(_, n)| n).sum();
+    eprintln!("copying {total} records from {} ...", file.display());
+    let target = crate::store::postgres::PostgresStore::connect(url, 2)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", crate::config::redact_url(url)))?;
+    let mut progress = |what: &str, n: u64| eprintln!("  {what}: {n}");
+    let counts = target
+        .load_snapshot(&snapshot, &mut progress)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; the database was left as it was"))?;
+    println!("copied into {}:", crate::config::redact_url(url));
+    for (table, n) in counts {
+        println!("  {table:<17} {n:>8}");
+    }
+    println!(
+        "counts match. Next, on every instance: storage.backend = \"postgres\", the same auth.jwt_secret \
+         (32+ characters; access tokens issued before the switch stop working and clients refresh), and \
+         auth.totp_key_file pointing at a copy of {} (it seals the 2FA secrets).",
+        config.data_dir().join("totp.key").display()
+    );
     Ok(())
 }
 

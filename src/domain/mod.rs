@@ -20,6 +20,12 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The current time at the resolution every store keeps (microseconds),
+/// so a record reads back equal to what was written.
+pub fn now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
 /// RFC 3339 UTC with second precision, as every timestamp in the API.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -662,6 +662,64 @@ pub trait MaintenanceStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// An idempotent order answer as stored, for copying between backends.
+#[derive(Debug, Clone)]
+pub struct StoredOrderAnswer {
+    pub user_id: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub receipt: OrderReceipt,
+    pub stored_at: DateTime<Utc>,
+}
+
+/// Everything a store holds, as records: what `admin migrate` copies from
+/// the embedded file into PostgreSQL. Keyed records carry their key
+/// (refresh tokens and revocations by token hash, lockouts by throttle
+/// key, positions and transactions by user id).
+#[derive(Default)]
+pub struct Snapshot {
+    pub users: Vec<UserRecord>,
+    pub sessions: Vec<SessionRecord>,
+    pub refresh_tokens: Vec<(String, RefreshRecord)>,
+    pub revoked_tokens: Vec<(String, DateTime<Utc>)>,
+    pub lockouts: Vec<(String, LockoutRecord)>,
+    pub spent_challenges: Vec<(String, DateTime<Utc>)>,
+    pub events: Vec<EventRecord>,
+    pub outbox: Vec<OutboxMessage>,
+    pub devices: Vec<DeviceRecord>,
+    pub positions: Vec<(String, Position)>,
+    pub transactions: Vec<(String, Transaction)>,
+    pub idempotency: Vec<StoredOrderAnswer>,
+    pub series: Vec<Series>,
+    pub news: Vec<NewsItem>,
+    pub flags: Vec<String>,
+}
+
+impl Snapshot {
+    /// Records per kind, named as PostgreSQL's tables are.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let n = |len: usize| len as u64;
+        vec![
+            ("users", n(self.users.len())),
+            ("sessions", n(self.sessions.len())),
+            ("refresh_tokens", n(self.refresh_tokens.len())),
+            ("revoked_tokens", n(self.revoked_tokens.len())),
+            ("lockouts", n(self.lockouts.len())),
+            ("spent_challenges", n(self.spent_challenges.len())),
+            ("events", n(self.events.len())),
+            ("outbox", n(self.outbox.len())),
+            ("devices", n(self.devices.len())),
+            ("positions", n(self.positions.len())),
+            ("transactions", n(self.transactions.len())),
+            ("idempotency", n(self.idempotency.len())),
+            ("price_series", n(self.series.len())),
+            ("candles", n(self.series.iter().map(|s| s.candles.len()).sum())),
+            ("news", n(self.news.len())),
+            ("flags", n(self.flags.len())),
+        ]
+    }
+}
+
 /// Everything the application stores.
 #[async_trait]
 pub trait Store:

@@ -12,6 +12,7 @@
 
 mod devices;
 mod events;
+mod import;
 mod lockouts;
 mod market;
 mod portfolio;
@@ -362,6 +363,91 @@ mod tests {
             return;
         };
         crate::store::contract::run_all(std::sync::Arc::new(store.clone())).await;
+        guard.drop_schema().await;
+    }
+
+    /// `admin migrate`'s core: what the embedded file holds arrives whole,
+    /// with the same ids, secrets and amounts; a second copy is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_embedded_snapshot_loads_whole_and_only_once() {
+        use crate::domain::portfolio::{Order, Side};
+        use crate::store::*;
+        let Some((pg, guard)) = scratch_store("an_embedded_snapshot_loads_whole_and_only_once").await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let redb = crate::store::redb::RedbStore::open(dir.path()).unwrap();
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let user = UserRecord {
+            id: crate::domain::new_id(),
+            email: "m@example.com".into(),
+            email_key: "m@example.com".into(),
+            full_name: Some("M".into()),
+            role: Role::Admin,
+            password_hash: "$argon2id$hash".into(),
+            disabled: false,
+            created_at: now,
+            last_login_at: None,
+            password_changed_at: now,
+            two_factor_enabled: false,
+            totp: None,
+        };
+        redb.create_user(user.clone()).await.unwrap();
+        redb.set_pending_totp(&user.id, "sealed".into()).await.unwrap();
+        redb.activate_totp(&user.id, 7, vec!["c1".into(), "c2".into()])
+            .await
+            .unwrap();
+        for (side, qty) in [(Side::Buy, "2.5"), (Side::Sell, "1")] {
+            let order = Order {
+                side,
+                symbol: "AAPL".into(),
+                quantity: qty.parse().unwrap(),
+                price: "187.25".parse().unwrap(),
+                fee: "0.10".parse().unwrap(),
+            };
+            let key = IdempotencyKey {
+                key: format!("k-{qty}"),
+                fingerprint: "f".into(),
+            };
+            redb.execute_order(&user.id, order, None, Some(key)).await.unwrap();
+        }
+        let snap = redb.snapshot().unwrap();
+        let mut heard = Vec::new();
+        let counts = pg
+            .load_snapshot(&snap, &mut |what: &str, _| heard.push(what.to_string()))
+            .await
+            .unwrap();
+        assert!(counts.contains(&("transactions", 2)) && counts.contains(&("idempotency", 2)));
+        assert!(!heard.is_empty(), "progress is reported");
+        let moved = pg.user_by_email("m@example.com").await.unwrap().unwrap();
+        let totp = moved.totp.clone().unwrap();
+        assert_eq!(
+            (
+                moved.id.as_str(),
+                moved.role,
+                moved.password_hash.as_str(),
+                moved.two_factor_enabled
+            ),
+            (user.id.as_str(), Role::Admin, "$argon2id$hash", true)
+        );
+        assert_eq!(
+            (totp.sealed_secret.as_str(), totp.last_step, totp.backup_codes.len()),
+            ("sealed", Some(7), 2)
+        );
+        assert_eq!(
+            pg.positions(&user.id).await.unwrap(),
+            redb.positions(&user.id).await.unwrap()
+        );
+        assert_eq!(
+            pg.transactions(&user.id, None, None, 10).await.unwrap(),
+            redb.transactions(&user.id, None, None, 10).await.unwrap()
+        );
+        let again = pg
+            .load_snapshot(&snap, &mut |_: &str, _| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("not empty"), "{again}");
         guard.drop_schema().await;
     }
 

@@ -189,7 +189,7 @@ impl PortfolioStore for PostgresStore {
             fee: order.fee,
             total,
             realized_pnl: realized,
-            executed_at: Utc::now(),
+            executed_at: crate::domain::now(),
         };
         write_position(&tx, user_id, &position).await?;
         insert_transaction(&tx, user_id, &txn).await?;

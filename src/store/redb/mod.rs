@@ -8,6 +8,7 @@
 mod backup;
 mod devices;
 mod events;
+mod export;
 mod lockouts;
 mod maintenance;
 mod market;

@@ -1,7 +1,6 @@
 //! Orders, positions and the ledger, with idempotent replays.
 
 use async_trait::async_trait;
-use chrono::Utc;
 
 use super::*;
 
@@ -58,7 +57,7 @@ impl PortfolioStore for RedbStore {
                 fee: order.fee,
                 total,
                 realized_pnl: realized,
-                executed_at: Utc::now(),
+                executed_at: crate::domain::now(),
             };
             positions
                 .insert(pos_key.as_str(), encode(&position)?.as_slice())
