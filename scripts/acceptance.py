@@ -3,7 +3,9 @@
 
     cargo build --release && python3 scripts/acceptance.py [section ...]
 
-Sections: foundation defenses twofactor events portfolio predictions.
+Sections: hardening foundation defenses twofactor events portfolio predictions scaled.
+The scaled section starts its own PostgreSQL (initdb, as user postgres) and
+redis-server, so it can stop and start them.
 Needs: python3 with requests, pyotp and aiosmtpd; zbarimg (zbar-tools).
 Each check prints PASS/FAIL with the figures it measured; the exit code is
 the number of failures. Every server runs on loopback with a fresh data dir.
@@ -779,7 +781,284 @@ def hardening():
     check("out-of-sample 90 % interval coverage is reported; pooled over SPY/KO/JPM/AAPL within 0.85–0.95",
           pooled is not None and 0.85 <= pooled <= 0.95 and all(v is not None for v in per.values()), f"pooled {pooled}, per symbol {per}")
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions}
+# ---------------------------------------------------------------- scaled (issue 12)
+class PrivateRedis:
+    """A redis-server of our own, so an outage can be staged."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG", 10)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/"
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (initdb as user postgres, trust auth)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ff-pg-")
+        os.chmod(self.dir, 0o777)
+        self.data = os.path.join(self.dir, "data")
+        bindir = "/usr/lib/postgresql/" + sorted(os.listdir("/usr/lib/postgresql"))[-1] + "/bin"
+        self.pg_ctl = os.path.join(bindir, "pg_ctl")
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(bindir, "initdb"), "-D", self.data, "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+        self.start()
+
+    def start(self):
+        subprocess.run(["runuser", "-u", "postgres", "--", self.pg_ctl, "-D", self.data, "-l", os.path.join(self.dir, "log"),
+                        "-w", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True)
+
+    def stop(self):
+        subprocess.run(["runuser", "-u", "postgres", "--", self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"],
+                       check=True, capture_output=True)
+
+    def new_database(self):
+        name = "ff_" + os.urandom(4).hex()
+        subprocess.run(["psql", "-q", f"postgres://postgres@127.0.0.1:{self.port}/postgres", "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True)
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+
+SHARED_KEYS = {"FORTFOLIO_AUTH__JWT_SECRET": "acceptance-shared-secret-0123456789abcdef",
+               "FORTFOLIO_AUTH__TOTP_KEY": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}
+
+
+def scaled_env(pg_url, redis_url, **extra):
+    env = {"FORTFOLIO_STORAGE__BACKEND": "postgres", "FORTFOLIO_STORAGE__POSTGRES_URL": pg_url,
+           "FORTFOLIO_STATE__BACKEND": "redis", "FORTFOLIO_STATE__REDIS_URL": redis_url,
+           "FORTFOLIO_STATE__REDIS_PREFIX": "acc" + os.urandom(3).hex() + ":", **SHARED_KEYS}
+    env.update(extra)
+    return env
+
+
+def load(servers, tokens, seconds, stop_flag, out):
+    """Mixed reads and logins on every server until stop_flag is set; counts statuses."""
+    def one(i):
+        s = servers[i % len(servers)]
+        tok = tokens[i % len(tokens)]
+        try:
+            if i % 5 == 0:
+                r = s.login(tok[1])
+            else:
+                r = s.req("GET", "/portfolio" if i % 2 else "/me", tok[0])
+            out.append((time.time(), r.status_code, r.headers.get("content-type", ""), (r.json() or {}).get("code") if r.status_code >= 400 else None))
+        except requests.RequestException as e:
+            out.append((time.time(), 0, "", repr(e)[:60]))
+    i = 0
+    with cf.ThreadPoolExecutor(8) as ex:
+        while not stop_flag.is_set():
+            list(ex.map(one, range(i, i + 16)))
+            i += 16
+            time.sleep(0.02)
+
+
+def scaled():
+    print("== scaled mode: two instances on PostgreSQL + Redis (issue 12)")
+    pg, rd = PrivatePostgres(), PrivateRedis()
+    env = scaled_env(pg.new_database(), rd.url, **lifted(FORTFOLIO_RATE_LIMITS__PRICES="5/min"))
+    a, b = Server(env), Server(env)
+    h = a.req("GET", "/health").json()
+    check("/health names the real backends", h["storage"] == "postgres" and h["state"] == "redis", str(h))
+    a.register("x@example.com")
+    r = b.login("x@example.com")
+    check("registered on A, logs in on B", r.status_code == 200, str(r.status_code))
+    tok = a.login("x@example.com").json()["access_token"]
+    ok_before = b.req("GET", "/me", tok).status_code == 200
+    a.req("POST", "/auth/logout", tok)
+    t0 = time.time()
+    refused = wait_for(lambda: b.req("GET", "/me", tok).status_code == 401, 1.0)
+    check("an access token logged out on A is refused on B within 1 s", ok_before and refused, f"{time.time() - t0:.3f} s")
+    a.register("lock@example.com")
+    codes = [(a if i % 2 == 0 else b).login("lock@example.com", "wrong-guess-123456").status_code for i in range(5)]
+    after = [srv.login("lock@example.com").status_code for srv in (a, b)]
+    check("5 wrong passwords over A and B lock the account on both (423)", after == [423, 423], f"{codes} then {after}")
+    t = b.login("x@example.com").json()["access_token"]
+    seq = [(a if i % 2 == 0 else b).req("GET", "/prices", t).status_code for i in range(5)]
+    sixth = [srv.req("GET", "/prices", t) for srv in (a, b)]
+    check("a 5/min limit is shared: the 6th request on either gets 429",
+          seq == [200] * 5 and all(is_problem(x, 429, "rate_limited") for x in sixth), f"{seq} then {[x.status_code for x in sixth]}")
+    a.req("POST", "/portfolio/buy", t, json={"symbol": "MSFT", "quantity": "4", "price": "400"})
+    pos = {p["symbol"]: p for p in b.req("GET", "/portfolio", t).json()["positions"]}
+    check("bought on A, valued on B at once", pos.get("MSFT", {}).get("quantity") == "4", str(pos.get("MSFT")))
+    tf = a.register("tf@example.com")["access_token"]
+    sec = a.req("POST", "/auth/2fa/enable", tf, json={"password": PASSWORD}).json()["secret"]
+    codes = a.req("POST", "/auth/2fa/verify", tf, json={"code": pyotp.TOTP(sec).now()}).json()["backup_codes"]
+    ch = a.login("tf@example.com").json()["challenge_token"]
+    used = a.req("POST", "/auth/2fa/backup-code", json={"challenge_token": ch, "backup_code": codes[0]})
+    ch = b.login("tf@example.com").json()["challenge_token"]
+    again = b.req("POST", "/auth/2fa/backup-code", json={"challenge_token": ch, "backup_code": codes[0]})
+    check("a backup code spent on A is refused on B", used.status_code == 200 and is_problem(again, 401, "invalid_backup_code"))
+
+    seller = a.register("sell@example.com")["access_token"]
+    a.req("POST", "/portfolio/buy", seller, json={"symbol": "NVDA", "quantity": "10", "price": "100"})
+    with cf.ThreadPoolExecutor(40) as ex:
+        res = list(ex.map(lambda i: (a if i % 2 else b).req("POST", "/portfolio/sell", seller, json={"symbol": "NVDA", "quantity": "1", "price": "120"}).status_code, range(40)))
+    txs = a.req("GET", "/portfolio/transactions?limit=100", seller).json()["items"]
+    nvda = next(p for p in b.req("GET", "/portfolio", seller).json()["positions"] if p["symbol"] == "NVDA")
+    sold = sum(1 for x in txs if x["side"] == "sell")
+    check("40 concurrent sells of 10 over A and B: exactly 10 succeed, none oversold, position = ledger",
+          res.count(201) == 10 and res.count(422) == 30 and sold == 10 and nvda["quantity"] == "0",
+          f"{res.count(201)} × 201, {res.count(422)} × 422, ledger sells {sold}, quantity {nvda['quantity']}")
+    a.stop()
+    b.stop()
+
+    port = free_port()
+    ctl, sink = smtp_sink(port)
+    mail = {"FORTFOLIO_SMTP__HOST": "127.0.0.1", "FORTFOLIO_SMTP__PORT": str(port), "FORTFOLIO_SMTP__SECURITY": "none"}
+    env2 = scaled_env(pg.new_database(), rd.url, **lifted(**mail))
+    a, b = Server(env2), Server(env2)
+    a.register("mail@example.com", ua="ua-one")
+    b.login("mail@example.com", headers={"User-Agent": "ua-two"})
+    wait_for(lambda: len(sink.msgs) >= 1, 10)
+    time.sleep(3)
+    check("with A and B both delivering, a new-device login sends exactly one mail", len(sink.msgs) == 1, f"{len(sink.msgs)} mails")
+    ctl.stop()
+    a.stop()
+    b.stop()
+
+    env3 = scaled_env(pg.new_database(), rd.url, **lifted())
+    a, b = Server(env3), Server(env3)
+    users = []
+    for i in range(4):
+        email = f"load{i}@example.com"
+        users.append((a.register(email)["access_token"], email))
+    victim = a.login("load0@example.com").json()["access_token"]
+    csv = os.path.join(a.dir, "zzzq.csv")
+    open(csv, "w").write("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,3.25,10\n")
+    a.cli("prices", "import", csv)
+    t0 = time.time()
+    seen = wait_for(lambda: b.req("GET", "/prices/ZZZQ", users[0][0]).json().get("price") == "3.25", 1.0)
+    check("prices imported on A are served by B within 1 s", seen, f"{time.time() - t0:.3f} s")
+    out, stop_flag = [], threading.Event()
+    th = threading.Thread(target=load, args=([a, b], users, 0, stop_flag, out))
+    th.start()
+    time.sleep(1)
+    rd.stop()
+    t0 = time.time()
+    degraded = wait_for(lambda: all(s.req("GET", "/ready").json().get("status") == "degraded" for s in (a, b)), 5)
+    took = time.time() - t0
+    login = b.login("load1@example.com").status_code
+    a.req("POST", "/auth/logout", victim)
+    refused_during = wait_for(lambda: b.req("GET", "/me", victim).status_code == 401, 2)
+    time.sleep(1)
+    rd.start()
+    back = wait_for(lambda: all(s.req("GET", "/ready").json().get("status") == "ready" for s in (a, b)), 10)
+    time.sleep(1)
+    stop_flag.set()
+    th.join()
+    bad = [o for o in out if o[1] == 0 or o[1] >= 500]
+    check("Redis stopped under load: no request fails (no 5xx, no error)", not bad and len(out) > 50, f"{len(out)} requests, {len(bad)} failed {bad[:3]}")
+    check("/ready says degraded on both within 5 s", degraded, f"{took:.1f} s")
+    check("logins still work while Redis is down", login == 200, str(login))
+    after = [s.req("GET", "/me", victim).status_code for s in (a, b)]
+    check("Redis back: /ready ready again; a token revoked during the outage is refused on both",
+          back and after == [401, 401], f"refused during outage on B: {refused_during}; after: {after}")
+    ev = subprocess.run(["psql", "-At", env3["FORTFOLIO_STORAGE__POSTGRES_URL"], "-c",
+                         "SELECT count(*) FROM events WHERE event = 'state_degraded'"], capture_output=True, text=True).stdout.strip()
+    check("a state_degraded security event was written (one per instance)", ev == "2", ev)
+
+    buyer = a.register("pgdown@example.com")["access_token"]
+    out, stop_flag = [], threading.Event()
+    orders = []
+
+    def buy_loop():
+        while not stop_flag.is_set():
+            try:
+                r = a.req("POST", "/portfolio/buy", buyer, json={"symbol": "AAPL", "quantity": "1", "price": "10"})
+                orders.append((r.status_code, r.headers.get("content-type", ""), r.json().get("code") if r.status_code >= 400 else None))
+            except requests.RequestException as e:
+                orders.append((0, "", repr(e)[:60]))
+            time.sleep(0.01)
+    th = threading.Thread(target=load, args=([a, b], users[1:], 0, stop_flag, out))
+    tb = threading.Thread(target=buy_loop)
+    th.start()
+    tb.start()
+    time.sleep(1)
+    pg.stop()
+    time.sleep(3)
+    ready = [s.req("GET", "/ready").status_code for s in (a, b)]
+    pg.start()
+    resumed = wait_for(lambda: all(s.req("GET", "/me", buyer).status_code == 200 for s in (a, b)), 20)
+    time.sleep(1)
+    stop_flag.set()
+    th.join()
+    tb.join()
+    allr = out + [(0, o[0], o[1], o[2]) for o in orders]
+    five = [o for o in allr if o[1] >= 500]
+    wrong = [o for o in five if not (o[1] == 503 and o[3] == "storage_unavailable" and o[2] == "application/problem+json")]
+    check("PostgreSQL stopped under load: /ready 503; failures are 503 storage_unavailable, none 500",
+          ready == [503, 503] and five and not wrong and not [o for o in allr if o[1] == 0],
+          f"ready {ready}; {len(allr)} requests, {len(five)} × 503, other failures {wrong[:3]}")
+    txs = []
+    cur = None
+    while True:
+        page = a.req("GET", "/portfolio/transactions?limit=100" + (f"&cursor={cur}" if cur else ""), buyer).json()
+        txs += page["items"]
+        cur = page.get("next_cursor")
+        if not cur:
+            break
+    aapl = next(p for p in a.req("GET", "/portfolio", buyer).json()["positions"] if p["symbol"] == "AAPL")
+    ok201 = sum(1 for o in orders if o[0] == 201)
+    check("PostgreSQL back: served again without restarts; no order half-written (position = ledger ⊇ answered)",
+          resumed and aapl["quantity"] == str(len(txs)) and len(txs) >= ok201, f"{ok201} answered 201, ledger {len(txs)}, quantity {aapl['quantity']}")
+    a.stop()
+    b.stop()
+
+    e = Server(lifted())
+    toks = []
+    for i in range(3):
+        toks.append(e.register(f"m{i}@example.com")["access_token"])
+    sec = e.req("POST", "/auth/2fa/enable", toks[0], json={"password": PASSWORD}).json()["secret"]
+    e.req("POST", "/auth/2fa/verify", toks[0], json={"code": pyotp.TOTP(sec).now()})
+    for i in range(100):
+        e.req("POST", "/portfolio/buy", toks[i % 3], json={"symbol": ["AAPL", "MSFT", "SPY"][i % 3], "quantity": "1.5", "price": str(100 + i)})
+    csv = os.path.join(e.dir, "mgrt.csv")
+    open(csv, "w").write("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,4.5,10\n")
+    e.cli("prices", "import", csv)
+    before = [e.req("GET", "/portfolio", t).json()["positions"] for t in toks[1:]]
+    e.stop()
+    target = pg.new_database()
+    out = e.cli("admin", "migrate", "--to", "postgres", "--postgres-url", target)
+    again = e.cli("admin", "migrate", "--to", "postgres", "--postgres-url", target)
+    check("admin migrate copies 3 users, 100 orders and imported prices; counts checked; a second run is refused",
+          out.returncode == 0 and "counts match" in out.stdout and "transactions           100" in out.stdout
+          and again.returncode != 0 and "not empty" in again.stderr, out.stdout.replace("\n", " | ")[:300])
+    e.env.update(scaled_env(target, rd.url, **lifted()))
+    e.env.pop("FORTFOLIO_AUTH__TOTP_KEY")
+    e.env.pop("FORTFOLIO_AUTH__JWT_SECRET")
+    e.env["FORTFOLIO_AUTH__TOTP_KEY_FILE"] = os.path.join(e.dir, "data", "totp.key")
+    e.env["FORTFOLIO_AUTH__JWT_SECRET_FILE"] = os.path.join(e.dir, "data", "jwt.key")
+    e.start()
+    kept = e.req("GET", "/me", toks[1]).status_code
+    l0 = e.login("m0@example.com").json()
+    time.sleep(30 - time.time() % 30 + 0.5)
+    r0 = e.req("POST", "/auth/login/2fa", json={"challenge_token": l0.get("challenge_token"), "code": pyotp.TOTP(sec).now()})
+    logins = [e.login(f"m{i}@example.com") for i in (1, 2)]
+    after = [e.req("GET", "/portfolio", l.json()["access_token"]).json()["positions"] for l in logins]
+    same = [[(p["symbol"], p["quantity"], p["cost_basis"]) for p in x] for x in before] == [[(p["symbol"], p["quantity"], p["cost_basis"]) for p in x] for x in after]
+    price = e.req("GET", "/prices/MGRT", logins[0].json()["access_token"]).json().get("price")
+    check("after switching the config, every user logs in (2FA included) and sees the same portfolio and prices",
+          r0.status_code == 200 and all(l.status_code == 200 for l in logins) and same and price == "4.5" and kept == 200,
+          f"2FA {r0.status_code}, logins {[l.status_code for l in logins]}, same portfolio {same}, MGRT {price}, token from before {kept}")
+    e.stop()
+    rd.stop()
+    pg.stop()
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

@@ -95,6 +95,8 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     #[serde(serialize_with = "redact_secret_url")]
     pub postgres_url: Secret,
+    /// Reads `postgres_url` from this file instead (it holds a password).
+    pub postgres_url_file: PathBuf,
     /// Connections each instance keeps to PostgreSQL.
     pub postgres_pool_size: usize,
 }
@@ -105,6 +107,7 @@ impl Default for StorageConfig {
             backend: StorageBackend::Embedded,
             data_dir: "./data".into(),
             postgres_url: Secret::default(),
+            postgres_url_file: PathBuf::new(),
             postgres_pool_size: 10,
         }
     }
@@ -123,6 +126,8 @@ pub struct StateConfig {
     pub backend: StateBackend,
     #[serde(serialize_with = "redact_secret_url")]
     pub redis_url: Secret,
+    /// Reads `redis_url` from this file instead.
+    pub redis_url_file: PathBuf,
     /// Namespace of every Redis key (several deployments can share a server).
     pub redis_prefix: String,
 }
@@ -132,6 +137,7 @@ impl Default for StateConfig {
         Self {
             backend: StateBackend::Memory,
             redis_url: Secret::default(),
+            redis_url_file: PathBuf::new(),
             redis_prefix: "fortfolio:".into(),
         }
     }
@@ -645,25 +651,32 @@ impl Config {
         Ok(config)
     }
 
-    /// Fills `auth.jwt_secret` / `auth.totp_key` from their `*_file`
-    /// variants (trailing newline dropped); setting both is an error.
+    /// Fills `auth.jwt_secret`, `auth.totp_key`, `storage.postgres_url` and
+    /// `state.redis_url` from their `*_file` variants (the convention of
+    /// container secrets; a trailing newline is dropped); setting both is
+    /// an error.
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
-        let a = &mut self.auth;
         for (name, secret, file) in [
-            ("jwt_secret", &mut a.jwt_secret, &a.jwt_secret_file),
-            ("totp_key", &mut a.totp_key, &a.totp_key_file),
+            ("auth.jwt_secret", &mut self.auth.jwt_secret, &self.auth.jwt_secret_file),
+            ("auth.totp_key", &mut self.auth.totp_key, &self.auth.totp_key_file),
+            (
+                "storage.postgres_url",
+                &mut self.storage.postgres_url,
+                &self.storage.postgres_url_file,
+            ),
+            ("state.redis_url", &mut self.state.redis_url, &self.state.redis_url_file),
         ] {
             if file.as_os_str().is_empty() {
                 continue;
             }
             if !secret.is_empty() {
                 return Err(ConfigError(format!(
-                    "invalid config key auth.{name}_file: set auth.{name} or auth.{name}_file, not both"
+                    "invalid config key {name}_file: set {name} or {name}_file, not both"
                 )));
             }
             let text = std::fs::read_to_string(file).map_err(|e| {
                 ConfigError(format!(
-                    "invalid config key auth.{name}_file: cannot read {}: {e}",
+                    "invalid config key {name}_file: cannot read {}: {e}",
                     file.display()
                 ))
             })?;
@@ -939,6 +952,56 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("server.max_body_bytes"), "{e}");
+    }
+
+    #[test]
+    fn scaled_mode_takes_shared_keys_from_values_or_files() {
+        let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let pg = [
+            ("FORTFOLIO_STORAGE__BACKEND", "postgres"),
+            ("FORTFOLIO_STORAGE__POSTGRES_URL", "postgres://db/f"),
+        ];
+        let e = load(&pg, None).unwrap_err().0;
+        assert!(e.contains("auth.jwt_secret") && e.contains("every instance"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let (jwt, totp, url) = (dir.path().join("jwt"), dir.path().join("totp"), dir.path().join("url"));
+        std::fs::write(&jwt, "0123456789abcdef0123456789abcdef-from-file\n").unwrap();
+        std::fs::write(&totp, format!("{key}\n")).unwrap();
+        std::fs::write(&url, "postgres://app:pw@db/f\n").unwrap();
+        let (jwt, totp, url) = (jwt.to_str().unwrap(), totp.to_str().unwrap(), url.to_str().unwrap());
+        let c = load(
+            &[
+                ("FORTFOLIO_STORAGE__BACKEND", "postgres"),
+                ("FORTFOLIO_STORAGE__POSTGRES_URL_FILE", url),
+                ("FORTFOLIO_AUTH__JWT_SECRET_FILE", jwt),
+                ("FORTFOLIO_AUTH__TOTP_KEY_FILE", totp),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.auth.jwt_secret.expose(), "0123456789abcdef0123456789abcdef-from-file");
+        assert_eq!(c.auth.totp_key.expose(), key);
+        assert_eq!(c.storage.postgres_url.expose(), "postgres://app:pw@db/f");
+        assert!(c.is_scaled());
+        let e = load(
+            &[
+                ("FORTFOLIO_AUTH__JWT_SECRET_FILE", jwt),
+                ("FORTFOLIO_AUTH__JWT_SECRET", "0123456789abcdef0123456789abcdef-x"),
+            ],
+            None,
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("auth.jwt_secret_file") && e.contains("not both"), "{e}");
+        let e = load(&[("FORTFOLIO_AUTH__TOTP_KEY", "not-hex")], None).unwrap_err().0;
+        assert!(e.contains("auth.totp_key") && !e.contains("not-hex"), "{e}");
+        let e = load(&[("FORTFOLIO_AUTH__TOTP_KEY_FILE", "/nonexistent/totp")], None)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("auth.totp_key_file") && e.contains("/nonexistent/totp"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -522,11 +522,13 @@ async fn migrate_to_postgres(config: &Config, url: Option<&str>) -> anyhow::Resu
     for (table, n) in counts {
         println!("  {table:<17} {n:>8}");
     }
+    let keys = config.data_dir();
     println!(
-        "counts match. Next, on every instance: storage.backend = \"postgres\", the same auth.jwt_secret \
-         (32+ characters; access tokens issued before the switch stop working and clients refresh), and \
-         auth.totp_key_file pointing at a copy of {} (it seals the 2FA secrets).",
-        config.data_dir().join("totp.key").display()
+        "counts match. Next, on every instance: storage.backend = \"postgres\", \
+         auth.jwt_secret_file = a copy of {} (sessions and tokens stay valid) and \
+         auth.totp_key_file = a copy of {} (it sealed the 2FA secrets).",
+        keys.join("jwt.key").display(),
+        keys.join("totp.key").display()
     );
     Ok(())
 }

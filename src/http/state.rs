@@ -88,7 +88,7 @@ impl AppState {
         let secret = if config.auth.jwt_secret.is_empty() {
             keyfile::load_or_create(&data_dir.join("jwt.key"), 32)?
         } else {
-            config.auth.jwt_secret.expose().as_bytes().to_vec()
+            jwt_key(config.auth.jwt_secret.expose())
         };
         let totp_key = if config.auth.totp_key.is_empty() {
             keyfile::load_or_create(&data_dir.join("totp.key"), 32)?
@@ -170,6 +170,17 @@ impl Inner {
     /// The CSRF cookie's name (`__Host-` prefixed when TLS is on).
     pub fn csrf_cookie(&self) -> &'static str {
         crate::http::csrf::cookie_name(self.config.server.tls != crate::config::TlsMode::Off)
+    }
+}
+
+/// The signing key a configured `auth.jwt_secret` stands for: 64 hex
+/// digits are the 32 bytes they encode — the form of the generated
+/// `jwt.key`, so an install moved to PostgreSQL keeps its tokens valid by
+/// pointing `jwt_secret_file` at a copy — and any other text is used as is.
+fn jwt_key(secret: &str) -> Vec<u8> {
+    match hex::decode(secret) {
+        Ok(bytes) if secret.len() == 64 => bytes,
+        _ => secret.as_bytes().to_vec(),
     }
 }
 
