@@ -15,5 +15,6 @@ mod market;
 mod metrics;
 mod news;
 mod portfolio;
+mod scaled;
 mod tokens;
 mod two_factor;
