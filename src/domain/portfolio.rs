@@ -115,6 +115,24 @@ fn checked(d: Option<Decimal>) -> Result<Decimal, LedgerError> {
     d.ok_or(LedgerError::OutOfRange)
 }
 
+/// Executes an order against a position: the new position and the
+/// transaction that records it (a new id, the time at microseconds).
+pub fn execute_order(position: Option<&Position>, order: &Order) -> Result<(Position, Transaction), LedgerError> {
+    let (position, total, realized_pnl) = apply_order(position, order)?;
+    let transaction = Transaction {
+        id: super::new_id(),
+        side: order.side,
+        symbol: order.symbol.clone(),
+        quantity: order.quantity,
+        price: order.price,
+        fee: order.fee,
+        total,
+        realized_pnl,
+        executed_at: super::now(),
+    };
+    Ok((position, transaction))
+}
+
 /// Applies an order to a position; returns the new position and the
 /// transaction (without id and time, which the caller assigns).
 pub fn apply_order(position: Option<&Position>, order: &Order) -> Result<(Position, Decimal, Decimal), LedgerError> {

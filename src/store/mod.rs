@@ -338,6 +338,25 @@ impl LockoutRecord {
         }
     }
 
+    /// [`apply_failure`](Self::apply_failure), answered as a backend's
+    /// `record_failure` answers.
+    pub fn record_failure(
+        &mut self,
+        user_id: Option<String>,
+        ip: String,
+        now: DateTime<Utc>,
+        policy: LockoutPolicy,
+    ) -> FailureStatus {
+        let was_locked = self.locked_at(now).is_some();
+        self.apply_failure(user_id, ip, now, policy);
+        let locked_until = self.locked_at(now);
+        FailureStatus {
+            locked_until,
+            newly_locked: locked_until.is_some() && !was_locked,
+            attempts_remaining: self.attempts_remaining(policy),
+        }
+    }
+
     /// Failures that still count at `now` (none once a lock has expired:
     /// an expired lock starts a fresh count, as in `apply_failure`).
     pub fn live_failures(&self, now: DateTime<Utc>, policy: LockoutPolicy) -> u32 {

@@ -62,16 +62,10 @@ impl LockoutStore for PostgresStore {
         )
         .await?;
         let mut rec = read_lockout(&tx, key, true).await?.unwrap_or_default();
-        let was_locked = rec.locked_at(now).is_some();
-        rec.apply_failure(user_id, ip.to_string(), now, policy);
+        let status = rec.record_failure(user_id, ip.to_string(), now, policy);
         write_lockout(&tx, key, &rec).await?;
         tx.commit().await.map_err(pg)?;
-        let locked_until = rec.locked_at(now);
-        Ok(FailureStatus {
-            locked_until,
-            newly_locked: locked_until.is_some() && !was_locked,
-            attempts_remaining: rec.attempts_remaining(policy),
-        })
+        Ok(status)
     }
 
     async fn clear_lockout(&self, key: &str) -> StoreResult<()> {

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use tokio_postgres::Row;
 
 use super::{col, execute, pg, query, query_opt, PostgresStore};
-use crate::domain::portfolio::{apply_order, Order, Position, Side, Transaction};
+use crate::domain::portfolio::{Order, Position, Side, Transaction};
 use crate::store::{IdempotencyKey, OrderOutcome, OrderReceipt, PortfolioStore, StoreError, StoreResult};
 
 const POSITION_COLUMNS: &str = "symbol, quantity, cost_basis, realized_pnl, last_trade_price";
@@ -176,20 +176,9 @@ impl PortfolioStore for PostgresStore {
             .ok_or_else(|| StoreError::backend("the position row vanished inside its transaction"))?;
         // An empty row is the same starting point as no position at all.
         let current = position_from_row(&row)?;
-        let (position, total, realized) = match apply_order(Some(&current), &order) {
+        let (position, txn) = match crate::domain::portfolio::execute_order(Some(&current), &order) {
             Ok(v) => v,
             Err(e) => return Ok(OrderOutcome::Rejected(e)),
-        };
-        let txn = Transaction {
-            id: crate::domain::new_id(),
-            side: order.side,
-            symbol: order.symbol.clone(),
-            quantity: order.quantity,
-            price: order.price,
-            fee: order.fee,
-            total,
-            realized_pnl: realized,
-            executed_at: crate::domain::now(),
         };
         write_position(&tx, user_id, &position).await?;
         insert_transaction(&tx, user_id, &txn).await?;

@@ -53,12 +53,28 @@ pub(super) fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A user's 2FA columns: sealed secret, enabled, last step, backup codes.
+struct TotpColumns<'a> {
+    sealed: Option<&'a String>,
+    enabled: bool,
+    last_step: Option<i64>,
+    codes: &'a [String],
+}
+
+fn totp_columns(u: &UserRecord) -> StoreResult<TotpColumns<'_>> {
+    let totp = u.totp.as_ref();
+    Ok(TotpColumns {
+        sealed: totp.map(|t| &t.sealed_secret),
+        enabled: totp.is_some_and(|t| t.enabled),
+        last_step: totp.and_then(|t| t.last_step).map(signed).transpose()?,
+        codes: totp.map_or(&[], |t| t.backup_codes.as_slice()),
+    })
+}
+
 /// Inserts a user as it is (also used by `admin migrate`); false when the
 /// email key is taken.
 pub(super) async fn insert_user(c: &impl GenericClient, u: &UserRecord) -> StoreResult<bool> {
-    let totp = u.totp.as_ref();
-    let last_step = totp.and_then(|t| t.last_step).map(signed).transpose()?;
-    let no_codes: Vec<String> = Vec::new();
+    let t = totp_columns(u)?;
     let n = execute(
         c,
         "INSERT INTO users (id, email, email_key, full_name, role, password_hash, disabled, created_at,
@@ -78,10 +94,10 @@ pub(super) async fn insert_user(c: &impl GenericClient, u: &UserRecord) -> Store
             &u.last_login_at,
             &u.password_changed_at,
             &u.two_factor_enabled,
-            &totp.map(|t| &t.sealed_secret),
-            &totp.is_some_and(|t| t.enabled),
-            &last_step,
-            totp.map_or(&no_codes, |t| &t.backup_codes),
+            &t.sealed,
+            &t.enabled,
+            &t.last_step,
+            &t.codes,
         ],
     )
     .await?;
@@ -192,9 +208,7 @@ impl PostgresStore {
 
 /// Writes a user's 2FA columns (and only those).
 async fn write_totp(c: &impl GenericClient, u: &UserRecord) -> StoreResult<()> {
-    let totp = u.totp.as_ref();
-    let last_step = totp.and_then(|t| t.last_step).map(signed).transpose()?;
-    let no_codes: Vec<String> = Vec::new();
+    let t = totp_columns(u)?;
     execute(
         c,
         "UPDATE users SET two_factor_enabled = $2, totp_sealed_secret = $3, totp_enabled = $4,
@@ -203,10 +217,10 @@ async fn write_totp(c: &impl GenericClient, u: &UserRecord) -> StoreResult<()> {
         &[
             &u.id,
             &u.two_factor_enabled,
-            &totp.map(|t| &t.sealed_secret),
-            &totp.is_some_and(|t| t.enabled),
-            &last_step,
-            totp.map_or(&no_codes, |t| &t.backup_codes),
+            &t.sealed,
+            &t.enabled,
+            &t.last_step,
+            &t.codes,
         ],
     )
     .await?;

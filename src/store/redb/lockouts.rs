@@ -25,20 +25,14 @@ impl LockoutStore for RedbStore {
         self.write(move |tx| {
             let mut t = tx.open_table(LOCKOUTS).map_err(backend)?;
             let mut rec = get::<LockoutRecord>(&t, "lockouts", &key)?.unwrap_or_default();
-            let was_locked = rec.locked_at(now).is_some();
-            rec.apply_failure(user_id, ip, now, policy);
+            let status = rec.record_failure(user_id, ip, now, policy);
             t.insert(key.as_str(), encode(&rec)?.as_slice()).map_err(backend)?;
             drop(t);
             if let Some(uid) = &rec.user_id {
                 let mut idx = tx.open_table(USER_LOCKOUTS).map_err(backend)?;
                 idx.insert(format!("{uid}/{key}").as_str(), &[][..]).map_err(backend)?;
             }
-            let locked_until = rec.locked_at(now);
-            Ok(FailureStatus {
-                locked_until,
-                newly_locked: locked_until.is_some() && !was_locked,
-                attempts_remaining: rec.attempts_remaining(policy),
-            })
+            Ok(status)
         })
         .await
     }

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::domain::market::{NewsItem, Series};
-use crate::domain::portfolio::{apply_order, Order, Position, Transaction};
+use crate::domain::portfolio::{Order, Position, Transaction};
 
 use super::{
     CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,

@@ -44,20 +44,9 @@ impl PortfolioStore for RedbStore {
             let pos_key = format!("{user_id}/{}", order.symbol);
             let mut positions = tx.open_table(POSITIONS).map_err(backend)?;
             let current = get::<Position>(&positions, "positions", &pos_key)?;
-            let (position, total, realized) = match apply_order(current.as_ref(), &order) {
+            let (position, txn) = match crate::domain::portfolio::execute_order(current.as_ref(), &order) {
                 Ok(v) => v,
                 Err(e) => return Ok(OrderOutcome::Rejected(e)),
-            };
-            let txn = Transaction {
-                id: crate::domain::new_id(),
-                side: order.side,
-                symbol: order.symbol.clone(),
-                quantity: order.quantity,
-                price: order.price,
-                fee: order.fee,
-                total,
-                realized_pnl: realized,
-                executed_at: crate::domain::now(),
             };
             positions
                 .insert(pos_key.as_str(), encode(&position)?.as_slice())
