@@ -80,6 +80,8 @@ impl AppState {
                     PostgresStore::connect(config.storage.postgres_url.expose(), config.storage.postgres_pool_size)
                         .await
                         .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+                // Still the home of the admin socket and TLS files.
+                create_private_dir(&data_dir)?;
                 (Arc::new(pg), None)
             }
         };

@@ -41,6 +41,9 @@ async fn two_instances_share_one_view() {
     let store_url = format!("{pg}{sep}options=-csearch_path%3D{schema}");
     let prefix = format!("fortfolio-api-{run}:");
     let scaled = |c: &mut fortfolio::config::Config| {
+        // A data dir that does not exist yet: scaled mode still makes it
+        // (for the admin socket) once the database answers.
+        c.storage.data_dir = c.storage.data_dir.join("instance");
         c.storage.backend = StorageBackend::Postgres;
         c.storage.postgres_url = Secret::new(store_url.clone());
         c.state.backend = StateBackend::Redis;
