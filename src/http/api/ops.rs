@@ -53,7 +53,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     let (stored, shared) = tokio::join!(state.store.ping(), state.state.health());
     let (state_word, degraded) = match shared {
         StateHealth::Ok => ("ok", None),
-        StateHealth::Degraded(reason) => ("degraded", Some(format!("shared state: {reason}"))),
+        StateHealth::Degraded(reason) => ("degraded", Some(reason)),
     };
     match stored {
         Ok(()) => Json(Readiness {
