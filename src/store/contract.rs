@@ -14,11 +14,8 @@ use super::*;
 use crate::domain::market::Sentiment;
 use crate::domain::portfolio::Side;
 
-/// The current time at the resolution every backend keeps (microseconds:
-/// PostgreSQL's `timestamptz`, redb's stored records).
-fn micros_now() -> DateTime<Utc> {
-    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
-}
+/// The current time at the resolution every backend keeps.
+use crate::domain::now as micros_now;
 
 pub async fn run_all(store: Arc<dyn Store>) {
     users_and_targeted_updates(&*store).await;

@@ -377,7 +377,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let redb = crate::store::redb::RedbStore::open(dir.path()).unwrap();
-        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let now = crate::domain::now();
         let user = UserRecord {
             id: crate::domain::new_id(),
             email: "m@example.com".into(),
@@ -458,7 +458,7 @@ mod tests {
         let Some((store, guard)) = scratch_store("postgres purge_keeps_what_can_still_matter").await else {
             return;
         };
-        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let now = crate::domain::now();
         let hour = chrono::Duration::hours(1);
         let policy = LockoutPolicy {
             threshold: 5,
