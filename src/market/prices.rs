@@ -87,6 +87,9 @@ static BUNDLED_SERIES: LazyLock<Vec<Arc<Series>>> = LazyLock::new(|| {
 });
 
 /// Every series the server knows.
+/// The book's series, locked for a change.
+type SeriesGuard<'a> = std::sync::RwLockWriteGuard<'a, HashMap<String, Arc<Series>>>;
+
 pub struct PriceBook {
     series: RwLock<HashMap<String, Arc<Series>>>,
     versions: RwLock<HashMap<String, u64>>,
@@ -136,33 +139,36 @@ impl PriceBook {
     /// Takes a stored series as it is when it differs from the book's (an
     /// import made by another instance); true when it did.
     pub fn adopt(&self, series: Series) -> bool {
-        let mut map = match self.series.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.series_mut();
         if map
             .get(&series.symbol)
             .is_some_and(|old| old.name == series.name && old.candles == series.candles)
         {
             return false;
         }
+        self.publish(map, Arc::new(series));
+        true
+    }
+
+    fn series_mut(&self) -> SeriesGuard<'_> {
+        self.series.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts a series in the book and gives its symbol a new version.
+    fn publish(&self, mut map: SeriesGuard<'_>, series: Arc<Series>) {
         let symbol = series.symbol.clone();
-        map.insert(symbol.clone(), Arc::new(series));
+        map.insert(symbol.clone(), series);
         drop(map);
         let v = self.clock.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut versions) = self.versions.write() {
             versions.insert(symbol, v);
         }
-        true
     }
 
     /// Merges candles into a symbol's series (new dates added, same dates
     /// replaced); creates the series if needed. Returns the new series.
     pub fn merge(&self, symbol: &str, name: Option<&str>, candles: Vec<Candle>) -> Arc<Series> {
-        let mut map = match self.series.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.series_mut();
         let existing = map.get(symbol).cloned();
         let series = Arc::new(match existing {
             Some(old) => Series {
@@ -184,12 +190,7 @@ impl PriceBook {
                 candles: merge_candles(Vec::new(), candles),
             },
         });
-        map.insert(symbol.to_string(), series.clone());
-        drop(map);
-        let v = self.clock.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut versions) = self.versions.write() {
-            versions.insert(symbol.to_string(), v);
-        }
+        self.publish(map, series.clone());
         series
     }
 }
