@@ -19,9 +19,7 @@ impl RevocationList {
     /// Loads the live revocations from the store into the state (which may
     /// have lost them in a restart).
     pub async fn load(store: Arc<dyn Store>, state: Arc<dyn State>) -> StateResult<Self> {
-        for (hash, exp) in store.live_revocations(Utc::now()).await? {
-            state.revoke(&hash, exp).await?;
-        }
+        crate::state::load_revocations(&*store, &*state).await?;
         Ok(Self { store, state })
     }
 

@@ -108,10 +108,7 @@ impl FallbackState {
     /// Pushes what changed while degraded to Redis; `Ok` means Redis is
     /// current again.
     async fn resync(&self) -> StateResult<()> {
-        let now = Utc::now();
-        for (hash, expires_at) in self.store.live_revocations(now).await? {
-            self.remote.revoke(&hash, expires_at).await?;
-        }
+        super::load_revocations(&*self.store, &self.remote).await?;
         let dirty: Vec<String> = self.dirty().drain().collect();
         for (i, user) in dirty.iter().enumerate() {
             if let Err(e) = self.remote.bump_ledger(user).await {
@@ -124,14 +121,6 @@ impl FallbackState {
 
     fn dirty(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.dirty_ledgers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Loads the durable revocations into the local side (while degraded).
-    async fn reload_revocations(&self) -> StateResult<()> {
-        for (hash, expires_at) in self.store.live_revocations(Utc::now()).await? {
-            self.local.revoke(&hash, expires_at).await?;
-        }
-        Ok(())
     }
 }
 
@@ -148,7 +137,8 @@ async fn monitor(state: Weak<FallbackState>) {
             (false, Ok(())) => {}
             (false, Err(e)) => s.degrade(e.to_string()),
             (true, Err(_)) => {
-                if let Err(e) = s.reload_revocations().await {
+                // Another instance's logouts reach this one through the store.
+                if let Err(e) = super::load_revocations(&*s.store, &s.local).await {
                     tracing::warn!(error = %e, "cannot reload revocations from storage while degraded");
                 }
             }

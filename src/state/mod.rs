@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Rate;
 pub use crate::store::BoxError;
-use crate::store::{FailureStatus, LockoutPolicy, StoreError};
+use crate::store::{FailureStatus, LockoutPolicy, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -42,6 +42,15 @@ pub trait RevocationState: Send + Sync {
     /// Revokes `token_hash` until `expires_at` (then it expires anyway).
     async fn revoke(&self, token_hash: &str, expires_at: DateTime<Utc>) -> StateResult<()>;
     async fn is_revoked(&self, token_hash: &str, now: DateTime<Utc>) -> StateResult<bool>;
+}
+
+/// Copies the store's durable revocation list into `into` (a state that
+/// lost it in a restart, or missed some during an outage).
+pub async fn load_revocations<R: RevocationState + ?Sized>(store: &dyn Store, into: &R) -> StateResult<()> {
+    for (hash, expires_at) in store.live_revocations(Utc::now()).await? {
+        into.revoke(&hash, expires_at).await?;
+    }
+    Ok(())
 }
 
 /// Why an attempt may not even be checked.
