@@ -140,20 +140,17 @@ impl OutboxStore for PostgresStore {
         let leased_until = now + lease;
         // SKIP LOCKED: a message another instance is claiming right now is
         // passed over, never sent twice; the lease hides it afterwards.
+        // `due`'s columns are named apart from the outbox's, so RETURNING
+        // can list the outbox columns as they are.
         let sql = format!(
             "WITH due AS (
-                 SELECT id, next_attempt_at AS was FROM outbox
+                 SELECT id AS due_id, next_attempt_at AS was FROM outbox
                   WHERE next_attempt_at <= $1
                ORDER BY next_attempt_at, id
                   LIMIT $2
                     FOR UPDATE SKIP LOCKED)
-             UPDATE outbox o SET next_attempt_at = $3 FROM due WHERE o.id = due.id
-         RETURNING {}, due.was",
-            OUTBOX_COLUMNS
-                .split(", ")
-                .map(|c| format!("o.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+             UPDATE outbox SET next_attempt_at = $3 FROM due WHERE id = due.due_id
+         RETURNING {OUTBOX_COLUMNS}, due.was"
         );
         let mut out = query(&client, &sql, &[&now, &limit, &leased_until])
             .await?
