@@ -89,6 +89,17 @@ impl FallbackState {
         }
     }
 
+    /// Switches back to Redis (after a re-sync): the other half of
+    /// [`degrade`](Self::degrade).
+    fn recover(&self) {
+        if self.degraded.load(Ordering::Acquire) {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.degraded.store(false, Ordering::Release);
+            tracing::info!("shared state reachable again: re-synced");
+            self.health.send_replace(StateHealth::Ok);
+        }
+    }
+
     /// Runs `remote` unless degraded; on an outage, degrades and runs
     /// `local` instead.
     async fn either<T, R, L>(&self, remote: R, local: L) -> StateResult<T>
@@ -143,12 +154,7 @@ async fn monitor(state: Weak<FallbackState>) {
                 }
             }
             (true, Ok(())) => match s.resync().await {
-                Ok(()) => {
-                    s.epoch.fetch_add(1, Ordering::AcqRel);
-                    s.degraded.store(false, Ordering::Release);
-                    tracing::info!("shared state reachable again: re-synced");
-                    s.health.send_replace(StateHealth::Ok);
-                }
+                Ok(()) => s.recover(),
                 Err(e) => tracing::warn!(error = %e, "re-sync with the shared state failed; retrying"),
             },
         }
