@@ -228,3 +228,30 @@ fn the_checker_sees_grouped_and_nested_imports() {
         "x\n"
     );
 }
+
+/// The public router and the OpenAPI document come from one list: every
+/// public route is registered with `utoipa_axum::routes!` from a handler
+/// that carries `#[utoipa::path]`. A plain `.route(…)` would serve a route
+/// the document does not describe. (`http/admin.rs` is the admin socket's
+/// own router, not on the public listener.)
+#[test]
+fn public_routes_are_registered_with_their_documentation() {
+    let mut wrong = Vec::new();
+    for (top, path, code) in files() {
+        if top != "http" || path.ends_with("admin.rs") {
+            continue;
+        }
+        for call in [
+            ".route(",
+            ".route_service(",
+            ".nest_service(",
+            "routing::get(",
+            "routing::post(",
+        ] {
+            if code.contains(call) {
+                wrong.push(format!("{} calls {call}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "routes outside the document:\n{}", wrong.join("\n"));
+}

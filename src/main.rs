@@ -13,6 +13,10 @@ fn main() -> std::process::ExitCode {
         cli::print_example();
         return std::process::ExitCode::SUCCESS;
     }
+    if let Command::Openapi = cli.command {
+        cli::print_openapi();
+        return std::process::ExitCode::SUCCESS;
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -31,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("config ok");
             Ok(())
         }
-        Command::Config(ConfigCommand::Example) => Ok(()),
+        Command::Config(ConfigCommand::Example) | Command::Openapi => Ok(()),
         Command::Serve { .. } => {
             fortfolio::telemetry::init(&config);
             runtime.block_on(async {

@@ -30,16 +30,22 @@ use crate::store::Store;
 use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, StoreResult, UserRecord};
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
+    #[schema(format = Uuid, example = "01937c5e-8a41-7cc2-b7a4-6f1f2d1e9a10")]
     pub id: String,
+    #[schema(example = "ann@example.com")]
     pub email: String,
+    #[schema(example = "Ann Example")]
     pub full_name: Option<String>,
     pub role: Role,
     pub two_factor_enabled: bool,
     #[serde(with = "ts")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-28T09:30:00.123456Z")]
     pub created_at: chrono::DateTime<Utc>,
     #[serde(serialize_with = "ts::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<chrono::DateTime<Utc>>,
 }
 
@@ -58,11 +64,17 @@ impl From<&UserRecord> for UserView {
 }
 
 /// A fresh access/refresh pair.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
+    /// A JWT for `Authorization: Bearer`.
     pub access_token: String,
+    /// Single-use: each refresh returns a new one; presenting a used one
+    /// revokes the session.
     pub refresh_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$", example = "Bearer")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
     pub expires_in: u64,
     /// The session the pair belongs to (CSRF tokens are bound to it).
     #[serde(skip)]
@@ -70,11 +82,13 @@ pub struct TokenPair {
 }
 
 /// The body of a successful register or login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthSuccess {
     pub user: UserView,
     #[serde(flatten)]
     pub tokens: TokenPair,
+    /// Proves this device on later logins (`X-Device-Token`), exempting it
+    /// from locks that other clients cause.
     pub device_token: String,
 }
 
@@ -93,7 +107,6 @@ pub fn weak_password(field: &'static str, rejection: PasswordRejection) -> Accou
 
 pub fn validate_full_name(name: Option<String>) -> AccountsResult<Option<String>> {
     let Some(name) = name else { return Ok(None) };
-    let name = name.trim().to_string();
     if name.chars().count() > 200 {
         return Err(AccountsError::invalid(
             "full_name",
@@ -106,7 +119,8 @@ pub fn validate_full_name(name: Option<String>) -> AccountsResult<Option<String>
             "full_name must not contain control characters",
         ));
     }
-    Ok((!name.is_empty()).then_some(name))
+    let name = name.trim();
+    Ok((!name.is_empty()).then(|| name.to_string()))
 }
 
 /// The account rules: registration, login with lockout and second factor,
@@ -127,7 +141,7 @@ pub struct Accounts {
 /// The lookup key for a login email: no validation, so a malformed address
 /// is simply an unknown account (and costs the same dummy hash).
 pub fn login_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    email.trim_matches(|c: char| c.is_ascii_whitespace()).to_lowercase()
 }
 
 /// Why a session is being opened.

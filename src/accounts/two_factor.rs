@@ -14,11 +14,17 @@ use crate::store::{TotpChange, UserRecord};
 
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 
-#[derive(Debug, Serialize)]
+/// A started TOTP enrolment: show the QR code (or the secret) to an
+/// authenticator app, then confirm with a first code.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Enrollment {
+    /// The base32 secret, for typing in by hand.
     pub secret: String,
+    #[schema(example = "otpauth://totp/fortfolio:ann%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=fortfolio")]
     pub otpauth_uri: String,
+    /// The QR code as a PNG data URI.
     pub qr_png: String,
+    /// The QR code as an SVG document.
     pub qr_svg: String,
 }
 

@@ -55,6 +55,8 @@ pub enum Command {
     /// Inspect the prediction models
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Print the OpenAPI 3.1 document the server serves at /api/v1/openapi.json
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -571,6 +573,14 @@ impl Progress {
             eprintln!();
         }
     }
+}
+
+/// Prints the OpenAPI document exactly as the server serves it.
+pub fn print_openapi() {
+    print!(
+        "{}",
+        crate::http::openapi::Published::new(&crate::http::router::document()).json()
+    );
 }
 
 pub fn print_example() {

@@ -5,6 +5,7 @@ mod email;
 pub mod market;
 mod password;
 pub mod portfolio;
+pub mod schema;
 mod secret;
 mod symbol;
 

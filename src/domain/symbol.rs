@@ -8,7 +8,7 @@ pub struct Symbol(String);
 
 impl Symbol {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim().to_ascii_uppercase();
+        let s = raw.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_uppercase();
         if s.is_empty() || s.len() > 15 {
             return Err("symbol must be 1 to 15 characters".into());
         }
@@ -18,7 +18,10 @@ impl Symbol {
         if !first_ok || !rest_ok {
             return Err(format!(
                 "symbol `{}` may hold only letters, digits and . - ^ = _",
-                raw.trim().chars().take(20).collect::<String>()
+                raw.trim_matches(|c: char| c.is_ascii_whitespace())
+                    .chars()
+                    .take(20)
+                    .collect::<String>()
             ));
         }
         Ok(Self(s))

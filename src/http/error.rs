@@ -6,7 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::accounts::{AccountsError, SecretKind};
 use crate::portfolio::service::PortfolioError;
@@ -99,17 +99,49 @@ impl ApiError {
 
     /// The problem document, as JSON.
     pub fn body(&self) -> Value {
-        let mut doc = Map::new();
-        doc.insert("type".into(), json!(format!("urn:fortfolio:problem:{}", self.code)));
-        doc.insert("title".into(), json!(self.title()));
-        doc.insert("status".into(), json!(self.status.as_u16()));
-        doc.insert("detail".into(), json!(self.detail));
-        doc.insert("code".into(), json!(self.code));
-        for (k, v) in &self.extra {
-            doc.insert(k.clone(), v.clone());
-        }
-        Value::Object(doc)
+        serde_json::to_value(self.problem()).unwrap_or_default()
     }
+
+    fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:fortfolio:problem:{}", self.code),
+            title: self.title().to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document. Some problems carry more members:
+/// `field` (the request field or parameter at fault), `attempts_remaining`,
+/// `locked_until`, `suggestions` (a weak password's), `held` (an
+/// insufficient quantity's), `rows` and `needed` (insufficient history),
+/// `symbol`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "urn:fortfolio:problem:validation_failed",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": "quantity: must be greater than 0",
+    "code": "validation_failed",
+    "field": "quantity",
+}))]
+pub struct Problem {
+    /// `urn:fortfolio:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The stable code, for programs.
+    pub code: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl std::fmt::Display for ApiError {

@@ -151,7 +151,25 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     resp
 }
 
+problems!(MetricsProblems {
+    401 => ["unauthorized"],
+    403 => ["forbidden"],
+});
+
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Served to loopback peers only, unless `metrics.token` is set: then to any peer that sends it as a bearer token.",
+    security((), ("metrics" = [])),
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String),
+        MetricsProblems,
+    ),
+)]
 pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let token = &state.config.metrics.token;
     if token.is_empty() {

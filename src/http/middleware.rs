@@ -239,11 +239,14 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
-    );
+    // The docs page states its own (scripts and styles from this server).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(
+            h,
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        );
+    }
     // Every response is per-user or security-relevant: never cache.
     set(h, "cache-control", "no-store");
     if state.config.server.tls != TlsMode::Off {

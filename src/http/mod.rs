@@ -4,6 +4,25 @@
 //! answers and errors (RFC 9457); no rule lives here. `state` is where the
 //! services are wired together.
 
+/// Declares the problem answers of one operation beyond those its layers
+/// give: `problems!(SellProblems { 404 => ["unknown_symbol"] })`
+/// (see `openapi::complete`).
+macro_rules! problems {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => [$($code:literal),+ $(,)?]),+ $(,)? }) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                $crate::http::openapi::problem_responses(&[$(($status, &[$($code),+])),+])
+            }
+        }
+    };
+}
+
 pub mod admin;
 pub mod api;
 pub mod client;

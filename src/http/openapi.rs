@@ -1,516 +1,576 @@
-//! `GET /api/v1/openapi.json` (OpenAPI 3.1) and `GET /docs` (the same
-//! table as an HTML page that loads nothing from the network).
+//! The OpenAPI 3.1 document, generated from the code that serves the API.
 //!
-//! One table lists every endpoint; both documents are built from it, and a
-//! black-box test requests every entry to prove each one is really served.
+//! Every route is registered with `utoipa_axum::routes!` from a handler
+//! carrying `#[utoipa::path]`, so the router and the document are built
+//! from one list; request and response bodies are the handlers' own serde
+//! types deriving `ToSchema`. What the layers in front of the handlers add
+//! to every operation (problem answers, rate-limit and request-id headers,
+//! the CSRF header of cookie sessions) is filled in by [`complete`], from
+//! facts each operation states: its security, body, parameters and rate-limit
+//! group. `GET /api/v1/openapi.json` serves the result; `GET /docs` renders
+//! it with the vendored Swagger UI (a plain table without JavaScript).
 
-use axum::http::header;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::response::{Response as OaResponse, ResponseBuilder};
+use utoipa::openapi::RefOr;
+use utoipa::OpenApi;
 
-/// One endpoint: method, path (under /api/v1), summary, needs a token,
-/// request schema, success status, success schema, error codes.
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    pub auth: bool,
-    pub request: Option<&'static str>,
-    pub status: u16,
-    pub response: &'static str,
-    pub errors: &'static [&'static str],
-}
+pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[allow(clippy::too_many_arguments)] // one table row; positional keeps the table readable
-const fn ep(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    auth: bool,
-    request: Option<&'static str>,
-    status: u16,
-    response: &'static str,
-    errors: &'static [&'static str],
-) -> Endpoint {
-    Endpoint {
-        method,
-        path,
-        summary,
-        auth,
-        request,
-        status,
-        response,
-        errors,
-    }
-}
-
-pub const ENDPOINTS: &[Endpoint] = &[
-    ep(
-        "get",
-        "/health",
-        "Liveness and backends",
-        false,
-        None,
-        200,
-        "Health",
-        &[],
-    ),
-    ep(
-        "get",
-        "/ready",
-        "Readiness (503 names the failing part)",
-        false,
-        None,
-        200,
-        "Ready",
-        &[],
-    ),
-    ep(
-        "post",
-        "/auth/register",
-        "Create an account",
-        false,
-        Some("Register"),
-        201,
-        "AuthSuccess",
-        &["validation_failed", "weak_password", "email_taken", "rate_limited"],
-    ),
-    ep(
-        "post",
-        "/auth/login",
-        "Log in (tokens, or a 2FA challenge)",
-        false,
-        Some("Login"),
-        200,
-        "LoginResult",
-        &[
-            "invalid_credentials",
-            "account_locked",
-            "account_disabled",
-            "rate_limited",
-        ],
-    ),
-    ep(
-        "post",
-        "/auth/login/2fa",
-        "Finish a login with a TOTP code",
-        false,
-        Some("TotpLogin"),
-        200,
-        "AuthSuccess",
-        &["invalid_2fa_code", "challenge_expired", "account_locked"],
-    ),
-    ep(
-        "post",
-        "/auth/2fa/backup-code",
-        "Finish a login with a backup code",
-        false,
-        Some("BackupLogin"),
-        200,
-        "AuthSuccess",
-        &["invalid_backup_code", "challenge_expired", "account_locked"],
-    ),
-    ep(
-        "post",
-        "/auth/refresh",
-        "Exchange a refresh token (body or cookie) for a new pair",
-        false,
-        Some("Refresh"),
-        200,
-        "TokenPair",
-        &["unauthorized", "refresh_token_reused", "csrf_failed"],
-    ),
-    ep(
-        "post",
-        "/auth/logout",
-        "Revoke this token and end its session",
-        true,
-        None,
-        200,
-        "Object",
-        &["unauthorized", "csrf_failed"],
-    ),
-    ep(
-        "post",
-        "/auth/logout-all",
-        "End every session",
-        true,
-        None,
-        200,
-        "Object",
-        &["unauthorized", "csrf_failed"],
-    ),
-    ep(
-        "post",
-        "/auth/2fa/enable",
-        "Start TOTP enrolment (secret + QR); needs the current password",
-        true,
-        Some("PasswordOnly"),
-        200,
-        "Enrollment",
-        &["two_factor_already_enabled", "invalid_credentials", "account_locked"],
-    ),
-    ep(
-        "post",
-        "/auth/2fa/verify",
-        "Activate TOTP with a first code",
-        true,
-        Some("Code"),
-        200,
-        "BackupCodes",
-        &[
-            "invalid_2fa_code",
-            "two_factor_already_enabled",
-            "two_factor_not_enabled",
-            "account_locked",
-        ],
-    ),
-    ep(
-        "post",
-        "/auth/2fa/disable",
-        "Turn TOTP off (password + TOTP or backup code)",
-        true,
-        Some("PasswordAndCode"),
-        200,
-        "Object",
-        &[
-            "invalid_credentials",
-            "invalid_2fa_code",
-            "two_factor_not_enabled",
-            "account_locked",
-        ],
-    ),
-    ep(
-        "get",
-        "/auth/csrf",
-        "A fresh CSRF token and cookie",
-        false,
-        None,
-        200,
-        "Csrf",
-        &[],
-    ),
-    ep(
-        "get",
-        "/me",
-        "The caller's account",
-        true,
-        None,
-        200,
-        "User",
-        &["unauthorized"],
-    ),
-    ep(
-        "patch",
-        "/me",
-        "Change full_name",
-        true,
-        Some("PatchMe"),
-        200,
-        "User",
-        &["validation_failed", "csrf_failed"],
-    ),
-    ep(
-        "post",
-        "/me/password",
-        "Change the password (ends other sessions)",
-        true,
-        Some("PasswordChange"),
-        200,
-        "Object",
-        &["invalid_credentials", "weak_password"],
-    ),
-    ep(
-        "get",
-        "/me/sessions",
-        "Active sessions",
-        true,
-        None,
-        200,
-        "SessionList",
-        &[],
-    ),
-    ep(
-        "delete",
-        "/me/sessions/{id}",
-        "End one session",
-        true,
-        None,
-        204,
-        "Empty",
-        &["not_found"],
-    ),
-    ep(
-        "get",
-        "/me/devices",
-        "Devices the account signed in from",
-        true,
-        None,
-        200,
-        "DeviceList",
-        &[],
-    ),
-    ep(
-        "delete",
-        "/me/devices/{id}",
-        "Forget a device and revoke its device token",
-        true,
-        None,
-        204,
-        "Empty",
-        &["not_found"],
-    ),
-    ep(
-        "get",
-        "/me/security-events",
-        "The caller's security events, newest first",
-        true,
-        None,
-        200,
-        "EventList",
-        &[],
-    ),
-    ep(
-        "post",
-        "/portfolio/buy",
-        "Buy (Idempotency-Key supported)",
-        true,
-        Some("Order"),
-        201,
-        "OrderResult",
-        &[
-            "validation_failed",
-            "price_unavailable",
-            "amount_out_of_range",
-            "idempotency_conflict",
-        ],
-    ),
-    ep(
-        "post",
-        "/portfolio/sell",
-        "Sell (Idempotency-Key supported)",
-        true,
-        Some("Order"),
-        201,
-        "OrderResult",
-        &[
-            "validation_failed",
-            "insufficient_quantity",
-            "price_unavailable",
-            "amount_out_of_range",
-            "idempotency_conflict",
-        ],
-    ),
-    ep(
-        "get",
-        "/portfolio",
-        "Positions and totals",
-        true,
-        None,
-        200,
-        "Portfolio",
-        &[],
-    ),
-    ep(
-        "get",
-        "/portfolio/transactions",
-        "The ledger, newest first (?symbol=&limit=&cursor=)",
-        true,
-        None,
-        200,
-        "TransactionList",
-        &["validation_failed"],
-    ),
-    ep(
-        "get",
-        "/prices",
-        "Known symbols (?limit=&cursor=)",
-        true,
-        None,
-        200,
-        "PriceList",
-        &["validation_failed"],
-    ),
-    ep(
-        "get",
-        "/prices/{symbol}",
-        "Latest price (?history=30d|1y|5y|max)",
-        true,
-        None,
-        200,
-        "Price",
-        &["unknown_symbol", "validation_failed"],
-    ),
-    ep(
-        "get",
-        "/news",
-        "News with symbols and sentiment (?symbol=&since=&limit=&cursor=)",
-        true,
-        None,
-        200,
-        "NewsList",
-        &["validation_failed"],
-    ),
-    ep(
-        "post",
-        "/predictions",
-        "Forecast with walk-forward evaluation",
-        true,
-        Some("PredictionRequest"),
-        200,
-        "Prediction",
-        &["unknown_symbol", "insufficient_history", "validation_failed"],
-    ),
-    ep("get", "/openapi.json", "This document", false, None, 200, "Object", &[]),
-];
-
-fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
-    let mut p = Map::new();
-    for (k, v) in props {
-        p.insert((*k).to_string(), v.clone());
-    }
-    json!({"type": "object", "properties": p, "required": required})
-}
-
-fn s() -> Value {
-    json!({"type": "string"})
-}
-
-fn dec() -> Value {
-    json!({"type": "string", "description": "exact decimal"})
-}
-
-fn r(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
-fn list(item: Value) -> Value {
-    obj(
-        &[
-            ("items", json!({"type": "array", "items": item})),
-            ("next_cursor", json!({"type": ["string", "null"]})),
-        ],
-        &["items", "next_cursor"],
-    )
-}
-
-fn schemas() -> Value {
-    let amount = json!({"oneOf": [{"type": "string"}, {"type": "number"}], "description": "exact decimal as a string or number"});
+/// The problem schema of one status, naming the codes it may carry.
+fn problem_schema(codes: &[&str]) -> Value {
     json!({
-        "Problem": obj(&[("type", s()), ("title", s()), ("status", json!({"type": "integer"})), ("detail", s()), ("code", s())], &["type", "title", "status", "detail", "code"]),
-        "Object": {"type": "object"},
-        "Empty": {"type": "null"},
-        "Health": obj(&[("status", s()), ("version", s()), ("uptime_seconds", json!({"type": "integer"})), ("storage", s()), ("state", s())], &["status"]),
-        "Ready": obj(&[("status", s()), ("storage", s()), ("state", s())], &["status"]),
-        "Register": obj(&[("email", s()), ("password", s()), ("full_name", s())], &["email", "password"]),
-        "Login": obj(&[("email", s()), ("password", s())], &["email", "password"]),
-        "TotpLogin": obj(&[("challenge_token", s()), ("code", s())], &["challenge_token", "code"]),
-        "BackupLogin": obj(&[("challenge_token", s()), ("backup_code", s())], &["challenge_token", "backup_code"]),
-        "Refresh": obj(&[("refresh_token", s())], &[]),
-        "Code": obj(&[("code", s())], &["code"]),
-        "PasswordOnly": obj(&[("password", s())], &["password"]),
-        "PasswordAndCode": obj(&[("password", s()), ("code", s())], &["password", "code"]),
-        "PatchMe": obj(&[("full_name", json!({"type": ["string", "null"]}))], &[]),
-        "PasswordChange": obj(&[("current_password", s()), ("new_password", s())], &["current_password", "new_password"]),
-        "User": obj(&[("id", s()), ("email", s()), ("full_name", json!({"type": ["string", "null"]})), ("role", s()), ("two_factor_enabled", json!({"type": "boolean"})), ("created_at", s()), ("last_login_at", json!({"type": ["string", "null"]}))], &["id", "email", "role"]),
-        "TokenPair": obj(&[("access_token", s()), ("refresh_token", s()), ("token_type", s()), ("expires_in", json!({"type": "integer"}))], &["access_token", "refresh_token"]),
-        "AuthSuccess": obj(&[("user", r("User")), ("access_token", s()), ("refresh_token", s()), ("token_type", s()), ("expires_in", json!({"type": "integer"})), ("device_token", s())], &["user", "access_token", "refresh_token"]),
-        "LoginResult": {"oneOf": [r("AuthSuccess"), obj(&[("two_factor_required", json!({"type": "boolean"})), ("challenge_token", s()), ("expires_in", json!({"type": "integer"}))], &["two_factor_required", "challenge_token"])]},
-        "Enrollment": obj(&[("secret", s()), ("otpauth_uri", s()), ("qr_png", s()), ("qr_svg", s())], &["secret", "otpauth_uri", "qr_png", "qr_svg"]),
-        "BackupCodes": obj(&[("two_factor_enabled", json!({"type": "boolean"})), ("backup_codes", json!({"type": "array", "items": s()}))], &["backup_codes"]),
-        "Csrf": obj(&[("csrf_token", s())], &["csrf_token"]),
-        "SessionList": list(obj(&[("id", s()), ("created_at", s()), ("last_used_at", s()), ("ip", s()), ("user_agent", s()), ("current", json!({"type": "boolean"}))], &[])),
-        "DeviceList": list(obj(&[("id", s()), ("user_agent", s()), ("ip_network", s()), ("first_seen", s()), ("last_seen", s()), ("current", json!({"type": "boolean"})), ("trusted", json!({"type": "boolean"}))], &[])),
-        "EventList": list(obj(&[("timestamp", s()), ("event", s()), ("outcome", s()), ("user_id", s()), ("email", s()), ("ip", s()), ("user_agent", s()), ("request_id", s()), ("details", json!({"type": "object"}))], &[])),
-        "Order": obj(&[("symbol", s()), ("quantity", amount.clone()), ("price", amount.clone()), ("fee", amount)], &["symbol", "quantity"]),
-        "Transaction": obj(&[("id", s()), ("side", s()), ("symbol", s()), ("quantity", dec()), ("price", dec()), ("fee", dec()), ("total", dec()), ("executed_at", s())], &[]),
-        "Position": obj(&[("symbol", s()), ("quantity", dec()), ("average_cost", dec()), ("cost_basis", dec()), ("last_price", dec()), ("market_value", dec()), ("unrealized_pnl", dec()), ("unrealized_pnl_pct", dec())], &[]),
-        "OrderResult": obj(&[("transaction", r("Transaction")), ("position", r("Position"))], &["transaction", "position"]),
-        "Portfolio": obj(&[("positions", json!({"type": "array", "items": r("Position")})), ("totals", obj(&[("cost_basis", dec()), ("market_value", dec()), ("unrealized_pnl", dec()), ("realized_pnl", dec())], &[])), ("as_of", s())], &[]),
-        "TransactionList": list(r("Transaction")),
-        "PriceList": list(obj(&[("symbol", s()), ("name", s()), ("currency", s()), ("last_close", dec()), ("as_of", s())], &[])),
-        "Price": obj(&[("symbol", s()), ("name", s()), ("currency", s()), ("price", dec()), ("change", dec()), ("change_pct", dec()), ("as_of", s()), ("source", s()), ("history", json!({"type": "array"}))], &[]),
-        "NewsList": list(obj(&[("id", s()), ("title", s()), ("summary", s()), ("url", s()), ("source", s()), ("published_at", s()), ("symbols", json!({"type": "array", "items": s()})), ("sentiment", obj(&[("score", json!({"type": "number"})), ("label", s())], &[]))], &[])),
-        "PredictionRequest": obj(&[("symbol", s()), ("horizon_days", json!({"type": "integer", "minimum": 1, "maximum": 30, "default": 5}))], &["symbol"]),
-        "Prediction": obj(&[("symbol", s()), ("horizon_days", json!({"type": "integer"})), ("as_of", s()), ("last_close", dec()), ("predicted_close", dec()), ("predicted_return", json!({"type": "number"})), ("direction", s()), ("probability_up", json!({"type": "number"})), ("interval", json!({"type": "object"})), ("model", json!({"type": "object"})), ("evaluation", json!({"type": "object"}))], &[]),
+        "allOf": [{"$ref": "#/components/schemas/Problem"}],
+        "properties": {"code": {"type": "string", "enum": codes}},
     })
 }
 
-/// The OpenAPI 3.1 document.
-pub fn document() -> Value {
-    let mut paths = Map::new();
-    for e in ENDPOINTS {
-        let mut op = json!({
-            "summary": e.summary,
-            "operationId": format!("{}{}", e.method, e.path.replace(['/', '{', '}', '-', '.'], "_")),
-            "responses": {
-                e.status.to_string(): if e.response == "Empty" {
-                    json!({"description": "done"})
-                } else {
-                    json!({"description": "success", "content": {"application/json": {"schema": r(e.response)}}})
-                },
-                "default": {"description": format!("problem: {}", e.errors.join(", ")), "content": {"application/problem+json": {"schema": r("Problem")}}},
-            },
-        });
-        if e.auth {
-            op["security"] = json!([{"bearer": []}, {"cookie": []}]);
-        }
-        if let Some(req) = e.request {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": r(req)}}});
-        }
-        if e.path.contains("{id}") || e.path.contains("{symbol}") {
-            let name = if e.path.contains("{id}") { "id" } else { "symbol" };
-            op["parameters"] = json!([{"name": name, "in": "path", "required": true, "schema": {"type": "string"}}]);
-        }
-        let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
-        entry[e.method] = op;
+fn problem_description(codes: &[Value]) -> String {
+    let names: Vec<String> = codes
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|c| format!("`{c}`"))
+        .collect();
+    format!("A problem document; `code` is one of {}.", names.join(", "))
+}
+
+/// The extension of a response that names its problem codes until
+/// [`complete`] turns it into the response's schema.
+const CODES: &str = "x-problem-codes";
+
+/// Responses for `(status, codes)` pairs, as `problems!` declares them.
+pub fn problem_responses(list: &[(u16, &[&str])]) -> BTreeMap<String, RefOr<OaResponse>> {
+    list.iter()
+        .map(|(status, codes)| {
+            let response = ResponseBuilder::new()
+                .description("")
+                .extensions(Some([(CODES, json!(codes))].into_iter().collect()))
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// The parts of the document that are not operations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fortfolio",
+        description = "A self-hosted financial API: hardened accounts, a portfolio, market prices, news with sentiment and price predictions.\n\nErrors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`; every operation lists the codes each status can carry. Decimals are strings. Lists are paged with `limit` (1–500, default 50) and the opaque `cursor` of the previous page's `next_cursor`.\n\nAuthentication: `Authorization: Bearer <access token>` for API clients, or the `fortfolio_access` cookie for browsers, which must then send the session's `X-CSRF-Token` (from `GET /api/v1/auth/csrf`) on every state-changing request.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    components(schemas(crate::http::error::Problem)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Registration, login, tokens, sessions"),
+        (name = "two-factor", description = "TOTP enrolment and the second login step"),
+        (name = "account", description = "The caller's account, sessions, devices and security log"),
+        (name = "portfolio", description = "Orders, positions and the ledger"),
+        (name = "market", description = "Prices and news"),
+        (name = "predictions", description = "Forecasts with their out-of-sample record"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct Base;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from register, login or refresh."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`metrics.token` from the configuration."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::http::extract::ACCESS_COOKIE,
+                "The browser session cookie; state-changing requests also need X-CSRF-Token.",
+            ))),
+        );
     }
+}
+
+/// Security requirement of an operation that needs an access token.
+pub const SIGNED_IN: &str = "bearer";
+
+/// A link from one operation's answer to the next operation of a flow.
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    /// Parameters of `to`, as runtime expressions on the answer.
+    parameters: &'static [(&'static str, &'static str)],
+    /// `(field, expression)`: the request body of `to`.
+    body: Option<(&'static str, &'static str)>,
+}
+
+const fn link(from: &'static str, status: &'static str, name: &'static str, to: &'static str) -> Link {
+    Link {
+        from,
+        status,
+        name,
+        to,
+        parameters: &[],
+        body: None,
+    }
+}
+
+/// The flows a client (or a stateful fuzzer) follows: log in, finish with
+/// a second factor, see the account; buy, see the ledger; list sessions or
+/// devices, end one.
+const LINKS: &[Link] = &[
+    Link {
+        body: Some(("challenge_token", "$response.body#/challenge_token")),
+        ..link("login", "200", "FinishWithTotp", "loginTwoFactor")
+    },
+    Link {
+        body: Some(("challenge_token", "$response.body#/challenge_token")),
+        ..link("login", "200", "FinishWithBackupCode", "loginBackupCode")
+    },
+    link("login", "200", "Me", "getMe"),
+    link("loginTwoFactor", "200", "Me", "getMe"),
+    link("register", "201", "Me", "getMe"),
+    Link {
+        parameters: &[("symbol", "$response.body#/transaction/symbol")],
+        ..link("buy", "201", "Transactions", "listTransactions")
+    },
+    Link {
+        parameters: &[("symbol", "$response.body#/transaction/symbol")],
+        ..link("sell", "201", "Transactions", "listTransactions")
+    },
+    Link {
+        parameters: &[("symbol", "$response.body#/transaction/symbol")],
+        ..link("buy", "201", "Price", "getPrice")
+    },
+    Link {
+        parameters: &[("id", "$response.body#/items/0/id")],
+        ..link("listSessions", "200", "EndSession", "endSession")
+    },
+    Link {
+        parameters: &[("id", "$response.body#/items/0/id")],
+        ..link("listDevices", "200", "ForgetDevice", "forgetDevice")
+    },
+    Link {
+        parameters: &[("symbol", "$response.body#/items/0/symbol")],
+        ..link("listPrices", "200", "Price", "getPrice")
+    },
+    Link {
+        body: Some(("symbol", "$response.body#/items/0/symbol")),
+        ..link("listPrices", "200", "Predict", "predict")
+    },
+    Link {
+        parameters: &[("cursor", "$response.body#/next_cursor")],
+        ..link("listTransactions", "200", "NextPage", "listTransactions")
+    },
+    Link {
+        parameters: &[("cursor", "$response.body#/next_cursor")],
+        ..link("listNews", "200", "NextPage", "listNews")
+    },
+];
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Adds to one operation's answer for `status` the problem `code`.
+fn add_problem(op: &mut Value, status: u16, code: &str) {
+    let Some(responses) = op["responses"].as_object_mut() else {
+        return;
+    };
+    let entry = responses
+        .entry(status.to_string())
+        .or_insert_with(|| json!({"description": ""}));
+    let schema = &mut entry["content"][PROBLEM_JSON]["schema"];
+    if schema.is_null() {
+        *schema = problem_schema(&[]);
+    }
+    if let Some(list) = schema["properties"]["code"]["enum"].as_array_mut() {
+        if !list.iter().any(|c| c == code) {
+            list.push(json!(code));
+        }
+    }
+}
+
+/// Words every problem answer by the codes it carries; an answer that may
+/// also be a typed body (`503` of /ready) keeps its own words first.
+fn describe_problems(op: &mut Value) {
+    const OR: &str = " Or a problem document";
+    let Some(responses) = op["responses"].as_object_mut() else {
+        return;
+    };
+    for response in responses.values_mut() {
+        let Some(codes) = response["content"][PROBLEM_JSON]["schema"]["properties"]["code"]["enum"].as_array() else {
+            continue;
+        };
+        let text = problem_description(codes);
+        let typed = response["content"].as_object().is_some_and(|c| c.len() > 1);
+        response["description"] = if typed {
+            let own = response["description"].as_str().unwrap_or("");
+            let own = own.split(OR).next().unwrap_or(own);
+            json!(format!("{own}{OR}{}", text.trim_start_matches("A problem document")))
+        } else {
+            json!(text)
+        };
+    }
+}
+
+fn header_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/headers/{name}")})
+}
+
+fn add_header(response: &mut Value, name: &str, component: &str) {
+    response["headers"][name] = header_ref(component);
+}
+
+/// What the layers of `router.rs` add to every operation, from the facts
+/// the operation states about itself.
+fn complete_operation(method: &str, op: &mut Value) {
+    // Secured: a token is required (an operation that also lists `{}`
+    // takes one only if sent, and never refuses for it).
+    let requirements = op["security"].as_array().cloned().unwrap_or_default();
+    let secured = requirements.iter().any(|r| r.get(SIGNED_IN).is_some())
+        && !requirements.iter().any(|r| r.as_object().is_some_and(Map::is_empty));
+    let limited = op["x-rate-limit-group"].is_string();
+    let has_body = op["requestBody"].is_object();
+    let state_changing = method != "get";
+    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+    let has_params = params
+        .iter()
+        .any(|p| matches!(p["in"].as_str(), Some("query" | "path")));
+
+    let mut extra_params = vec![json!({"$ref": "#/components/parameters/RequestId"})];
+    if secured && state_changing {
+        extra_params.push(json!({"$ref": "#/components/parameters/CsrfToken"}));
+    }
+    let list = &mut op["parameters"];
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(list) = list.as_array_mut() {
+        list.extend(extra_params);
+    }
+
+    let declared: Vec<(u16, String)> = op["responses"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|r| r.iter_mut())
+        .filter_map(|(status, response)| {
+            let codes = response.as_object_mut()?.remove(CODES)?;
+            Some((status.parse::<u16>().ok()?, codes))
+        })
+        .flat_map(|(status, codes)| {
+            let codes: Vec<String> = serde_json::from_value(codes).unwrap_or_default();
+            codes.into_iter().map(move |c| (status, c))
+        })
+        .collect();
+    for (status, code) in declared {
+        add_problem(op, status, &code);
+    }
+    add_problem(op, 413, "payload_too_large");
+    add_problem(op, 503, "overloaded");
+    add_problem(op, 500, "internal");
+    if has_body {
+        add_problem(op, 400, "invalid_json");
+        add_problem(op, 415, "invalid_json");
+        add_problem(op, 422, "validation_failed");
+    }
+    if has_params {
+        add_problem(op, 422, "validation_failed");
+    }
+    if secured {
+        add_problem(op, 401, "unauthorized");
+        add_problem(op, 403, "account_disabled");
+        if state_changing {
+            add_problem(op, 403, "csrf_failed");
+        }
+    }
+    if limited {
+        add_problem(op, 429, "rate_limited");
+        add_problem(op, 503, "storage_unavailable");
+    }
+    describe_problems(op);
+
+    let Some(responses) = op["responses"].as_object_mut() else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        add_header(response, "X-Request-Id", "RequestId");
+        add_header(response, "Server-Timing", "ServerTiming");
+        if limited {
+            add_header(response, "RateLimit-Limit", "RateLimitLimit");
+            add_header(response, "RateLimit-Remaining", "RateLimitRemaining");
+            add_header(response, "RateLimit-Reset", "RateLimitReset");
+        }
+        match status.as_str() {
+            "429" | "423" | "503" => add_header(response, "Retry-After", "RetryAfter"),
+            "401" => add_header(response, "WWW-Authenticate", "WwwAuthenticate"),
+            _ => {}
+        }
+    }
+}
+
+fn components_extra() -> Value {
+    let header = |description: &str, schema: Value| json!({"description": description, "schema": schema});
     json!({
-        "openapi": "3.1.0",
-        "info": {"title": "fortfolio", "version": env!("CARGO_PKG_VERSION"), "description": "Self-hosted financial API. Errors are RFC 9457 problem documents with a stable `code`."},
-        "servers": [{"url": "/api/v1"}],
-        "paths": paths,
-        "components": {
-            "schemas": schemas(),
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": "fortfolio_access"},
+        "headers": {
+            "RequestId": header("The request's id: the client's `X-Request-Id` when well formed, else a new one.", json!({"type": "string"})),
+            "ServerTiming": header("Time spent in the server (`app;dur=<ms>`).", json!({"type": "string"})),
+            "RateLimitLimit": header("Requests allowed in the current window of this operation's rate-limit group.", json!({"type": "integer", "minimum": 0})),
+            "RateLimitRemaining": header("Requests left in the current window.", json!({"type": "integer", "minimum": 0})),
+            "RateLimitReset": header("Seconds until the window resets.", json!({"type": "integer", "minimum": 0})),
+            "RetryAfter": header("Seconds to wait before retrying.", json!({"type": "integer", "minimum": 1})),
+            "WwwAuthenticate": header("`Bearer`.", json!({"type": "string"})),
+            "IdempotentReplayed": header("`true` when the answer is the stored one of an earlier request with the same `Idempotency-Key`.", json!({"type": "string", "enum": ["true"]})),
+            "SetCookie": header("Browser session cookies (`fortfolio_access`, `fortfolio_refresh`, `fortfolio_device`, `fortfolio_csrf`): HttpOnly, SameSite=Strict, Secure over TLS.", json!({"type": "string"})),
+        },
+        "parameters": {
+            "RequestId": {
+                "name": "X-Request-Id", "in": "header", "required": false,
+                "description": "A client-chosen request id, echoed back and logged (1–128 of `A–Z a–z 0–9 - _ . :`; anything else is replaced by a new id).",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+            },
+            "CsrfToken": {
+                "name": "X-CSRF-Token", "in": "header", "required": false,
+                "description": "Required when the access token comes from the `fortfolio_access` cookie: the session's CSRF token from `GET /api/v1/auth/csrf` (double-submitted with the `fortfolio_csrf` cookie). Not needed with a bearer token.",
+                "schema": {"type": "string"},
             },
         },
     })
 }
 
-pub async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], document().to_string()).into_response()
+fn add_links(doc: &mut Value) {
+    let mut by_id: BTreeMap<String, (String, String)> = BTreeMap::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for method in METHODS {
+                if let Some(id) = item[method]["operationId"].as_str() {
+                    by_id.insert(id.to_string(), (path.clone(), method.to_string()));
+                }
+            }
+        }
+    }
+    for l in LINKS {
+        let (Some((path, method)), true) = (by_id.get(l.from), by_id.contains_key(l.to)) else {
+            continue;
+        };
+        let mut link = json!({"operationId": l.to});
+        if !l.parameters.is_empty() {
+            let map: Map<String, Value> = l.parameters.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+            link["parameters"] = Value::Object(map);
+        }
+        if let Some((field, expression)) = l.body {
+            link["requestBody"] = json!({ field: expression });
+        }
+        doc["paths"][path][method]["responses"][l.status]["links"][l.name] = link;
+    }
+}
+
+/// The served document: the generated one completed with what the layers add.
+pub fn complete(generated: utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(&generated).unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                if item[method].is_object() {
+                    complete_operation(method, &mut item[method]);
+                }
+            }
+        }
+    }
+    add_links(&mut doc);
+    if let (Some(components), Value::Object(extra)) = (doc["components"].as_object_mut(), components_extra()) {
+        components.extend(extra);
+    }
+    doc
+}
+
+/// The document as served, rendered once.
+pub struct Published {
+    json: String,
+    html: String,
+}
+
+impl Published {
+    pub fn new(doc: &Value) -> Self {
+        Self {
+            json: serde_json::to_string_pretty(doc).unwrap_or_default() + "\n",
+            html: docs_page(doc),
+        }
+    }
+
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "getOpenApi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi_json(Extension(doc): Extension<Arc<Published>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.json.clone()).into_response()
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-/// `GET /docs`: the endpoint table as plain HTML (no scripts, no network).
-pub async fn docs() -> Html<String> {
+/// The content-security policy of the docs page: scripts, styles and images
+/// from this server only, no inline code, no eval, no network.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                        connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The docs page: Swagger UI over `/api/v1/openapi.json`, and, for a
+/// browser without JavaScript, every operation in a plain table.
+fn docs_page(doc: &Value) -> String {
     let mut rows = String::new();
-    for e in ENDPOINTS {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td><code>/api/v1{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>\n",
-            e.method.to_uppercase(),
-            esc(e.path),
-            esc(e.summary),
-            if e.auth { "token" } else { "–" },
-            e.request.unwrap_or("–"),
-            e.status,
-            e.response,
-            e.errors.join(", ")
-        ));
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for method in METHODS {
+                let op = &item[method];
+                if !op.is_object() {
+                    continue;
+                }
+                let statuses: Vec<String> = op["responses"]
+                    .as_object()
+                    .map(|r| {
+                        r.iter()
+                            .map(|(status, resp)| {
+                                let codes: Vec<&str> = resp["content"][PROBLEM_JSON]["schema"]["properties"]["code"]
+                                    ["enum"]
+                                    .as_array()
+                                    .map(|c| c.iter().filter_map(Value::as_str).collect())
+                                    .unwrap_or_default();
+                                if codes.is_empty() {
+                                    status.clone()
+                                } else {
+                                    format!("{status} ({})", codes.join(", "))
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
+                    .unwrap_or_else(|| "–".into());
+                rows.push_str(&format!(
+                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    method.to_uppercase(),
+                    esc(path),
+                    esc(op["summary"].as_str().unwrap_or("")),
+                    if op["security"].is_array() { "token" } else { "–" },
+                    esc(&body),
+                    esc(&statuses.join("; ")),
+                ));
+            }
+        }
     }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>fortfolio API</title></head><body>\
-         <h1>fortfolio API {}</h1><p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1). \
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fortfolio API</title>\
+         <link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\"><link rel=\"stylesheet\" href=\"/docs/docs.css\"></head>\
+         <body><div id=\"swagger-ui\"></div>\
+         <noscript><h1>fortfolio API {version}</h1><p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1). \
          Errors are <code>application/problem+json</code> with a stable <code>code</code>.</p>\
-         <table border=\"1\" cellpadding=\"4\"><tr><th>Method</th><th>Path</th><th>What</th><th>Auth</th><th>Body</th><th>Success</th><th>Error codes</th></tr>\n{rows}</table></body></html>",
-        env!("CARGO_PKG_VERSION")
-    ))
+         <table><tr><th>Method</th><th>Path</th><th>What</th><th>Auth</th><th>Body</th><th>Answers (problem codes)</th></tr>\n{rows}</table></noscript>\
+         <script src=\"/docs/swagger-ui-bundle.js\"></script><script src=\"/docs/docs.js\"></script></body></html>\n",
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// Starts Swagger UI on the served document (a file, so the CSP needs no
+/// inline script).
+const DOCS_JS: &str = "window.addEventListener('load', function () {\n  \
+    window.ui = SwaggerUIBundle({ url: '/api/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true,\n    \
+    validatorUrl: 'none', tryItOutEnabled: false, defaultModelsExpandDepth: 2, defaultModelExpandDepth: 2 });\n});\n";
+
+const DOCS_CSS: &str = "noscript table { border-collapse: collapse; font-family: sans-serif; font-size: 14px; }\n\
+    noscript td, noscript th { border: 1px solid #ccc; padding: 4px; vertical-align: top; }\n";
+
+fn with_docs_csp(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
+    resp
+}
+
+/// The API reference: Swagger UI rendering this document, with a plain
+/// table for browsers without JavaScript. Loads nothing from the network.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    operation_id = "getDocs",
+    tag = "operations",
+    responses((status = 200, description = "The reference page", content_type = "text/html", body = String)),
+)]
+pub async fn docs(Extension(doc): Extension<Arc<Published>>) -> Response {
+    with_docs_csp(Html(doc.html.clone()).into_response())
+}
+
+/// The files the docs page loads: Swagger UI's, vendored in the binary,
+/// and its starter script.
+#[utoipa::path(
+    get,
+    path = "/docs/{file}",
+    operation_id = "getDocsAsset",
+    tag = "operations",
+    params(("file" = String, Path, description = "A file of the docs page", pattern = "^(swagger-ui-bundle\\.js|swagger-ui\\.css|docs\\.js|docs\\.css)$")),
+    responses(
+        (status = 200, description = "The file", content_type = "text/javascript", body = String),
+        (status = 404, description = "A problem document; `code` is one of `not_found`.", content_type = "application/problem+json", body = crate::http::error::Problem),
+    ),
+)]
+pub async fn docs_asset(Path(file): Path<String>) -> Response {
+    let (body, content_type): (Vec<u8>, &'static str) = match file.as_str() {
+        "docs.js" => (DOCS_JS.as_bytes().to_vec(), "text/javascript; charset=utf-8"),
+        "docs.css" => (DOCS_CSS.as_bytes().to_vec(), "text/css; charset=utf-8"),
+        "swagger-ui-bundle.js" | "swagger-ui.css" => {
+            let config = Arc::new(utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"]));
+            match utoipa_swagger_ui::serve(&file, config) {
+                Ok(Some(f)) => (
+                    f.bytes.into_owned(),
+                    if file.ends_with(".css") {
+                        "text/css; charset=utf-8"
+                    } else {
+                        "text/javascript; charset=utf-8"
+                    },
+                ),
+                _ => return crate::http::error::ApiError::not_found("no such docs file").into_response(),
+            }
+        }
+        _ => return crate::http::error::ApiError::not_found("no such docs file").into_response(),
+    };
+    with_docs_csp((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 #[cfg(test)]
@@ -518,16 +578,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn document_is_openapi_31_with_every_endpoint() {
-        let d = document();
-        assert_eq!(d["openapi"], "3.1.0");
-        let paths = d["paths"].as_object().unwrap();
-        for e in ENDPOINTS {
-            assert!(paths[e.path][e.method].is_object(), "{} {}", e.method, e.path);
-            if let Some(req) = e.request {
-                assert!(d["components"]["schemas"][req].is_object(), "{req}");
-            }
-            assert!(d["components"]["schemas"][e.response].is_object(), "{}", e.response);
+    fn problem_codes_merge_into_one_enum_per_status() {
+        let mut op = json!({"responses": {"200": {"description": "ok"}}});
+        add_problem(&mut op, 422, "validation_failed");
+        add_problem(&mut op, 422, "insufficient_quantity");
+        add_problem(&mut op, 422, "validation_failed");
+        describe_problems(&mut op);
+        let codes = &op["responses"]["422"]["content"][PROBLEM_JSON]["schema"]["properties"]["code"]["enum"];
+        assert_eq!(codes, &json!(["validation_failed", "insufficient_quantity"]));
+        assert!(op["responses"]["422"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("`insufficient_quantity`"));
+    }
+
+    #[test]
+    fn layers_add_their_answers_by_what_an_operation_states() {
+        let mut op = json!({
+            "security": [{"bearer": []}, {"cookie": []}],
+            "x-rate-limit-group": "portfolio",
+            "requestBody": {"content": {}},
+            "responses": {"201": {"description": "ok"}},
+        });
+        complete_operation("post", &mut op);
+        let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+        for s in ["201", "400", "401", "403", "413", "415", "422", "429", "500", "503"] {
+            assert!(statuses.iter().any(|k| *k == s), "{s} missing: {statuses:?}");
         }
+        assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+        assert!(op["responses"]["201"]["headers"]["RateLimit-Remaining"].is_object());
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["$ref"].as_str())
+            .collect();
+        assert!(names.contains(&"#/components/parameters/CsrfToken"));
+
+        let mut open = json!({"responses": {"200": {"description": "ok"}}});
+        complete_operation("get", &mut open);
+        assert!(open["responses"]["401"].is_null() && open["responses"]["429"].is_null());
     }
 }

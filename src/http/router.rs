@@ -1,29 +1,54 @@
 //! The public router: every route under the defensive layers of SPEC §5,
-//! in request order.
+//! in request order, and the OpenAPI document built from the same routes.
+
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::http::api;
+use crate::http::api::{self, Limits};
 use crate::http::error::ApiError;
 use crate::http::middleware as layers;
+use crate::http::openapi::{self, Published};
 use crate::http::state::AppState;
+
+/// Every public route with its documentation. Serving (`state` given), the
+/// rate limits and the request queue are in front of the API routes; the
+/// document is the same either way.
+fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+    let mut limited = api::router(Limits(state));
+    if let Some(state) = state {
+        limited = limited.layer(middleware::from_fn_with_state(state.clone(), layers::queue));
+    }
+    OpenApiRouter::with_openapi(openapi::Base::openapi())
+        .nest("/api/v1", api::ops::router().merge(limited))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_asset))
+        .routes(routes!(crate::http::metrics::serve))
+}
+
+/// The OpenAPI document the server serves (`fortfolio openapi` prints it).
+pub fn document() -> serde_json::Value {
+    openapi::complete(routes(None).into_openapi())
+}
 
 /// The public router with every layer. `.layer` wraps what is above it, so
 /// the last layer listed sees the request first.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    let limited = api::router(&state).layer(middleware::from_fn_with_state(state.clone(), layers::queue));
-    Router::new()
-        .nest("/api/v1", crate::http::api::ops::router().merge(limited))
-        .route("/docs", axum::routing::get(crate::http::openapi::docs))
-        .route("/metrics", axum::routing::get(crate::http::metrics::serve))
+    let (router, doc) = routes(Some(&state)).split_for_parts();
+    let published = Arc::new(Published::new(&openapi::complete(doc)));
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(published))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::http::metrics::record,

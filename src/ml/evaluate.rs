@@ -41,19 +41,24 @@ pub const MIN_TRAIN_ROWS: usize = 100;
 pub const MIN_TEST_ROWS: usize = 10;
 
 /// One fold's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FoldReport {
     /// 1-based fold number.
     pub fold: usize,
     /// Feature date of the first training row.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub train_from: NaiveDate,
     /// Feature date of the last training row.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub train_to: NaiveDate,
     /// Day the last training target was realised; always before `test_from`.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub train_targets_to: NaiveDate,
     /// Feature date of the first test row.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub test_from: NaiveDate,
     /// Feature date of the last test row.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub test_to: NaiveDate,
     pub train_samples: usize,
     pub test_samples: usize,

@@ -68,16 +68,28 @@ pub struct OrderRequest {
 /// A position as the API shows it. A figure beyond the decimal range (only
 /// with an absurd market price, or a position stored before the ledger's
 /// bounds) is `null`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Position)]
 pub struct PositionView {
+    #[schema(example = "AAPL")]
     pub symbol: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub quantity: String,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub average_cost: Option<String>,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub cost_basis: String,
+    /// The market's latest price, or the last trade's for manual assets.
+    #[schema(value_type = crate::domain::schema::Money)]
     pub last_price: String,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub market_value: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub unrealized_pnl: Option<String>,
+    /// Percent of the cost basis, 4 places.
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub unrealized_pnl_pct: Option<String>,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub realized_pnl: String,
 }
 
@@ -110,16 +122,27 @@ impl PositionView {
 }
 
 /// One ledger entry as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Transaction)]
 pub struct TransactionView {
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(value_type = String, pattern = "^(buy|sell)$", example = "buy")]
     pub side: &'static str,
+    #[schema(example = "AAPL")]
     pub symbol: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub quantity: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub price: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub fee: String,
+    /// `quantity × price + fee` for a buy, `− fee` for a sell.
+    #[schema(value_type = crate::domain::schema::Money)]
     pub total: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub realized_pnl: String,
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     pub executed_at: String,
 }
 
@@ -140,7 +163,8 @@ impl From<&Transaction> for TransactionView {
 }
 
 /// The answer to an executed (or replayed) order.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = OrderResult)]
 pub struct OrderView {
     pub transaction: TransactionView,
     pub position: PositionView,
@@ -164,18 +188,24 @@ pub enum Placed {
 }
 
 /// Portfolio totals; `null` once a sum leaves the decimal range.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Totals {
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub cost_basis: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub market_value: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub unrealized_pnl: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub realized_pnl: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Portfolio)]
 pub struct PortfolioView {
     pub positions: Vec<PositionView>,
     pub totals: Totals,
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     pub as_of: String,
 }
 

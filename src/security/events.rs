@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::alerts::{self, AlertKind};
@@ -310,19 +311,48 @@ fn text_line(e: &EventRecord) -> String {
 }
 
 /// The SPEC fields, in SPEC order, as one JSON object.
+/// An event as the API, the admin listing and the JSON log show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SecurityEvent)]
+pub struct EventView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(format = DateTime, example = "2026-11-28T09:30:00.123456Z")]
+    pub timestamp: String,
+    /// The event type (`login_success`, `login_failure`, `account_locked`, …).
+    #[schema(example = "login_success")]
+    pub event: String,
+    #[schema(example = "success")]
+    pub outcome: String,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// Event-specific facts (e.g. `reason`, `group`); never secrets.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+impl From<&EventRecord> for EventView {
+    fn from(e: &EventRecord) -> Self {
+        Self {
+            id: e.id.clone(),
+            timestamp: rfc3339(e.timestamp),
+            event: e.event.clone(),
+            outcome: e.outcome.clone(),
+            user_id: e.user_id.clone(),
+            email: e.email.clone(),
+            ip: e.ip.clone(),
+            user_agent: e.user_agent.clone(),
+            request_id: e.request_id.clone(),
+            details: e.details.clone(),
+        }
+    }
+}
+
 pub fn event_json(e: &EventRecord) -> Value {
-    json!({
-        "id": e.id,
-        "timestamp": rfc3339(e.timestamp),
-        "event": e.event,
-        "outcome": e.outcome,
-        "user_id": e.user_id,
-        "email": e.email,
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "request_id": e.request_id,
-        "details": e.details,
-    })
+    serde_json::to_value(EventView::from(e)).unwrap_or_default()
 }
 
 /// serde_json escapes C0 controls; DEL, C1 and U+2028/2029 are escaped too,

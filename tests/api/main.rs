@@ -14,6 +14,7 @@ mod hardening;
 mod market;
 mod metrics;
 mod news;
+mod openapi;
 mod portfolio;
 mod scaled;
 mod tokens;

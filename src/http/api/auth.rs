@@ -3,60 +3,75 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::limited;
+use super::Limits;
 use crate::accounts::{AuthSuccess, LoginOutcome, TokenPair};
 use crate::domain::Secret;
 use crate::http::cookies;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{cookie, parse_json, require_json, AppJson, AuthUser, DEVICE_COOKIE, REFRESH_COOKIE};
 use crate::http::middleware::Authenticated;
+use crate::http::pagination::param;
 use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
 use crate::security::jwt::TokenType;
 use crate::security::rate_limit::Group;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let r = Router::new;
-    Router::new()
-        .merge(limited(
-            state,
-            Group::Register,
-            r().route("/auth/register", post(register)),
-        ))
-        .merge(limited(state, Group::Login, r().route("/auth/login", post(login))))
-        .merge(limited(
-            state,
-            Group::Refresh,
-            r().route("/auth/refresh", post(refresh)),
-        ))
-        .merge(limited(
-            state,
-            Group::Logout,
-            r().route("/auth/logout", post(logout))
-                .route("/auth/logout-all", post(logout_all)),
-        ))
-        .merge(limited(state, Group::Account, r().route("/auth/csrf", get(csrf))))
+pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::new;
+    OpenApiRouter::new()
+        .merge(limits.apply(Group::Register, r().routes(routes!(register))))
+        .merge(limits.apply(Group::Login, r().routes(routes!(login))))
+        .merge(limits.apply(Group::Refresh, r().routes(routes!(refresh))))
+        .merge(limits.apply(Group::Logout, r().routes(routes!(logout)).routes(routes!(logout_all))))
+        .merge(limits.apply(Group::Account, r().routes(routes!(csrf))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Register)]
 struct RegisterBody {
+    #[schema(value_type = crate::domain::schema::EmailAddress)]
     email: String,
+    #[schema(value_type = crate::domain::schema::NewPassword)]
     password: Secret,
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::FullName>)]
     full_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Login)]
 struct LoginBody {
+    /// Any string: an address that is not an account's is answered exactly
+    /// like a wrong password.
+    #[schema(example = "ann@example.com")]
     email: String,
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple 42")]
     password: Secret,
 }
+
+problems!(RegisterProblems {
+    409 => ["email_taken"],
+    422 => ["weak_password"],
+});
+
+problems!(LoginProblems {
+    401 => ["invalid_credentials"],
+    403 => ["account_disabled"],
+    423 => ["account_locked"],
+});
+
+problems!(RefreshProblems {
+    401 => ["unauthorized", "refresh_token_reused"],
+    403 => ["csrf_failed", "account_disabled"],
+});
 
 /// A register/login success: JSON body plus the browser-mode cookies.
 pub fn auth_response(state: &AppState, status: StatusCode, body: AuthSuccess) -> Response {
@@ -66,6 +81,22 @@ pub fn auth_response(state: &AppState, status: StatusCode, body: AuthSuccess) ->
     (status, headers, Json(body)).into_response()
 }
 
+/// Create an account
+///
+/// Answers like a login: tokens, the user, a device token, and the browser
+/// session cookies.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    request_body(content = RegisterBody, example = json!({"email": "ann@example.com", "password": "correct horse battery staple 42", "full_name": "Ann Example"})),
+    params(DeviceTokenHeader),
+    responses(
+        (status = 201, description = "The account, signed in", body = AuthSuccess, headers(("Set-Cookie" = String, description = "Session cookies"))),
+        RegisterProblems,
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -86,6 +117,22 @@ pub fn device_token(headers: &HeaderMap) -> Option<&str> {
         .or_else(|| cookie(headers, DEVICE_COOKIE))
 }
 
+/// Log in
+///
+/// With 2FA on, a correct password answers a challenge to finish with
+/// `POST /auth/login/2fa` or `POST /auth/2fa/backup-code`.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body(content = LoginBody, example = json!({"email": "ann@example.com", "password": "correct horse battery staple 42"})),
+    params(DeviceTokenHeader),
+    responses(
+        (status = 200, description = "Tokens, or a second-factor challenge", body = LoginAnswer, headers(("Set-Cookie" = String, description = "Session cookies (not with a challenge)"))),
+        LoginProblems,
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -101,21 +148,39 @@ async fn login(
         LoginOutcome::Challenge {
             challenge_token,
             expires_in,
-        } => Json(Challenge {
+        } => Json(LoginAnswer::Challenge(Challenge {
             two_factor_required: true,
             challenge_token,
             expires_in,
-        })
+        }))
         .into_response(),
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Refresh)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Exchange a refresh token for a new pair
+///
+/// API clients send the token in the body; browsers send no body and the
+/// `fortfolio_refresh` cookie, with the session's `X-CSRF-Token`. The old
+/// refresh token is spent: presenting it again revokes the session.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body(content = Option<RefreshBody>, description = "Absent when the refresh cookie is used"),
+    params(CsrfHeader),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenPair, headers(("Set-Cookie" = String, description = "Session cookies"))),
+        RefreshProblems,
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -146,6 +211,17 @@ async fn refresh(
     Ok((out, Json(pair)).into_response())
 }
 
+/// End this session
+///
+/// Revokes the access token and its session's refresh token.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Logged out", body = LoggedOut, example = json!({"logged_out": true}))),
+)]
 async fn logout(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
     state.accounts.logout(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
@@ -160,6 +236,15 @@ async fn logout(State(state): State<AppState>, auth: AuthUser, client: ClientInf
         .into_response())
 }
 
+/// End every session of the account
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    operation_id = "logoutAll",
+    tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Every session ended", body = LoggedOut, example = json!({"logged_out": true, "sessions_ended": 3}))),
+)]
 async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: ClientInfo) -> ApiResult<Response> {
     let ended = state.accounts.logout_all(&auth.ctx, &client).await?;
     let mut headers = HeaderMap::new();
@@ -177,6 +262,16 @@ async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: Clien
 /// A CSRF token for the session of the access token sent, if any (a token
 /// without a session passes no check, but the call never fails). The rate
 /// limiter in front has already checked that token in full.
+#[utoipa::path(
+    get,
+    path = "/auth/csrf",
+    operation_id = "getCsrfToken",
+    tag = "auth",
+    summary = "A CSRF token for the caller's session",
+    description = "Also set as the `fortfolio_csrf` cookie. Browsers send it back as `X-CSRF-Token` on every state-changing request made with the session cookie.",
+    security((), ("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The token", body = CsrfToken, headers(("Set-Cookie" = String, description = "The `fortfolio_csrf` cookie")))),
+)]
 async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authenticated>>) -> Response {
     let session = caller.map(|Extension(c)| c.0.session_id).unwrap_or_default();
     let mut out = HeaderMap::new();
@@ -184,22 +279,71 @@ async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authentica
     (out, Json(CsrfToken { csrf_token: token })).into_response()
 }
 
+/// What a correct password answers: tokens, or (2FA on) a challenge.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum LoginAnswer {
+    #[allow(dead_code)] // documents the answer `auth_response` writes
+    Tokens(AuthSuccess),
+    Challenge(Challenge),
+}
+
 /// The answer to a correct password when 2FA is on.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Challenge {
+    /// Always `true`.
     two_factor_required: bool,
+    /// Finishes the login with a TOTP or backup code.
     challenge_token: String,
+    /// Seconds the challenge stays valid.
+    #[schema(example = 300)]
     expires_in: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LoggedOut {
     logged_out: bool,
+    /// Sessions ended (`logout-all` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions_ended: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CsrfToken {
     csrf_token: String,
+}
+
+/// `X-Device-Token`: a device token from an earlier login on this device
+/// (or the `fortfolio_device` cookie); failures made with it lock only it.
+pub struct DeviceTokenHeader;
+
+impl utoipa::IntoParams for DeviceTokenHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        header_param(
+            "X-Device-Token",
+            "The device token of an earlier login on this device (or the `fortfolio_device` cookie): failed attempts made with it lock only it, never the account for everyone.",
+        )
+    }
+}
+
+/// `X-CSRF-Token`: needed when the refresh token comes from the cookie.
+struct CsrfHeader;
+
+impl utoipa::IntoParams for CsrfHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        header_param(
+            "X-CSRF-Token",
+            "Required when the refresh token comes from the `fortfolio_refresh` cookie: the session's CSRF token.",
+        )
+    }
+}
+
+/// An optional string header of the document.
+pub fn header_param(name: &str, description: &str) -> Vec<Parameter> {
+    param(serde_json::json!({
+        "name": name, "in": "header", "required": false, "description": description,
+        "schema": {"type": "string"},
+    }))
+    .into_iter()
+    .collect()
 }

@@ -3,47 +3,65 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::limited;
+use super::Limits;
 use crate::accounts::UserView;
 use crate::domain::{ts, Secret};
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppJson, AppPath, AppQuery, AuthUser};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{HexCursor, Page, PageQuery, UuidCursor};
 use crate::http::state::AppState;
 use crate::security::client::ClientInfo;
-use crate::security::events::event_json;
+use crate::security::events::EventView;
 use crate::security::rate_limit::Group;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let account = Router::new()
-        .route("/me", get(get_me).patch(patch_me))
-        .route("/me/sessions", get(sessions))
-        .route("/me/sessions/{id}", delete(delete_session))
-        .route("/me/devices", get(devices))
-        .route("/me/devices/{id}", delete(delete_device))
-        .route("/me/security-events", get(security_events));
-    Router::new()
-        .merge(limited(state, Group::Account, account))
-        .merge(limited(
-            state,
-            Group::Password,
-            Router::new().route("/me/password", post(change_password)),
-        ))
+pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
+    let account = OpenApiRouter::new()
+        .routes(routes!(get_me, patch_me))
+        .routes(routes!(sessions))
+        .routes(routes!(delete_session))
+        .routes(routes!(devices))
+        .routes(routes!(delete_device))
+        .routes(routes!(security_events));
+    OpenApiRouter::new()
+        .merge(limits.apply(Group::Account, account))
+        .merge(limits.apply(Group::Password, OpenApiRouter::new().routes(routes!(change_password))))
 }
 
+problems!(PasswordProblems {
+    401 => ["invalid_credentials"],
+    422 => ["weak_password"],
+    423 => ["account_locked"],
+});
+
+problems!(NotFoundProblems {
+    404 => ["not_found"],
+});
+
+/// The caller's account
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "getMe",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The account", body = UserView)),
+)]
 async fn get_me(auth: AuthUser) -> Json<UserView> {
     Json(UserView::from(&auth.ctx.user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchMe {
+    /// A new name; `null` clears it, absent leaves it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<crate::domain::schema::FullName>)]
     full_name: Option<Option<String>>,
 }
 
@@ -56,6 +74,16 @@ mod double_option {
     }
 }
 
+/// Change the caller's name
+#[utoipa::path(
+    patch,
+    path = "/me",
+    operation_id = "patchMe",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = PatchMe, example = json!({"full_name": "Ann Example"})),
+    responses((status = 200, description = "The account", body = UserView)),
+)]
 async fn patch_me(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -66,13 +94,28 @@ async fn patch_me(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PasswordChange)]
 struct PasswordBody {
+    #[schema(value_type = String, format = Password)]
     current_password: Secret,
+    #[schema(value_type = crate::domain::schema::NewPassword)]
     new_password: Secret,
 }
 
+/// Change the password
+///
+/// Ends every other session of the account.
+#[utoipa::path(
+    post,
+    path = "/me/password",
+    operation_id = "changePassword",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = PasswordBody, example = json!({"current_password": "correct horse battery staple 42", "new_password": "another long and unguessable phrase 7"})),
+    responses((status = 200, description = "Changed", body = PasswordChanged), PasswordProblems),
+)]
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -89,24 +132,40 @@ async fn change_password(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PasswordChanged {
     password_changed: bool,
     sessions_ended: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 struct SessionView {
+    #[schema(format = Uuid)]
     id: String,
     #[serde(with = "ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     created_at: chrono::DateTime<Utc>,
     #[serde(with = "ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     last_used_at: chrono::DateTime<Utc>,
     ip: String,
     user_agent: String,
     current: bool,
 }
 
+/// The caller's active sessions
+///
+/// Paged by session id.
+#[utoipa::path(
+    get,
+    path = "/me/sessions",
+    operation_id = "listSessions",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery<UuidCursor>),
+    responses((status = 200, description = "A page of sessions", body = Page<SessionView>)),
+)]
 async fn sessions(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -129,6 +188,16 @@ async fn sessions(
     Ok(Json(Page::paginate(items, &q, |s| s.id.clone())?))
 }
 
+/// End one of the caller's sessions
+#[utoipa::path(
+    delete,
+    path = "/me/sessions/{id}",
+    operation_id = "endSession",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "A session id from `GET /me/sessions`")),
+    responses((status = 204, description = "Ended"), NotFoundProblems),
+)]
 async fn delete_session(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -139,15 +208,20 @@ async fn delete_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Device)]
 struct DeviceView {
+    /// A hash of the user agent and the client's network.
     id: String,
     user_agent: String,
+    /// The client's /24 (IPv4) or /64 (IPv6) network.
     ip_network: String,
     last_ip: String,
     #[serde(with = "ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     first_seen: chrono::DateTime<Utc>,
     #[serde(with = "ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     last_seen: chrono::DateTime<Utc>,
     current: bool,
     /// A live device token speaks for this device (it is exempt from locks
@@ -155,11 +229,23 @@ struct DeviceView {
     trusted: bool,
 }
 
+/// Devices the account signed in from
+///
+/// Paged by device id.
+#[utoipa::path(
+    get,
+    path = "/me/devices",
+    operation_id = "listDevices",
+    tag = "account",
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery<HexCursor>),
+    responses((status = 200, description = "A page of devices", body = Page<DeviceView>)),
+)]
 async fn devices(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-    AppQuery(q): AppQuery<PageQuery>,
+    AppQuery(q): AppQuery<PageQuery<HexCursor>>,
 ) -> ApiResult<Json<Page<DeviceView>>> {
     let current = crate::security::devices::fingerprint(&client.user_agent, client.ip);
     let items: Vec<DeviceView> = state
@@ -183,6 +269,16 @@ async fn devices(
 
 /// Forgets one of the caller's devices: its device token stops working and
 /// the next sign-in from it counts as a new device again.
+#[utoipa::path(
+    delete,
+    path = "/me/devices/{id}",
+    operation_id = "forgetDevice",
+    tag = "account",
+    summary = "Forget a device and revoke its device token",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "A device id from `GET /me/devices`")),
+    responses((status = 204, description = "Forgotten"), NotFoundProblems),
+)]
 async fn delete_device(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -194,17 +290,27 @@ async fn delete_device(
 }
 
 /// The caller's own security events, newest first.
+#[utoipa::path(
+    get,
+    path = "/me/security-events",
+    operation_id = "listSecurityEvents",
+    tag = "account",
+    summary = "The caller's security events, newest first",
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery<UuidCursor>),
+    responses((status = 200, description = "A page of events", body = Page<EventView>)),
+)]
 async fn security_events(
     State(state): State<AppState>,
     auth: AuthUser,
-    AppQuery(q): AppQuery<PageQuery>,
-) -> ApiResult<Json<Page<serde_json::Value>>> {
+    AppQuery(q): AppQuery<PageQuery<UuidCursor>>,
+) -> ApiResult<Json<Page<EventView>>> {
     let limit = q.limit()?;
     let events = state
         .accounts
-        .own_events(&auth.ctx.user.id, q.id_cursor()?, limit + 1)
+        .own_events(&auth.ctx.user.id, q.cursor()?, limit + 1)
         .await?;
     Ok(Json(
-        Page::from_overfetch(events, limit, |e| e.id.clone()).map(|e| event_json(&e)),
+        Page::from_overfetch(events, limit, |e| e.id.clone()).map(|e| EventView::from(&e)),
     ))
 }

@@ -1,23 +1,35 @@
 //! `GET /news`: stored feed items with symbols and sentiment, newest first.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::limited;
+use super::Limits;
 use crate::domain::market::NewsItem;
 use crate::domain::{rfc3339, Symbol};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppQuery, AuthUser};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{param, CursorSyntax, Page, PageQuery};
 use crate::http::state::AppState;
 use crate::security::rate_limit::Group;
 use crate::store::{NewsCursor, NewsFilter};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    limited(state, Group::News, Router::new().route("/news", get(list)))
+pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
+    limits.apply(Group::News, OpenApiRouter::new().routes(routes!(list)))
+}
+
+/// News cursors: `<published_at µs>.<id>`.
+pub struct NewsCursorSyntax;
+
+impl CursorSyntax for NewsCursorSyntax {
+    const PATTERN: &'static str = r"^-?[0-9]{1,18}\.[A-Za-z0-9]{1,64}$";
+    fn valid(c: &str) -> bool {
+        decode_cursor(c).is_some()
+    }
 }
 
 #[derive(Deserialize)]
@@ -25,7 +37,30 @@ struct NewsQuery {
     symbol: Option<String>,
     since: Option<String>,
     #[serde(flatten)]
-    page: PageQuery,
+    page: PageQuery<NewsCursorSyntax>,
+}
+
+impl utoipa::IntoParams for NewsQuery {
+    fn into_params(
+        in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let own = [
+            json!({
+                "name": "symbol", "in": "query", "required": false,
+                "description": "Only items about this symbol (case-insensitive; empty means all).",
+                "schema": {"type": "string", "pattern": format!("^$|{}", crate::domain::schema::SYMBOL_PATTERN)},
+            }),
+            json!({
+                "name": "since", "in": "query", "required": false,
+                "description": "Only items published at or after this RFC 3339 time or date (empty means all).",
+                "schema": {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}, {"maxLength": 0}]},
+            }),
+        ];
+        own.into_iter()
+            .filter_map(param)
+            .chain(PageQuery::<NewsCursorSyntax>::into_params(in_provider))
+            .collect()
+    }
 }
 
 fn parse_since(s: &str) -> Option<DateTime<Utc>> {
@@ -40,6 +75,16 @@ fn parse_since(s: &str) -> Option<DateTime<Utc>> {
         })
 }
 
+/// News with symbols and sentiment, newest first
+#[utoipa::path(
+    get,
+    path = "/news",
+    operation_id = "listNews",
+    tag = "market",
+    security(("bearer" = []), ("cookie" = [])),
+    params(NewsQuery),
+    responses((status = 200, description = "A page of news", body = Page<NewsView>)),
+)]
 async fn list(
     State(state): State<AppState>,
     _auth: AuthUser,
@@ -56,7 +101,7 @@ async fn list(
         })?),
         None => None,
     };
-    let after = q.page.parse_cursor(decode_cursor)?;
+    let after = q.page.cursor()?.and_then(decode_cursor);
     let found = state
         .market
         .news(NewsFilter {
@@ -78,6 +123,10 @@ fn encode_cursor(c: &NewsCursor) -> String {
 fn decode_cursor(s: &str) -> Option<NewsCursor> {
     let (micros, id) = s.split_once('.')?;
     let valid_id = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let digits = micros.strip_prefix('-').unwrap_or(micros);
+    if !(1..=18).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let published_at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
     valid_id.then(|| NewsCursor {
         published_at,
@@ -86,21 +135,29 @@ fn decode_cursor(s: &str) -> Option<NewsCursor> {
 }
 
 /// A news item as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NewsItem)]
 pub struct NewsView {
     id: String,
     title: String,
     summary: String,
     url: String,
     source: String,
+    #[schema(value_type = crate::domain::schema::Timestamp)]
     published_at: String,
+    /// Symbols the item mentions.
     symbols: Vec<String>,
     sentiment: SentimentView,
 }
 
-#[derive(Serialize)]
+/// Lexicon-based sentiment of the title and summary.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Sentiment)]
 struct SentimentView {
+    /// From −1 (negative) to 1 (positive).
+    #[schema(minimum = -1.0, maximum = 1.0)]
     score: f64,
+    #[schema(value_type = String, pattern = "^(positive|negative|neutral)$")]
     label: String,
 }
 

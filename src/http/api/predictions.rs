@@ -3,14 +3,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::limited;
 use super::prices::unknown_symbol;
+use super::Limits;
 use crate::domain::Symbol;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppJson, AuthUser};
@@ -20,19 +21,24 @@ use crate::ml::{Evaluation, MlError, Prediction, MAX_HORIZON};
 use crate::portfolio::money;
 use crate::security::rate_limit::Group;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    limited(
-        state,
-        Group::Predictions,
-        Router::new().route("/predictions", post(create)),
-    )
+pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
+    limits.apply(Group::Predictions, OpenApiRouter::new().routes(routes!(create)))
 }
 
-#[derive(Deserialize)]
+problems!(PredictionProblems {
+    404 => ["unknown_symbol"],
+    422 => ["insufficient_history"],
+});
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PredictionRequest)]
 struct PredictionBody {
+    #[schema(value_type = crate::domain::schema::SymbolText)]
     symbol: String,
+    /// Trading days ahead.
     #[serde(default = "default_horizon")]
+    #[schema(minimum = 1, maximum = 30, default = 5)]
     horizon_days: i64,
 }
 
@@ -51,8 +57,10 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 /// The out-of-sample record (shared with `fortfolio model evaluate --json`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Evaluation)]
 pub struct EvaluationView<'a> {
+    #[schema(value_type = String, example = "walk-forward")]
     pub method: &'static str,
     pub folds: usize,
     pub directional_accuracy: f64,
@@ -61,6 +69,7 @@ pub struct EvaluationView<'a> {
     pub baseline_mae: f64,
     pub interval_level: f64,
     pub interval_coverage: f64,
+    #[schema(value_type = Vec<FoldReport>)]
     pub fold_details: &'a [FoldReport],
 }
 
@@ -80,32 +89,52 @@ impl<'a> From<&'a Evaluation> for EvaluationView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The prediction interval of the close.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Interval)]
 pub struct IntervalView {
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub low: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub high: Option<String>,
+    /// The nominal coverage, e.g. 0.8.
     pub level: f64,
 }
 
-#[derive(Debug, Serialize)]
+/// The model that made the forecast.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Model)]
 pub struct ModelView<'a> {
+    #[schema(value_type = String)]
     pub kind: &'static str,
+    #[schema(value_type = Vec<String>)]
     pub features: &'a [&'static str],
+    #[schema(value_type = crate::domain::schema::Date)]
     pub trained_from: String,
+    #[schema(value_type = crate::domain::schema::Date)]
     pub trained_to: String,
     pub samples: usize,
 }
 
 /// A forecast with the model that made it and its record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Prediction)]
 pub struct PredictionView<'a> {
+    #[schema(value_type = String, example = "AAPL")]
     pub symbol: &'a str,
     pub horizon_days: usize,
+    /// The date of the last close used.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub as_of: String,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub last_close: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub predicted_close: Option<String>,
+    /// Simple return to the predicted close.
     pub predicted_return: f64,
+    #[schema(value_type = String, pattern = "^(up|down)$")]
     pub direction: &'static str,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub probability_up: f64,
     pub interval: IntervalView,
     pub model: ModelView<'a>,
@@ -155,6 +184,19 @@ pub fn ml_error(e: MlError) -> ApiError {
     }
 }
 
+/// Forecast a symbol's close
+///
+/// A model trained on the symbol's daily history, with its walk-forward
+/// out-of-sample record beside a naive baseline.
+#[utoipa::path(
+    post,
+    path = "/predictions",
+    operation_id = "predict",
+    tag = "predictions",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = PredictionBody, example = json!({"symbol": "AAPL", "horizon_days": 5})),
+    responses((status = 200, description = "The forecast", body = PredictionView), PredictionProblems),
+)]
 async fn create(
     State(state): State<AppState>,
     _auth: AuthUser,

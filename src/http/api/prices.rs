@@ -1,32 +1,35 @@
 //! `/prices`: the symbols the server knows and their daily history.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::limited;
+use super::Limits;
 use crate::domain::Symbol;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppPath, AppQuery, AuthUser};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{param, Page, PageQuery, SymbolCursor};
 use crate::http::state::AppState;
 use crate::market::prices::Series;
 use crate::market::Candle;
 use crate::portfolio::{amount, money};
 use crate::security::rate_limit::Group;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    limited(
-        state,
+pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
+    limits.apply(
         Group::Prices,
-        Router::new()
-            .route("/prices", get(list))
-            .route("/prices/{symbol}", get(one)),
+        OpenApiRouter::new().routes(routes!(list)).routes(routes!(one)),
     )
 }
+
+problems!(UnknownSymbol {
+    404 => ["unknown_symbol"],
+});
 
 pub fn unknown_symbol(symbol: &str) -> ApiError {
     ApiError::not_found(format!("no price data for symbol {symbol}"))
@@ -35,12 +38,18 @@ pub fn unknown_symbol(symbol: &str) -> ApiError {
 }
 
 /// A series as `GET /prices` lists it (the admin listing adds to it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PriceSummary)]
 pub struct SeriesSummary {
+    #[schema(example = "AAPL")]
     pub symbol: String,
+    #[schema(example = "Apple Inc.")]
     pub name: String,
+    #[schema(example = "USD")]
     pub currency: String,
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub last_close: Option<String>,
+    #[schema(value_type = Option<crate::domain::schema::Date>)]
     pub as_of: Option<String>,
 }
 
@@ -57,10 +66,20 @@ impl From<&Series> for SeriesSummary {
 }
 
 /// Pages by symbol, like the other in-memory lists.
+#[utoipa::path(
+    get,
+    path = "/prices",
+    operation_id = "listPrices",
+    tag = "market",
+    summary = "The symbols with prices, by symbol",
+    security(("bearer" = []), ("cookie" = [])),
+    params(PageQuery<SymbolCursor>),
+    responses((status = 200, description = "A page of symbols", body = Page<SeriesSummary>)),
+)]
 async fn list(
     State(state): State<AppState>,
     _auth: AuthUser,
-    AppQuery(q): AppQuery<PageQuery>,
+    AppQuery(q): AppQuery<PageQuery<SymbolCursor>>,
 ) -> ApiResult<Json<Page<SeriesSummary>>> {
     let page = Page::paginate(state.market.book.list(), &q, |s| s.symbol.clone())?;
     Ok(Json(page.map(|s| SeriesSummary::from(&*s))))
@@ -71,14 +90,35 @@ struct HistoryQuery {
     history: Option<String>,
 }
 
+impl utoipa::IntoParams for HistoryQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        param(json!({
+            "name": "history", "in": "query", "required": false,
+            "description": "Include daily history: the last 30 days, year, 5 years or all of it (counted back from the last date known).",
+            "schema": {"type": "string", "enum": ["30d", "1y", "5y", "max"]},
+        }))
+        .into_iter()
+        .collect()
+    }
+}
+
 /// One day of a series' history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Candle)]
 pub struct CandleView {
+    #[schema(value_type = crate::domain::schema::Date)]
     pub date: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub open: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub high: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub low: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub close: String,
+    #[schema(value_type = crate::domain::schema::Money)]
     pub volume: String,
 }
 
@@ -96,20 +136,44 @@ impl From<&Candle> for CandleView {
 }
 
 /// A symbol's latest price, with its history when asked for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Price)]
 pub struct PriceView {
+    #[schema(example = "AAPL")]
     pub symbol: String,
+    #[schema(example = "Apple Inc.")]
     pub name: String,
+    #[schema(example = "USD")]
     pub currency: String,
+    /// The live quote when a provider has one, else the last close.
+    #[schema(value_type = crate::domain::schema::Money)]
     pub price: String,
+    /// Against the previous close.
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub change: Option<String>,
+    /// Percent, 4 places.
+    #[schema(value_type = Option<crate::domain::schema::Money>)]
     pub change_pct: Option<String>,
+    /// The date of the last close.
+    #[schema(value_type = crate::domain::schema::Date)]
     pub as_of: String,
+    /// Where the price came from (a provider or an import).
     pub source: String,
+    /// Daily candles, oldest first (only with `?history=`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<CandleView>>,
 }
 
+/// A symbol's latest price, with its history when asked for
+#[utoipa::path(
+    get,
+    path = "/prices/{symbol}",
+    operation_id = "getPrice",
+    tag = "market",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("symbol" = crate::domain::schema::SymbolText, Path, description = "The symbol (case-insensitive)"), HistoryQuery),
+    responses((status = 200, description = "The price", body = PriceView), UnknownSymbol),
+)]
 async fn one(
     State(state): State<AppState>,
     _auth: AuthUser,
