@@ -47,7 +47,7 @@ named_schema!(
     /// without spaces, control characters, `<>()[],;:\"` or misplaced dots,
     /// and a domain of letters, digits and hyphens with at least one dot.
     EmailAddress => json!({
-        "type": "string", "format": "email", "minLength": 3, "maxLength": 254,
+        "type": "string", "minLength": 3, "maxLength": 254,
         "pattern": EMAIL_PATTERN, "example": "ann@example.com",
     })
 );

@@ -256,6 +256,19 @@ fn complete_operation(method: &str, op: &mut Value) {
         && !requirements.iter().any(|r| r.as_object().is_some_and(Map::is_empty));
     let limited = op["x-rate-limit-group"].is_string();
     let has_body = op["requestBody"].is_object();
+    // An optional body is absent, never `null` (which no operation takes).
+    let schema = &mut op["requestBody"]["content"]["application/json"]["schema"];
+    if let Some(variants) = schema.get("oneOf").and_then(Value::as_array).cloned() {
+        let not_null: Vec<Value> = variants.into_iter().filter(|v| v["type"] != "null").collect();
+        if let [only] = not_null.as_slice() {
+            *schema = only.clone();
+        }
+    }
+    if !has_body {
+        if let Some(op) = op.as_object_mut() {
+            op.remove("requestBody");
+        }
+    }
     let state_changing = method != "get";
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     let has_params = params
@@ -350,8 +363,8 @@ fn components_extra() -> Value {
         "parameters": {
             "RequestId": {
                 "name": "X-Request-Id", "in": "header", "required": false,
-                "description": "A client-chosen request id, echoed back and logged (1–128 of `A–Z a–z 0–9 - _ . :`; anything else is replaced by a new id).",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                "description": "A client-chosen request id, echoed back and logged when it is 1–128 of `A–Z a–z 0–9 - _ . :`; any other value is replaced by a new id, never refused.",
+                "schema": {"type": "string"},
             },
             "CsrfToken": {
                 "name": "X-CSRF-Token", "in": "header", "required": false,
@@ -546,7 +559,10 @@ pub async fn docs(Extension(doc): Extension<Arc<Published>>) -> Response {
     tag = "operations",
     params(("file" = String, Path, description = "A file of the docs page", pattern = "^(swagger-ui-bundle\\.js|swagger-ui\\.css|docs\\.js|docs\\.css)$")),
     responses(
-        (status = 200, description = "The file", content_type = "text/javascript", body = String),
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+        )),
         (status = 404, description = "A problem document; `code` is one of `not_found`.", content_type = "application/problem+json", body = crate::http::error::Problem),
     ),
 )]

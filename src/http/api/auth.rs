@@ -192,7 +192,7 @@ async fn refresh(
     let token = if body.iter().all(u8::is_ascii_whitespace) {
         let from_cookie = cookie(&headers, REFRESH_COOKIE)
             .map(str::to_string)
-            .ok_or_else(|| ApiError::validation("refresh_token", "refresh_token is required"))?;
+            .ok_or_else(|| ApiError::unauthorized("a refresh token is required, in the body or the refresh cookie"))?;
         let session = state
             .accounts
             .jwt

@@ -53,7 +53,11 @@ impl utoipa::IntoParams for NewsQuery {
             json!({
                 "name": "since", "in": "query", "required": false,
                 "description": "Only items published at or after this RFC 3339 time or date (empty means all).",
-                "schema": {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}, {"maxLength": 0}]},
+                "schema": {"anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "maxLength": 0},
+                ]},
             }),
         ];
         own.into_iter()

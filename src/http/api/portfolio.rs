@@ -202,8 +202,8 @@ impl utoipa::IntoParams for TxQuery {
     ) -> Vec<utoipa::openapi::path::Parameter> {
         let symbol = param(json!({
             "name": "symbol", "in": "query", "required": false,
-            "description": "Only this symbol's transactions (exact, as stored).",
-            "schema": {"type": "string"},
+            "description": "Only this symbol's transactions (case-insensitive; empty means all).",
+            "schema": {"type": "string", "pattern": format!("^$|{}", crate::domain::schema::SYMBOL_PATTERN)},
         }));
         symbol
             .into_iter()

@@ -37,13 +37,26 @@ struct PredictionBody {
     #[schema(value_type = crate::domain::schema::SymbolText)]
     symbol: String,
     /// Trading days ahead.
-    #[serde(default = "default_horizon")]
+    #[serde(default = "default_horizon", deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 30, default = 5)]
     horizon_days: i64,
 }
 
 fn default_horizon() -> i64 {
     5
+}
+
+/// A JSON integer, however written (`13`, `13.0`, `1.3e1`), as JSON Schema
+/// counts integers.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("expected a whole number")),
+    }
 }
 
 /// A model price as money, to 6 places (`None` if not finite).
