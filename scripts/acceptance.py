@@ -3,7 +3,9 @@
 
     cargo build --release && python3 scripts/acceptance.py [section ...]
 
-Sections: hardening foundation defenses twofactor events portfolio predictions scaled.
+Sections: hardening foundation defenses twofactor events portfolio predictions scaled openapi.
+The openapi section also runs the contract fuzzing (scripts/fuzz/run.sh 500;
+set SCHEMATHESIS to schemathesis's `st`) and opens /docs with chromedriver.
 The scaled section starts its own PostgreSQL (initdb, as user postgres) and
 redis-server, so it can stop and start them.
 Needs: python3 with requests, pyotp and aiosmtpd; zbarimg (zbar-tools).
@@ -1058,7 +1060,134 @@ def scaled():
     rd.stop()
     pg.stop()
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled}
+
+# ---------------------------------------------------------------- openapi (issue 13)
+def webdriver_docs(root, operations):
+    """Opens /docs in headless Chromium (chromedriver over plain HTTP) with
+    every host but loopback unresolvable; returns (blocks shown, console
+    problems, foreign fetches)."""
+    port = free_port()
+    drv = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wd = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(wd + "/status", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "acceptInsecureCerts": True,
+                "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]},
+                "goog:loggingPrefs": {"browser": "ALL"}}}}
+        sid = requests.post(wd + "/session", json=caps, timeout=60).json()["value"]["sessionId"]
+        session = f"{wd}/session/{sid}"
+        run = lambda js: requests.post(session + "/execute/sync", json={"script": js, "args": []}, timeout=60).json()["value"]
+        requests.post(session + "/url", json={"url": root + "/docs"}, timeout=60)
+        shown = 0
+        for _ in range(300):
+            shown = run("return document.querySelectorAll('.opblock').length;")
+            if shown == operations:
+                break
+            time.sleep(0.2)
+        run("document.querySelectorAll('.opblock-summary-control').forEach(b => b.click()); return 0;")
+        opened = 0
+        for _ in range(300):
+            opened = run("return document.querySelectorAll('.opblock .responses-wrapper').length;")
+            if opened == operations:
+                break
+            time.sleep(0.2)
+        log = requests.post(session + "/se/log", json={"type": "browser"}, timeout=30).json()["value"]
+        bad = [e["message"] for e in log if e.get("level") == "SEVERE" or "Content Security Policy" in e.get("message", "")]
+        fetched = run("return performance.getEntriesByType('resource').map(e => e.name);")
+        foreign = [u for u in fetched if not u.startswith(root)]
+        requests.delete(session, timeout=30)
+        return shown, opened, bad, foreign, len(fetched)
+    finally:
+        drv.kill()
+
+
+def openapi():
+    from openapi_spec_validator import validate
+    s = Server(lifted())
+    root = s.base[: -len("/api/v1")]
+    raw = requests.get(s.base + "/openapi.json", verify=False).text
+    doc = json.loads(raw)
+    try:
+        validate(doc)
+        valid = True
+    except Exception as e:  # noqa: BLE001 - the validator's own error types
+        valid = repr(e)[:200]
+    ops = [(p, m, o) for p, item in doc["paths"].items() for m, o in item.items() if m in ("get", "post", "put", "patch", "delete")]
+    statuses = sum(len(o["responses"]) for _, _, o in ops)
+    closed = [n for n, sch in doc["components"]["schemas"].items()
+              if sch.get("type") == "object" and sch.get("additionalProperties") is False]
+    check("openapi: the served document validates (openapi-spec-validator)", valid is True,
+          f"{valid}; {len(ops)} operations, {statuses} documented answers, {len(doc['components']['schemas'])} schemas, {len(closed)} closed request schemas")
+    checked_in = open(os.path.join(ROOT, "openapi.json")).read()
+    printed = subprocess.run([BIN, "openapi"], capture_output=True, text=True).stdout
+    check("openapi: the checked-in openapi.json and `fortfolio openapi` equal the served document",
+          checked_in == raw and printed == raw, f"{len(raw)} bytes")
+    tok = s.register("walker@example.com")["access_token"]
+    unrouted, undocumented_methods, undocumented_answers = [], [], []
+    for path, method, op in ops:
+        url = root + path.replace("{id}", "0190a0a0-0000-7000-8000-000000000000").replace("{symbol}", "SPY").replace("{file}", "docs.js")
+        for probe, kw in [("no token", {}), ("malformed", {"headers": {"Authorization": f"Bearer {tok}", "content-type": "application/json"}, "data": "{"}),
+                          ("bad query", {"headers": {"Authorization": f"Bearer {tok}"}, "params": {"limit": "0"}})]:
+            if "logout" in path and probe != "no token":
+                continue
+            r = requests.request(method.upper(), url, verify=False, timeout=30, **kw)
+            if r.status_code == 405 or (r.status_code == 404 and r.json().get("detail") == "no such endpoint"):
+                unrouted.append(f"{method} {path}")
+            answer = op["responses"].get(str(r.status_code))
+            codes = (answer or {}).get("content", {}).get("application/problem+json", {}).get("schema", {}).get("properties", {}).get("code", {}).get("enum", [])
+            if answer is None or (r.headers.get("content-type", "").startswith("application/problem+json") and r.json().get("code") not in codes):
+                undocumented_answers.append(f"{method} {path} {probe} -> {r.status_code} {r.text[:80]}")
+    for path, item in doc["paths"].items():
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method not in item:
+                r = requests.request(method.upper(), root + path.replace("{id}", "x").replace("{symbol}", "SPY").replace("{file}", "docs.js"), verify=False, timeout=30)
+                if r.status_code != 405:
+                    undocumented_methods.append(f"{method} {path} -> {r.status_code}")
+    check("openapi: every documented operation is routed, no other method is, every probe answer is documented",
+          not unrouted and not undocumented_methods and not undocumented_answers,
+          f"unrouted {unrouted}, extra methods {undocumented_methods[:3]}, undocumented {undocumented_answers[:3]}")
+    d = requests.get(root + "/docs", verify=False)
+    csp = d.headers.get("content-security-policy", "")
+    assets = [requests.get(f"{root}/docs/{a}", verify=False).status_code for a in ("swagger-ui-bundle.js", "swagger-ui.css", "docs.js", "docs.css")]
+    check("openapi: /docs is Swagger UI from the binary with a no-script table, under a strict CSP",
+          d.status_code == 200 and "<noscript>" in d.text and "'unsafe" not in csp and "script-src 'self'" in csp and assets == [200] * 4,
+          f"CSP `{csp}`, assets {assets}")
+    if subprocess.run(["which", "chromedriver"], capture_output=True).returncode == 0:
+        shown, opened, bad, foreign, fetched = webdriver_docs(root, len(ops))
+        check("openapi: /docs in headless Chromium shows and opens every operation, offline, no console error or CSP violation",
+              shown == len(ops) and opened == len(ops) and not bad and not foreign,
+              f"{shown}/{len(ops)} shown, {opened} opened, {fetched} files fetched, foreign {foreign[:2]}, console {bad[:2]}")
+    else:
+        check("openapi: chromedriver installed for the browser check", False)
+    s.stop()
+    st = os.environ.get("SCHEMATHESIS", "st")
+    t0 = time.time()
+    fuzz = subprocess.run([os.path.join(ROOT, "scripts", "fuzz", "run.sh"), "500"], env=dict(os.environ, SCHEMATHESIS=st),
+                          capture_output=True, text=True)
+    took = time.time() - t0
+    tail = fuzz.stdout[fuzz.stdout.rfind("Test cases:"):][:300] if "Test cases:" in fuzz.stdout else fuzz.stdout[-600:]
+    try:
+        seen = json.load(open(os.path.join(ROOT, "target", "schemathesis", "exercised.json")))
+    except (OSError, ValueError):
+        seen = {"query": {}, "headers": {}}
+    q = seen["query"]
+    paging = {k: v for k, v in q.items() if k.endswith("?limit") or k.endswith("?cursor")}
+    filters = {k: v for k, v in q.items() if k.endswith(("?symbol", "?since", "?history"))}
+    idem = seen["headers"].get("Idempotency-Key", 0)
+    check("openapi: schemathesis, every check, 500 examples per operation, stateful phase on: 0 failures",
+          fuzz.returncode == 0, f"{took:.0f} s; {' '.join(tail.split())}")
+    check("openapi: the fuzzer exercised paging, filters and Idempotency-Key",
+          len(paging) >= 12 and len(filters) >= 4 and idem > 100,
+          f"paging {sum(paging.values())} requests over {len(paging)} params, filters {filters}, Idempotency-Key {idem}")
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

@@ -14,7 +14,11 @@ schemathesis.toml; this check keeps that allowance from hiding a schema
 that is looser than the server.
 """
 
+import atexit
+import json
 import os
+import threading
+from collections import Counter
 
 import requests
 import schemathesis
@@ -52,8 +56,35 @@ class FuzzAccount:
         case.headers["Authorization"] = f"Bearer {data}"
 
 
+# What the fuzzer exercised: requests per operation, per query parameter
+# and per header we document, and answers per status; written at exit.
+_seen = {"operations": Counter(), "query": Counter(), "headers": Counter(), "statuses": Counter()}
+_seen_lock = threading.Lock()
+_HEADERS = ("Idempotency-Key", "X-CSRF-Token", "X-Device-Token", "X-Request-Id")
+_QUERY = ("limit", "cursor", "symbol", "since", "history")
+
+
+def _write_seen():
+    path = os.environ.get("FORTFOLIO_FUZZ_EXERCISED")
+    if path:
+        with open(path, "w") as f:
+            json.dump({k: dict(sorted(v.items())) for k, v in _seen.items()}, f, indent=1)
+
+
+atexit.register(_write_seen)
+
+
 @schemathesis.hook
 def after_call(context, case, response):
+    with _seen_lock:
+        _seen["operations"][f"{case.method} {case.path}"] += 1
+        for name in (case.query or {}):
+            if name in _QUERY:
+                _seen["query"][f"{case.path}?{name}"] += 1
+        for name in (case.headers or {}):
+            if name in _HEADERS:
+                _seen["headers"][name] += 1
+        _seen["statuses"][str(response.status_code)] += 1
     if response.status_code != 401:
         return
     sent = (case.headers or {}).get("Authorization", "")

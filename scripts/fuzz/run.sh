@@ -69,8 +69,11 @@ for symbol in AAPL MSFT SPY; do
 done
 
 export SCHEMATHESIS_HOOKS="hooks"
+export FORTFOLIO_FUZZ_EXERCISED="$root/target/schemathesis/exercised.json"
+mkdir -p "$root/target/schemathesis"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 cd "$work"
+status=0
 "$st" --config-file "$here/schemathesis.toml" run "$base/api/v1/openapi.json" \
   --url "$base" \
   --checks all \
@@ -81,5 +84,8 @@ cd "$work"
   --generation-codec utf-8 \
   --suppress-health-check too_slow,filter_too_much \
   --request-timeout 30 \
-  --report junit,ndjson --report-dir "$root/target/schemathesis" \
-  --no-color
+  --report junit --report-dir "$root/target/schemathesis" \
+  --no-color || status=$?
+echo "== what the fuzzer sent (from $FORTFOLIO_FUZZ_EXERCISED)"
+python3 -m json.tool "$FORTFOLIO_FUZZ_EXERCISED"
+exit "$status"

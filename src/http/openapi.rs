@@ -511,7 +511,7 @@ fn docs_page(doc: &Value) -> String {
         }
     }
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fortfolio API</title>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fortfolio API</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\"><link rel=\"stylesheet\" href=\"/docs/docs.css\"></head>\
          <body><div id=\"swagger-ui\"></div>\
          <noscript><h1>fortfolio API {version}</h1><p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1). \
@@ -526,7 +526,7 @@ fn docs_page(doc: &Value) -> String {
 /// inline script).
 const DOCS_JS: &str = "window.addEventListener('load', function () {\n  \
     window.ui = SwaggerUIBundle({ url: '/api/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true,\n    \
-    validatorUrl: 'none', tryItOutEnabled: false, defaultModelsExpandDepth: 2, defaultModelExpandDepth: 2 });\n});\n";
+    validatorUrl: null, defaultModelsExpandDepth: 2, defaultModelExpandDepth: 2 });\n});\n";
 
 const DOCS_CSS: &str = "noscript table { border-collapse: collapse; font-family: sans-serif; font-size: 14px; }\n\
     noscript td, noscript th { border: 1px solid #ccc; padding: 4px; vertical-align: top; }\n";

@@ -8,6 +8,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod defenses;
+mod docs_browser;
 mod errors;
 mod events;
 mod hardening;

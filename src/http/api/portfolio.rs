@@ -158,7 +158,7 @@ async fn buy(
     tag = "portfolio",
     security(("bearer" = []), ("cookie" = [])),
     params(IdempotencyHeader),
-    request_body(content = OrderBody, example = json!({"symbol": "AAPL", "quantity": "2", "price": "190.00"})),
+    request_body(content = OrderBody, example = json!({"symbol": "AAPL", "quantity": "2", "price": "190.00", "fee": "0"})),
     responses(
         (status = 201, description = "Executed (or replayed)", body = OrderView, headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
         SellProblems,
