@@ -1081,10 +1081,10 @@ def webdriver_docs(root, operations):
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]},
                 "goog:loggingPrefs": {"browser": "ALL"}}}}
-        sid = requests.post(wd + "/session", json=caps, timeout=60).json()["value"]["sessionId"]
+        sid = requests.post(wd + "/session", json=caps, timeout=300).json()["value"]["sessionId"]
         session = f"{wd}/session/{sid}"
-        run = lambda js: requests.post(session + "/execute/sync", json={"script": js, "args": []}, timeout=60).json()["value"]
-        requests.post(session + "/url", json={"url": root + "/docs"}, timeout=60)
+        run = lambda js: requests.post(session + "/execute/sync", json={"script": js, "args": []}, timeout=300).json()["value"]
+        requests.post(session + "/url", json={"url": root + "/docs"}, timeout=300)
         shown = 0
         for _ in range(300):
             shown = run("return document.querySelectorAll('.opblock').length;")

@@ -204,17 +204,34 @@ pub fn rate_key_net(ip: std::net::IpAddr) -> std::net::IpAddr {
 pub struct Authenticated(pub crate::accounts::AuthContext);
 
 /// Refuses a declared body larger than `server.max_body_bytes` before reading
-/// it; undeclared (chunked) bodies are cut by `DefaultBodyLimit`.
+/// it, and reads any other body in full before the handler runs.
+///
+/// Reading it matters even where the handler has no use for it (a `GET`
+/// with a body, a logout): a connection closed with request bytes still
+/// unread is reset by the kernel, and over TLS (where the body arrives in a
+/// record of its own) the reset cut long answers short at the client.
 pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let max = state.config.server.max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.config.server.max_body_bytes) {
+    if declared.is_some_and(|n| n > max) {
         return crate::http::extract::payload_too_large().into_response();
     }
-    next.run(req).await
+    let has_body = declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, max).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => crate::http::extract::payload_too_large().into_response(),
+    }
 }
 
 pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
