@@ -5,14 +5,16 @@
 #
 #   scripts/fuzz/run.sh [max examples per operation, default 500]
 #
-# Needs target/release/fortfolio and schemathesis (`.ci/run` installs it
-# into a virtual environment; set SCHEMATHESIS=/path/to/st otherwise).
+# Needs target/release/fortfolio (or FORTFOLIO_BIN) and schemathesis
+# (`.ci/run` installs it into a virtual environment; set
+# SCHEMATHESIS=/path/to/st otherwise).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 examples="${1:-500}"
 st="${SCHEMATHESIS:-st}"
-bin="$root/target/release/fortfolio"
+bin="${FORTFOLIO_BIN:-$root/target/release/fortfolio}"
+case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 work="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"

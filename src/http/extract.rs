@@ -42,8 +42,19 @@ pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses a JSON body into `T`, classifying errors as SPEC §1 asks.
+/// Parses a JSON body into `T`, classifying errors as SPEC §1 asks. Every
+/// body is a JSON object: serde would also fill a struct from an array of
+/// its fields in order (`[]` for one whose fields are all optional), which
+/// the OpenAPI document does not allow, so anything else valid JSON is
+/// `422`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::validation(
+            "",
+            "the request body is not a JSON object; expected a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -269,6 +280,23 @@ mod tests {
         assert_eq!(e.extra["field"], "n");
         let e = parse_json::<Body>(br#"{"email": "a", "n": 1} trailing"#).unwrap_err();
         assert_eq!(e.code, "invalid_json");
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_its_fields() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct AllOptional {
+            name: Option<String>,
+        }
+        for body in [&b"[]"[..], b" [null]", b"[\"a\", 1]"] {
+            let e = parse_json::<AllOptional>(body).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+            let e = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(e.code, "validation_failed");
+        }
+        assert!(parse_json::<Body>(br#"["a@b.co", 1]"#).is_err());
+        assert!(parse_json::<AllOptional>(b"{}").is_ok());
     }
 
     #[test]
