@@ -196,6 +196,16 @@ const LINKS: &[Link] = &[
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
+/// Every operation of the document: its path, method and object.
+fn operations(doc: &Value) -> impl Iterator<Item = (&String, &'static str, &Value)> {
+    doc["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, item)| METHODS.into_iter().map(move |m| (path, m, &item[m])))
+        .filter(|(_, _, op)| op.is_object())
+}
+
 /// Adds to one operation's answer for `status` the problem `code`.
 fn add_problem(op: &mut Value, status: u16, code: &str) {
     let Some(responses) = op["responses"].as_object_mut() else {
@@ -376,16 +386,9 @@ fn components_extra() -> Value {
 }
 
 fn add_links(doc: &mut Value) {
-    let mut by_id: BTreeMap<String, (String, String)> = BTreeMap::new();
-    if let Some(paths) = doc["paths"].as_object() {
-        for (path, item) in paths {
-            for method in METHODS {
-                if let Some(id) = item[method]["operationId"].as_str() {
-                    by_id.insert(id.to_string(), (path.clone(), method.to_string()));
-                }
-            }
-        }
-    }
+    let by_id: BTreeMap<String, (String, &str)> = operations(doc)
+        .filter_map(|(path, method, op)| Some((op["operationId"].as_str()?.to_string(), (path.clone(), method))))
+        .collect();
     for l in LINKS {
         let (Some((path, method)), true) = (by_id.get(l.from), by_id.contains_key(l.to)) else {
             continue;
@@ -468,47 +471,38 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// browser without JavaScript, every operation in a plain table.
 fn docs_page(doc: &Value) -> String {
     let mut rows = String::new();
-    if let Some(paths) = doc["paths"].as_object() {
-        for (path, item) in paths {
-            for method in METHODS {
-                let op = &item[method];
-                if !op.is_object() {
-                    continue;
-                }
-                let statuses: Vec<String> = op["responses"]
-                    .as_object()
-                    .map(|r| {
-                        r.iter()
-                            .map(|(status, resp)| {
-                                let codes: Vec<&str> = resp["content"][PROBLEM_JSON]["schema"]["properties"]["code"]
-                                    ["enum"]
-                                    .as_array()
-                                    .map(|c| c.iter().filter_map(Value::as_str).collect())
-                                    .unwrap_or_default();
-                                if codes.is_empty() {
-                                    status.clone()
-                                } else {
-                                    format!("{status} ({})", codes.join(", "))
-                                }
-                            })
-                            .collect()
+    for (path, method, op) in operations(doc) {
+        let statuses: Vec<String> = op["responses"]
+            .as_object()
+            .map(|r| {
+                r.iter()
+                    .map(|(status, resp)| {
+                        let codes: Vec<&str> = resp["content"][PROBLEM_JSON]["schema"]["properties"]["code"]["enum"]
+                            .as_array()
+                            .map(|c| c.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        if codes.is_empty() {
+                            status.clone()
+                        } else {
+                            format!("{status} ({})", codes.join(", "))
+                        }
                     })
-                    .unwrap_or_default();
-                let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                    .as_str()
-                    .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
-                    .unwrap_or_else(|| "–".into());
-                rows.push_str(&format!(
-                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                    method.to_uppercase(),
-                    esc(path),
-                    esc(op["summary"].as_str().unwrap_or("")),
-                    if op["security"].is_array() { "token" } else { "–" },
-                    esc(&body),
-                    esc(&statuses.join("; ")),
-                ));
-            }
-        }
+                    .collect()
+            })
+            .unwrap_or_default();
+        let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
+            .unwrap_or_else(|| "–".into());
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            method.to_uppercase(),
+            esc(path),
+            esc(op["summary"].as_str().unwrap_or("")),
+            if op["security"].is_array() { "token" } else { "–" },
+            esc(&body),
+            esc(&statuses.join("; ")),
+        ));
     }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fortfolio API</title><link rel=\"icon\" href=\"data:,\">\
