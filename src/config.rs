@@ -30,6 +30,11 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
+/// Where a command looks for its configuration without `--config` (or
+/// `FORTFOLIO_CONFIG`): the working directory, then the packaged install's
+/// file, so `sudo fortfolio admin …` finds the service's configuration.
+pub const DEFAULT_FILES: [&str; 2] = ["config.toml", "/etc/fortfolio/config.toml"];
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsMode {
@@ -586,9 +591,19 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Loads all layers. `file`: an explicit `--config`; when absent,
     /// `./config.toml` is read if it exists.
+    /// Loads `file`, else the first of [`DEFAULT_FILES`] that exists, then
+    /// the environment and `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_from(file, &env, overrides)
+        Self::load_from(Self::file_to_read(file).as_deref(), &env, overrides)
+    }
+
+    /// The file `load` reads: the one given, else the first default that exists.
+    pub fn file_to_read(given: Option<&Path>) -> Option<PathBuf> {
+        match given {
+            Some(p) => Some(p.to_path_buf()),
+            None => DEFAULT_FILES.iter().map(PathBuf::from).find(|p| p.exists()),
+        }
     }
 
     pub fn load_from(
@@ -600,12 +615,8 @@ impl Config {
             .map_err(|e| ConfigError(format!("internal: defaults do not serialise: {e}")))?;
         let mut merged = defaults.clone();
 
-        let file = match file {
-            Some(p) => Some(p.to_path_buf()),
-            None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
-        };
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path)
+            let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
                 ConfigError(format!(

@@ -26,6 +26,17 @@ pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+/// What `fortfolio --version` prints after the name: the crate version, the
+/// git commit and the build date (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FORTFOLIO_GIT_COMMIT"),
+    ", built ",
+    env!("FORTFOLIO_BUILD_DATE"),
+    ")"
+);
+
 /// Installs rustls' ring provider; call once before any TLS is used.
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,50 +1,93 @@
 //! `fortfolio`: parse the command line and dispatch.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fortfolio::cli::{self, Cli, Command, ConfigCommand};
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     fortfolio::install_crypto();
     let cli = Cli::parse();
-    if let Command::Config(ConfigCommand::Example) = cli.command {
-        cli::print_example();
-        return std::process::ExitCode::SUCCESS;
-    }
-    if let Command::Openapi = cli.command {
-        cli::print_openapi();
-        return std::process::ExitCode::SUCCESS;
+    // Commands that need no configuration.
+    match &cli.command {
+        Command::Config(ConfigCommand::Example) => return done(cli::print_example().map_err(Into::into)),
+        Command::Openapi => return done(cli::print_openapi().map_err(Into::into)),
+        Command::Completions { shell } => return done(cli::print_completions(*shell).map_err(Into::into)),
+        Command::Manpages { dir } => {
+            return done(cli::write_manpages(dir).map(|n| println!("{n} man pages written to {}", dir.display())));
+        }
+        _ => {}
     }
     match run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
+        Err(e) => done(Err(e)),
+    }
+}
+
+/// Success, or one line naming the error and exit 1; a reader that went
+/// away (`| head`) is not an error.
+fn done(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fortfolio: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // `health --url` asks that URL: a monitoring user need not read the config.
+    if let Command::Health {
+        url: Some(url),
+        timeout,
+        json,
+    } = &cli.command
+    {
+        return health(url, *timeout, *json);
+    }
     let config = cli.load_config()?;
+    if matches!(cli.command, Command::Admin(_) | Command::Prices(_) | Command::Model(_)) {
+        cli::privileges::become_data_dir_owner(&config)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
-            print!("{}", config.redacted_toml());
-            eprintln!("config ok");
-            Ok(())
+            cli::print_config(&config)?;
+            match fortfolio::config::Config::file_to_read(cli.global.config.as_deref()) {
+                Some(file) => eprintln!("config ok (file {})", file.display()),
+                None => eprintln!("config ok (no file: built-in defaults and the environment)"),
+            }
         }
-        Command::Config(ConfigCommand::Example) | Command::Openapi => Ok(()),
         Command::Serve { .. } => {
             fortfolio::telemetry::init(&config);
             runtime.block_on(async {
                 let running = fortfolio::server::start(config).await?;
                 running.run_until_signal().await
-            })
+            })?;
         }
-        Command::Admin(cmd) => runtime.block_on(cli::run_admin(config, cmd)),
-        Command::Prices(cmd) => runtime.block_on(cli::run_prices(config, cmd)),
-        Command::Model(cmd) => runtime.block_on(cli::run_model(config, cmd)),
+        Command::Health { timeout, json, .. } => {
+            drop(runtime);
+            return health(&cli::health_url(&config), timeout, json);
+        }
+        Command::Admin(cmd) => runtime.block_on(cli::run_admin(config, cmd))?,
+        Command::Prices(cmd) => runtime.block_on(cli::run_prices(config, cmd))?,
+        Command::Model(cmd) => runtime.block_on(cli::run_model(config, cmd))?,
+        Command::Config(ConfigCommand::Example)
+        | Command::Openapi
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn health(url: &str, timeout: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let timeout = std::time::Duration::from_secs(timeout.max(1));
+    let ready = runtime.block_on(cli::run_health(url, timeout, json))?;
+    Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -25,7 +25,16 @@ pub enum Backend {
 impl Backend {
     /// The running server's socket if it answers, else the data dir itself.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let socket = config.data_dir().join(ADMIN_SOCKET);
+        let dir = config.data_dir();
+        if let Err(e) = std::fs::read_dir(dir) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                bail!(
+                    "cannot read the data directory {}: run this as root (sudo) or as the user that owns it",
+                    dir.display()
+                );
+            }
+        }
+        let socket = dir.join(ADMIN_SOCKET);
         if socket.exists() && tokio::net::UnixStream::connect(&socket).await.is_ok() {
             return Ok(Backend::Socket(socket));
         }
@@ -43,7 +52,7 @@ impl Backend {
             .uri(path)
             .header("host", "admin")
             .header("content-type", "application/json")
-            .header(crate::http::admin::ACTOR_HEADER, cli_actor())
+            .header(crate::http::admin::ACTOR_HEADER, crate::cli::privileges::actor())
             .body(bytes)?;
         let (status, body) = match self {
             Backend::Socket(path) => over_socket(path, req).await?,
@@ -59,19 +68,6 @@ impl Backend {
             bail!("{detail}");
         }
         Ok(value)
-    }
-}
-
-/// The Unix user running this command, as admin events name it.
-fn cli_actor() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok();
-    match (name, uid) {
-        (Some(n), Some(u)) => format!("cli:{n} (uid {u})"),
-        (Some(n), None) => format!("cli:{n}"),
-        (None, Some(u)) => format!("cli:uid {u}"),
-        (None, None) => "cli".to_string(),
     }
 }
 
@@ -107,12 +103,16 @@ pub fn print_users(users: &Value) -> anyhow::Result<()> {
     let list = users
         .as_array()
         .ok_or_else(|| anyhow!("unexpected answer from the server"))?;
-    println!(
+    say!(
         "{:<38} {:<32} {:<6} {:<8} {:<5} LOCKED_UNTIL",
-        "ID", "EMAIL", "ROLE", "DISABLED", "2FA"
-    );
+        "ID",
+        "EMAIL",
+        "ROLE",
+        "DISABLED",
+        "2FA"
+    )?;
     for u in list {
-        println!(
+        say!(
             "{:<38} {:<32} {:<6} {:<8} {:<5} {}",
             u["id"].as_str().unwrap_or(""),
             u["email"].as_str().unwrap_or(""),
@@ -120,7 +120,7 @@ pub fn print_users(users: &Value) -> anyhow::Result<()> {
             u["disabled"].as_bool().unwrap_or(false),
             u["two_factor_enabled"].as_bool().unwrap_or(false),
             u["locked_until"].as_str().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(())
 }
@@ -132,13 +132,17 @@ pub fn print_events(events: &Value) -> anyhow::Result<()> {
     let list = events
         .as_array()
         .ok_or_else(|| anyhow!("unexpected answer from the server"))?;
-    println!(
+    say!(
         "{:<21} {:<22} {:<8} {:<30} {:<16} DETAILS",
-        "TIMESTAMP", "EVENT", "OUTCOME", "EMAIL", "IP"
-    );
+        "TIMESTAMP",
+        "EVENT",
+        "OUTCOME",
+        "EMAIL",
+        "IP"
+    )?;
     let field = |e: &Value, key: &str, absent: &str| escape_controls(e[key].as_str().unwrap_or(absent));
     for e in list {
-        println!(
+        say!(
             "{:<21} {:<22} {:<8} {:<30} {:<16} {}",
             field(e, "timestamp", ""),
             field(e, "event", ""),
@@ -146,7 +150,7 @@ pub fn print_events(events: &Value) -> anyhow::Result<()> {
             field(e, "email", "-"),
             field(e, "ip", "-"),
             escape_controls(&e["details"].to_string()),
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,28 @@
 //! The command line (SPEC §7): `serve | config | admin | prices | model`.
 
+/// `println!` that returns the write's error instead of panicking, so
+/// `fortfolio … | head -1` ends quietly when the reader goes away (see
+/// `is_broken_pipe`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` with the same error handling as `say!`.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        write!(out, $($arg)*).and_then(|()| out.flush())
+    }};
+}
+
 pub mod admin_client;
+mod health;
+mod manual;
+pub mod privileges;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,13 +30,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use axum::http::Method;
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::admin_client::{print_events, print_users, segment, Backend};
 use crate::config::{Config, Overrides, EXAMPLE};
 
 #[derive(Debug, Parser)]
-#[command(name = "fortfolio", version, about = "A self-hosted financial API in one binary")]
+#[command(name = "fortfolio", version = crate::VERSION, about = "A self-hosted financial API in one binary")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -24,8 +47,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Configuration file (default: ./config.toml if present)
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Configuration file (default: ./config.toml, else /etc/fortfolio/config.toml, if present)
+    #[arg(long, global = true, value_name = "FILE", env = "FORTFOLIO_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory (overrides storage.data_dir)
     #[arg(long, global = true, value_name = "DIR")]
@@ -57,6 +80,29 @@ pub enum Command {
     Model(ModelCommand),
     /// Print the OpenAPI 3.1 document the server serves at /api/v1/openapi.json
     Openapi,
+    /// Check that the server answers: exit 0 when ready, 1 otherwise
+    Health {
+        /// Base URL of the server (default: from server.bind and server.tls;
+        /// the config file is then not read)
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for each answer
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// bash | zsh | fish | elvish | powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command into DIR (for packagers)
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,11 +251,11 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             crate::security::keyfile::write_private(&config.data_dir().join(name), bytes)?;
         }
         let rows = staged.commit()?;
-        println!(
+        say!(
             "restored {rows} records from {} into {}",
             file.display(),
             config.data_dir().display()
-        );
+        )?;
         return Ok(());
     }
     if let AdminCommand::Migrate { postgres_url, .. } = &cmd {
@@ -236,19 +282,19 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             };
             let body = json!({"email": email, "role": role, "password": password});
             let u = backend.call(Method::POST, "/admin/users", Some(body)).await?;
-            println!(
+            say!(
                 "created {} ({})",
                 u["email"].as_str().unwrap_or(""),
                 u["id"].as_str().unwrap_or("")
-            );
+            )?;
             if generated {
-                println!("password (shown once): {password}");
+                say!("password (shown once): {password}")?;
             }
         }
         AdminCommand::User(UserCommand::List { json }) => {
             let users = backend.call(Method::GET, "/admin/users", None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
+                say!("{}", serde_json::to_string_pretty(&users)?)?;
             } else {
                 print_users(&users)?;
             }
@@ -257,19 +303,19 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             backend
                 .call(Method::POST, &format!("/admin/users/{}/disable", segment(&email)), None)
                 .await?;
-            println!("disabled {email}; its sessions are ended");
+            say!("disabled {email}; its sessions are ended")?;
         }
         AdminCommand::User(UserCommand::Enable { email }) => {
             backend
                 .call(Method::POST, &format!("/admin/users/{}/enable", segment(&email)), None)
                 .await?;
-            println!("enabled {email}");
+            say!("enabled {email}")?;
         }
         AdminCommand::User(UserCommand::Unlock { email }) => {
             let r = backend
                 .call(Method::POST, &format!("/admin/users/{}/unlock", segment(&email)), None)
                 .await?;
-            println!("unlocked {email} ({} lock records cleared)", r["locks_cleared"]);
+            say!("unlocked {email} ({} lock records cleared)", r["locks_cleared"])?;
         }
         AdminCommand::User(UserCommand::Reset2fa { email }) => {
             let r = backend
@@ -280,9 +326,9 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 )
                 .await?;
             if r["two_factor_was_enabled"] == true {
-                println!("two-factor authentication turned off for {email}");
+                say!("two-factor authentication turned off for {email}")?;
             } else {
-                println!("{email} had no two-factor authentication");
+                say!("{email} had no two-factor authentication")?;
             }
         }
         AdminCommand::Events {
@@ -302,7 +348,7 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 .call(Method::GET, &format!("/admin/events?{}", query.join("&")), None)
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&events)?);
+                say!("{}", serde_json::to_string_pretty(&events)?)?;
             } else {
                 print_events(&events)?;
             }
@@ -312,28 +358,30 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             if path.exists() {
                 bail!("{} exists; choose a new file", path.display());
             }
-            eprintln!("writing a consistent snapshot to {} ...", path.display());
+            let busy = spinner(format!("writing a consistent snapshot to {}", path.display()));
             let r = backend
                 .call(
                     Method::POST,
                     "/admin/backup",
                     Some(json!({"path": path.to_string_lossy()})),
                 )
-                .await?;
-            println!(
+                .await;
+            busy.finish_and_clear();
+            let r = r?;
+            say!(
                 "backup written: {} ({} records, {} bytes, {:.2} s); it holds the server keys: keep it private",
                 path.display(),
                 r["records"],
                 r["bytes"],
                 r["seconds"].as_f64().unwrap_or(0.0)
-            );
+            )?;
         }
         AdminCommand::Restore { .. } | AdminCommand::Migrate { .. } => {}
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend
                 .call(Method::POST, "/admin/sessions/revoke", Some(json!({"email": email})))
                 .await?;
-            println!("revoked {} sessions of {email}", r["sessions_revoked"]);
+            say!("revoked {} sessions of {email}", r["sessions_revoked"])?;
         }
     }
     Ok(())
@@ -346,14 +394,19 @@ pub async fn run_prices(config: Config, cmd: PricesCommand) -> anyhow::Result<()
             let backend = Backend::connect(&config).await?;
             let list = backend.call(Method::GET, "/admin/prices", None).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                say!("{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                println!(
+                say!(
                     "{:<8} {:<45} {:>6} {:<10} {:<10} {:>12} SOURCE",
-                    "SYMBOL", "NAME", "ROWS", "FIRST", "LAST", "LAST_CLOSE"
-                );
+                    "SYMBOL",
+                    "NAME",
+                    "ROWS",
+                    "FIRST",
+                    "LAST",
+                    "LAST_CLOSE"
+                )?;
                 for s in list.as_array().into_iter().flatten() {
-                    println!(
+                    say!(
                         "{:<8} {:<45} {:>6} {:<10} {:<10} {:>12} {}",
                         s["symbol"].as_str().unwrap_or(""),
                         s["name"].as_str().unwrap_or("").chars().take(45).collect::<String>(),
@@ -362,7 +415,7 @@ pub async fn run_prices(config: Config, cmd: PricesCommand) -> anyhow::Result<()
                         s["last"].as_str().unwrap_or("-"),
                         s["last_close"].as_str().unwrap_or("-"),
                         s["source"].as_str().unwrap_or(""),
-                    );
+                    )?;
                 }
             }
             Ok(())
@@ -395,20 +448,20 @@ pub async fn run_prices(config: Config, cmd: PricesCommand) -> anyhow::Result<()
             }
             let backend = Backend::connect(&config).await?;
             let total: usize = groups.values().map(Vec::len).sum();
-            let mut progress = Progress::new(total);
+            let bar = progress_bar(total as u64, "rows");
             for (sym, candles) in groups {
                 let symbol = crate::domain::Symbol::parse(&sym).map_err(|e| anyhow::anyhow!("{e}"))?;
                 // Chunks keep each request small and let the bar move.
                 for chunk in candles.chunks(2000) {
                     let body = json!({"symbol": symbol.as_str(), "name": name, "candles": chunk});
                     backend.call(Method::POST, "/admin/prices/import", Some(body)).await?;
-                    progress.advance(chunk.len());
+                    bar.inc(chunk.len() as u64);
                 }
-                progress.finish();
-                println!("imported {} rows for {}", candles.len(), symbol);
+                bar.suspend(|| say!("imported {} rows for {}", candles.len(), symbol))?;
             }
+            bar.finish_and_clear();
             if !parsed.errors.is_empty() {
-                println!("{} bad rows skipped (see above)", parsed.errors.len());
+                say!("{} bad rows skipped (see above)", parsed.errors.len())?;
             }
             Ok(())
         }
@@ -419,26 +472,30 @@ pub async fn run_prices(config: Config, cmd: PricesCommand) -> anyhow::Result<()
 pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> {
     let ModelCommand::Evaluate { symbol, horizon, json } = cmd;
     let backend = Backend::connect(&config).await?;
-    eprintln!("evaluating {symbol} at horizon {horizon} (5-fold walk-forward)...");
+    let busy = spinner(format!(
+        "evaluating {symbol} at horizon {horizon} (5-fold walk-forward)"
+    ));
     let r = backend
         .call(
             Method::GET,
             &format!("/admin/model/evaluate?symbol={}&horizon={horizon}", segment(&symbol)),
             None,
         )
-        .await?;
+        .await;
+    busy.finish_and_clear();
+    let r = r?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        say!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
     let e = &r["evaluation"];
-    println!(
+    say!(
         "{} horizon {} days, model {}",
         r["symbol"].as_str().unwrap_or(""),
         horizon,
         r["model"].as_str().unwrap_or("")
-    );
-    println!(
+    )?;
+    say!(
         "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8} {:>8}  {:>9} {:>9}  {:>8}",
         "FOLD",
         "TRAIN_FROM",
@@ -452,9 +509,9 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
         "MAE",
         "BASE_MAE",
         "COVERAGE"
-    );
+    )?;
     for f in e["fold_details"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "{:>4}  {:<10} {:<10} {:<10} {:<10} {:>6} {:>6}  {:>8.4} {:>8.4}  {:>9.6} {:>9.6}  {:>8.4}",
             f["fold"].as_u64().unwrap_or(0),
             f["train_from"].as_str().unwrap_or(""),
@@ -468,7 +525,7 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
             f["mae"].as_f64().unwrap_or(f64::NAN),
             f["baseline_mae"].as_f64().unwrap_or(f64::NAN),
             f["interval_coverage"].as_f64().unwrap_or(f64::NAN),
-        );
+        )?;
     }
     let acc = e["directional_accuracy"].as_f64().unwrap_or(f64::NAN);
     let base_acc = e["baseline_directional_accuracy"].as_f64().unwrap_or(f64::NAN);
@@ -476,21 +533,21 @@ pub async fn run_model(config: Config, cmd: ModelCommand) -> anyhow::Result<()> 
     let base_mae = e["baseline_mae"].as_f64().unwrap_or(f64::NAN);
     let level = e["interval_level"].as_f64().unwrap_or(f64::NAN);
     let coverage = e["interval_coverage"].as_f64().unwrap_or(f64::NAN);
-    println!(
+    say!(
         "overall: directional accuracy {acc:.4} vs baseline {base_acc:.4} (majority direction of each training window)"
-    );
-    println!("         MAE of the return       {mae:.6} vs baseline {base_mae:.6} (zero return)");
-    println!(
+    )?;
+    say!("         MAE of the return       {mae:.6} vs baseline {base_mae:.6} (zero return)")?;
+    say!(
         "         interval coverage       {coverage:.4} of test outcomes inside the {:.0}% interval (calibrated on training rows only)",
         level * 100.0
-    );
+    )?;
     let verdict = match (acc > base_acc, mae < base_mae) {
         (true, true) => "the model beats both baselines out of sample",
         (true, false) => "the model beats the direction baseline but not the zero-return MAE baseline",
         (false, true) => "the model beats the zero-return MAE baseline but not the direction baseline",
         (false, false) => "the model does NOT beat the naive baselines out of sample",
     };
-    println!("verdict: {verdict}");
+    say!("verdict: {verdict}")?;
     Ok(())
 }
 
@@ -511,78 +568,76 @@ async fn migrate_to_postgres(config: &Config, url: Option<&str>) -> anyhow::Resu
     let source = crate::store::redb::RedbStore::open(config.data_dir())?;
     let snapshot = source.snapshot()?;
     let total: u64 = snapshot.counts().iter().map(|(_, n)| n).sum();
-    eprintln!("copying {total} records from {} ...", file.display());
+    eprintln!("copying {total} records from {}", file.display());
     let target = crate::store::postgres::PostgresStore::connect(url, 2)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", crate::config::redact_url(url)))?;
-    let mut progress = |what: &str, n: u64| eprintln!("  {what}: {n}");
+    let bar = progress_bar(total, "records");
+    let mut progress = |what: &str, n: u64| {
+        bar.inc(n);
+        bar.set_message(what.to_string());
+    };
     let counts = target
         .load_snapshot(&snapshot, &mut progress)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}; the database was left as it was"))?;
-    println!("copied into {}:", crate::config::redact_url(url));
+        .map_err(|e| anyhow::anyhow!("{e}; the database was left as it was"));
+    bar.finish_and_clear();
+    let counts = counts?;
+    say!("copied into {}:", crate::config::redact_url(url))?;
     for (table, n) in counts {
-        println!("  {table:<17} {n:>8}");
+        say!("  {table:<17} {n:>8}")?;
     }
     let keys = config.data_dir();
-    println!(
+    say!(
         "counts match. Next, on every instance: storage.backend = \"postgres\", \
          auth.jwt_secret_file = a copy of {} (sessions and tokens stay valid) and \
          auth.totp_key_file = a copy of {} (it sealed the 2FA secrets).",
         keys.join("jwt.key").display(),
         keys.join("totp.key").display()
-    );
+    )?;
     Ok(())
 }
 
-/// A progress bar on stderr, drawn only on a terminal.
-struct Progress {
-    total: usize,
-    done: usize,
-    tty: bool,
+/// A bar on stderr counting `unit`, drawn only on a terminal.
+fn progress_bar(total: u64, unit: &str) -> ProgressBar {
+    let template = format!("[{{bar:30}}] {{percent:>3}}% {{pos}}/{{len}} {unit} {{msg}}");
+    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(total).with_style(style.progress_chars("#>."))
 }
 
-impl Progress {
-    fn new(total: usize) -> Self {
-        use std::io::IsTerminal;
-        Self {
-            total: total.max(1),
-            done: 0,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn advance(&mut self, n: usize) {
-        self.done += n;
-        if self.tty {
-            let width = 30;
-            let filled = self.done * width / self.total;
-            eprint!(
-                "\r[{}{}] {:>3}% {}/{} rows",
-                "#".repeat(filled),
-                ".".repeat(width - filled.min(width)),
-                self.done * 100 / self.total,
-                self.done,
-                self.total
-            );
-        }
-    }
-
-    fn finish(&mut self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
+/// A spinner with elapsed time for work of unknown length, drawn only on a terminal.
+fn spinner(message: String) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = ProgressBar::new_spinner().with_style(style).with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// Prints the OpenAPI document exactly as the server serves it.
-pub fn print_openapi() {
-    print!(
+pub fn print_openapi() -> std::io::Result<()> {
+    say_raw!(
         "{}",
         crate::http::openapi::Published::new(&crate::http::router::document()).json()
-    );
+    )
 }
 
-pub fn print_example() {
-    print!("{EXAMPLE}");
+pub use health::{base_url as health_url, run_health};
+
+/// True when `e` is a write to a reader that went away (`| head`, `| grep
+/// -q`): the command then ends quietly with success, as a filter should.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+pub use manual::{print_completions, write_manpages};
+
+/// `config check`: the effective configuration, secrets redacted.
+pub fn print_config(config: &Config) -> std::io::Result<()> {
+    say_raw!("{}", config.redacted_toml())
+}
+
+pub fn print_example() -> std::io::Result<()> {
+    say_raw!("{EXAMPLE}")
 }

@@ -308,3 +308,125 @@ fn scaled_mode_refuses_to_start_without_shared_keys_or_a_database() {
         );
     }
 }
+
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let out = fortfolio(&["--version"], &[]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let re =
+        regex::Regex::new(r"^fortfolio \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}|unknown), built \d{4}-\d{2}-\d{2}\)\n$")
+            .unwrap();
+    assert!(re.is_match(&text), "{text}");
+}
+
+#[test]
+fn completions_are_valid_bash_and_name_every_command() {
+    let out = fortfolio(&["completions", "bash"], &[]);
+    assert!(out.status.success());
+    let script = stdout(&out);
+    for word in [
+        "serve",
+        "admin",
+        "health",
+        "completions",
+        "reset-2fa",
+        "--password-stdin",
+    ] {
+        assert!(script.contains(word), "{word}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fortfolio.bash");
+    std::fs::write(&file, &script).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(fortfolio(&["completions", "zsh"], &[]).status.success());
+    assert!(!fortfolio(&["completions", "tcsh"], &[]).status.success());
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `fortfolio openapi | head -c 1`: the pipe closes after one byte.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fortfolio"))
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"{");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn health_exits_zero_while_the_server_is_ready_and_one_when_it_is_not() {
+    let mut app = TestApp::spawn().await;
+    let base = app.base.trim_end_matches("/api/v1").to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            fortfolio(&args, &[])
+        })
+    };
+    let out = run(vec!["health".into(), "--url".into(), base.clone()]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout(&out);
+    assert!(
+        line.starts_with("healthy: fortfolio ") && line.contains("storage embedded"),
+        "{line}"
+    );
+
+    let out = run(vec!["health".into(), "--url".into(), base.clone(), "--json".into()])
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["healthy"], true);
+    assert_eq!(report["ready"][1]["status"], "ready");
+
+    // From the configuration: bind and tls of the data dir's server.
+    let dir = app.data_dir().to_string_lossy().into_owned();
+    let bind = base
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .to_string();
+    let tls = if base.starts_with("https") {
+        "self-signed"
+    } else {
+        "off"
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        fortfolio(
+            &["health", "--data-dir", &dir],
+            &[("FORTFOLIO_SERVER__BIND", &bind), ("FORTFOLIO_SERVER__TLS", tls)],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    app.stop().await;
+    let out = run(vec![
+        "health".into(),
+        "--url".into(),
+        base.clone(),
+        "--timeout".into(),
+        "2".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with(&format!("unhealthy: {base}: ")),
+        "{}",
+        stdout(&out)
+    );
+}
