@@ -3,7 +3,9 @@
 
     cargo build --release && python3 scripts/acceptance.py [section ...]
 
-Sections: hardening foundation defenses twofactor events portfolio predictions scaled openapi.
+Sections: hardening foundation defenses twofactor events portfolio predictions scaled openapi packaging.
+The packaging section runs scripts/release.sh, lintian, and scripts/package-test.sh,
+which installs the .deb on this machine as root and removes every trace.
 The openapi section also runs the contract fuzzing (scripts/fuzz/run.sh 500;
 set SCHEMATHESIS to schemathesis's `st`) and opens /docs with chromedriver.
 The scaled section starts its own PostgreSQL (initdb, as user postgres) and
@@ -1187,7 +1189,103 @@ def openapi():
           len(paging) >= 12 and len(filters) >= 4 and idem > 100,
           f"paging {sum(paging.values())} requests over {len(paging)} params, filters {filters}, Idempotency-Key {idem}")
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi}
+def packaging():
+    """Issue 14: the release script, the .deb installed and removed on this
+    machine, lintian, the archive, health, completions, man pages, progress."""
+    t0 = time.time()
+    rel = subprocess.run([os.path.join(ROOT, "scripts", "release.sh")], cwd=ROOT, capture_output=True, text=True)
+    outputs = [l for l in rel.stdout.splitlines() if l.startswith("/")]
+    deb = next((o for o in outputs if o.endswith(".deb")), "")
+    tgz = next((o for o in outputs if o.endswith(".tar.gz")), "")
+    sums = next((o for o in outputs if o.endswith("SHA256SUMS")), "")
+    check("packaging: release.sh makes the .deb, the archive and SHA256SUMS",
+          rel.returncode == 0 and all(os.path.isfile(x) for x in (deb, tgz, sums)),
+          f"{time.time() - t0:.0f} s; " + ", ".join(f"{os.path.basename(x)} {os.path.getsize(x) // 1024} KiB" for x in (deb, tgz) if x) + (rel.stderr[-300:] if rel.returncode else ""))
+    if rel.returncode:
+        return
+    verify = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=os.path.dirname(sums), capture_output=True, text=True)
+    check("packaging: SHA256SUMS verifies", verify.returncode == 0, " ".join(verify.stdout.split()))
+    listing = subprocess.run(["tar", "-tzf", tgz], capture_output=True, text=True).stdout.split()
+    stem = os.path.basename(tgz)[:-len(".tar.gz")]
+    want = ["fortfolio", "config.toml.example", "README.md", "systemd/fortfolio.service", "licenses/LICENSE-MIT",
+            "licenses/LICENSE-APACHE", "licenses/VADER_LICENSE.txt", "licenses/copyright",
+            "completions/fortfolio.bash", "completions/_fortfolio", "completions/fortfolio.fish", "man/fortfolio.1.gz"]
+    missing = [w for w in want if f"{stem}/{w}" not in listing]
+    pages = [l for l in listing if l.endswith(".1.gz")]
+    check("packaging: the archive holds binary, config, unit, README, licences, completions, man pages",
+          not missing and len(pages) >= 20, f"{len(listing)} entries, {len(pages)} man pages" + (f", missing {missing}" if missing else ""))
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["tar", "-xzf", tgz, "-C", d], check=True)
+        version = subprocess.run([os.path.join(d, stem, "fortfolio"), "--version"], capture_output=True, text=True).stdout.strip()
+    import re
+    check("packaging: --version prints version, commit and build date",
+          re.fullmatch(r"fortfolio \d+\.\d+\.\d+ \(commit [0-9a-f]{12}, built \d{4}-\d{2}-\d{2}\)", version) is not None, version)
+    lint = subprocess.run(["lintian", "--no-tag-display-limit", deb], capture_output=True, text=True)
+    tags = [l for l in lint.stdout.splitlines() if l[:2] in ("E:", "W:")]
+    errors = [t for t in tags if t.startswith("E:")]
+    warnings = sorted({t.split(": ", 2)[-1].split(" ")[0] for t in tags if t.startswith("W:")})
+    check("packaging: lintian reports no errors", lint.returncode != 2 and not errors,
+          f"{len(errors)} errors {errors[:5]}; warnings: {', '.join(warnings) or 'none'}")
+    t0 = time.time()
+    pkg = subprocess.run([os.path.join(ROOT, "scripts", "package-test.sh"), deb], cwd=ROOT, capture_output=True, text=True)
+    score = next((l for l in pkg.stdout.splitlines() if "exposure level" in l), "")
+    check("packaging: install, modes, serve as fortfolio, admin as root, remove keeps data, purge deletes (package-test.sh)",
+          pkg.returncode == 0 and "all checks passed" in pkg.stdout,
+          f"{time.time() - t0:.0f} s; " + (score.strip() if pkg.returncode == 0 else (pkg.stdout + pkg.stderr)[-600:]))
+
+    # The container's config, as the container's non-root user would run it.
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o777)
+        data = os.path.join(d, "data")
+        port = free_port()
+        env = dict(os.environ, FORTFOLIO_STORAGE__DATA_DIR=data, FORTFOLIO_LOGGING__DIR=os.path.join(d, "logs"),
+                   FORTFOLIO_SERVER__BIND=f"127.0.0.1:{port}")
+        cfg = os.path.join(ROOT, "packaging", "container.toml")
+        as_nobody = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        proc = subprocess.Popen(as_nobody + [BIN, "serve", "--config", cfg], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            ok = wait_for(lambda: subprocess.run(as_nobody + [BIN, "health", "--config", cfg], env=env, capture_output=True).returncode == 0, 15)
+            line = subprocess.run(as_nobody + [BIN, "health", "--config", cfg], env=env, capture_output=True, text=True).stdout.strip()
+        finally:
+            proc.terminate()
+            proc.wait()
+        down = subprocess.run([BIN, "health", "--config", cfg, "--timeout", "2"], env=env, capture_output=True, text=True)
+        check("packaging: the container config serves plain HTTP as a non-root user; health exits 0, then 1 when stopped",
+              ok and line.startswith("healthy:") and "http://127.0.0.1" in line and down.returncode == 1,
+              f"{line} / stopped: exit {down.returncode}: {down.stdout.strip()}")
+
+    # Progress: a bar on a terminal, nothing off one.
+    import pty
+    with tempfile.TemporaryDirectory() as d:
+        csv = os.path.join(d, "ACME.csv")
+        with open(csv, "w") as f:
+            f.write("date,open,high,low,close,volume\n")
+            for i in range(6000):
+                day = time.strftime("%Y-%m-%d", time.gmtime(86400 * (4000 + i)))
+                f.write(f"{day},10,11,9,10.5,1000\n")
+        env = dict(os.environ, FORTFOLIO_STORAGE__DATA_DIR=os.path.join(d, "data"), FORTFOLIO_LOGGING__DIR=os.path.join(d, "logs"))
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(BIN, [BIN, "prices", "import", csv], env)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.waitpid(pid, 0)
+        piped = subprocess.run([BIN, "prices", "import", csv, "--symbol", "ACME2"], env=env, capture_output=True, text=True)
+        tty_text = seen.decode(errors="replace")
+        check("packaging: prices import draws an indicatif bar on a terminal and none off one",
+              "6000/6000 rows" in tty_text and "imported 6000 rows" in tty_text and piped.returncode == 0
+              and "\r" not in piped.stderr and "rows" not in piped.stderr and "imported 6000 rows for ACME2" in piped.stdout,
+              f"terminal: {len(seen)} bytes with the bar; piped stderr {len(piped.stderr)} bytes")
+
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

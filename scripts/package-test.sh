@@ -53,7 +53,7 @@ check_mode /usr/bin/fortfolio "755 root:root"
 grep -qx /etc/fortfolio/config.toml /var/lib/dpkg/info/fortfolio.conffiles || fail "config.toml is not a conffile"
 grep -q '^data_dir = "/var/lib/fortfolio"$' /etc/fortfolio/config.toml || fail "config data_dir"
 grep -q '^dir = "/var/log/fortfolio"$' /etc/fortfolio/config.toml || fail "config logging.dir"
-fortfolio --version | grep -Eq '^fortfolio [0-9.]+ \(commit [0-9a-f]+|unknown, built [0-9-]{10}\)$' \
+fortfolio --version | grep -Eq '^fortfolio [0-9.]+ \(commit ([0-9a-f]+|unknown), built [0-9-]{10}\)$' \
   || fail "--version: $(fortfolio --version)"
 
 step "completions and man pages"

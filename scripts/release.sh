@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
+# The Debian changelog's newest entry names the version being packaged.
+head -1 packaging/debian/changelog | grep -q "^fortfolio ($version-[0-9]*)" \
+  || { echo "packaging/debian/changelog: add an entry for $version" >&2; exit 1; }
 out=$target_dir/dist
 step() { echo "== $*" >&2; }
 

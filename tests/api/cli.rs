@@ -430,3 +430,19 @@ async fn health_exits_zero_while_the_server_is_ready_and_one_when_it_is_not() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_container_config_is_valid_and_serves_plain_http_for_a_proxy() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/container.toml");
+    let out = fortfolio(&["config", "check", "--config", file], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for line in [
+        "bind = \"0.0.0.0:8080\"",
+        "tls = \"off\"",
+        "data_dir = \"/var/lib/fortfolio\"",
+    ] {
+        assert!(text.contains(line), "{line}");
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container.toml"));
+}
