@@ -41,14 +41,14 @@ fn done(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // `health --url` asks that URL: a monitoring user need not read the config.
-    if let Command::Health {
-        url: Some(url),
-        timeout,
-        json,
-    } = &cli.command
-    {
-        return health(url, *timeout, *json);
+    // `health --url` asks that URL without reading the config (a monitoring
+    // user need not be able to); either way it needs no multi-thread runtime.
+    if let Command::Health { url, timeout, json } = &cli.command {
+        let url = match url {
+            Some(url) => url.clone(),
+            None => cli::health_url(&cli.load_config()?),
+        };
+        return health(&url, *timeout, *json);
     }
     let config = cli.load_config()?;
     if matches!(cli.command, Command::Admin(_) | Command::Prices(_) | Command::Model(_)) {
@@ -70,14 +70,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 running.run_until_signal().await
             })?;
         }
-        Command::Health { timeout, json, .. } => {
-            drop(runtime);
-            return health(&cli::health_url(&config), timeout, json);
-        }
         Command::Admin(cmd) => runtime.block_on(cli::run_admin(config, cmd))?,
         Command::Prices(cmd) => runtime.block_on(cli::run_prices(config, cmd))?,
         Command::Model(cmd) => runtime.block_on(cli::run_model(config, cmd))?,
         Command::Config(ConfigCommand::Example)
+        | Command::Health { .. }
         | Command::Openapi
         | Command::Completions { .. }
         | Command::Manpages { .. } => {}

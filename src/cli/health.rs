@@ -68,7 +68,8 @@ pub async fn run_health(base: &str, timeout: Duration, as_json: bool) -> anyhow:
     Ok(verdict.is_ok())
 }
 
-/// The answer's JSON when the status is 2xx or 503 (ready's "unavailable").
+/// The status and JSON body of any answer (`Null` for a body that is not
+/// JSON); `Err` only when no answer came.
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<(u16, Value), String> {
     let response = client.get(url).send().await.map_err(|e| describe(&e))?;
     let status = response.status().as_u16();

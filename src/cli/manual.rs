@@ -1,6 +1,7 @@
 //! Shell completions and man pages, generated from the clap definitions so
 //! they cannot drift from the commands.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,10 +12,11 @@ use crate::cli::Cli;
 /// `fortfolio completions SHELL`: the script on stdout.
 pub fn print_completions(shell: clap_complete::Shell) -> std::io::Result<()> {
     let mut cmd = Cli::command();
+    // Into a buffer first: `generate` panics on a failed write (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "fortfolio", &mut script);
-    let text = String::from_utf8_lossy(&script);
-    say_raw!("{text}")
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script).and_then(|()| out.flush())
 }
 
 /// One page per command and subcommand (`fortfolio.1`,
