@@ -170,6 +170,9 @@ pub struct AuthConfig {
     pub lockout_window: Dur,
     pub lockout_duration: Dur,
     pub require_email_verification: bool,
+    /// How recent a login or `POST /auth/reauthenticate` must be for an
+    /// admin action (SPEC §11: 10 minutes).
+    pub reauth_max_age: Dur,
 }
 
 impl Default for AuthConfig {
@@ -186,6 +189,7 @@ impl Default for AuthConfig {
             lockout_window: Dur::secs(3600),
             lockout_duration: Dur::secs(3600),
             require_email_verification: false,
+            reauth_max_age: Dur::secs(600),
         }
     }
 }
@@ -204,6 +208,8 @@ pub struct RateLimits {
     pub prices: Rate,
     pub news: Rate,
     pub predictions: Rate,
+    /// `/api/v1/admin/*` (SPEC §11).
+    pub admin: Rate,
 }
 
 impl Default for RateLimits {
@@ -221,6 +227,7 @@ impl Default for RateLimits {
             prices: m(60),
             news: m(30),
             predictions: m(20),
+            admin: m(30),
         }
     }
 }
@@ -801,6 +808,9 @@ impl Config {
         }
         if a.lockout_threshold == 0 {
             return bad("auth.lockout_threshold", "must be at least 1");
+        }
+        if a.reauth_max_age.0 < Duration::from_secs(1) || a.reauth_max_age.0 > Duration::from_secs(86400) {
+            return bad("auth.reauth_max_age", "must be from 1s to 24h");
         }
         if self.smtp.security == SmtpSecurity::None && !self.smtp.host.is_empty() {
             let host = self.smtp.host.as_str();

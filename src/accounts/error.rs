@@ -95,6 +95,12 @@ pub enum AccountsError {
     /// An admin named an account or thing that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this (role, or an action on themselves).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The action needs a password or code proven within the last minutes.
+    #[error("this action needs a recent authentication: POST /api/v1/auth/reauthenticate with your password or a current 2FA code, then retry")]
+    ReauthenticationRequired { authenticated_at: DateTime<Utc> },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -132,6 +138,8 @@ impl AccountsError {
             AccountsError::TwoFactorAlreadyEnabled => "two_factor_already_enabled",
             AccountsError::TwoFactorNotEnabled { .. } => "two_factor_not_enabled",
             AccountsError::NotFound(_) => "not_found",
+            AccountsError::Forbidden(_) => "forbidden",
+            AccountsError::ReauthenticationRequired { .. } => "reauthentication_required",
             AccountsError::Store(_) | AccountsError::State(_) | AccountsError::Internal(_) => "internal",
         }
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 pub mod error;
 pub mod profile;
+pub mod step_up;
 pub mod two_factor;
 
 use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};
@@ -97,6 +98,9 @@ pub struct AuthSuccess {
 pub struct AuthContext {
     pub user: UserRecord,
     pub session_id: String,
+    /// When the user last proved a secret in this session (login or
+    /// reauthentication).
+    pub authenticated_at: chrono::DateTime<Utc>,
     pub claims: Claims,
     pub token_hash: String,
 }
@@ -250,6 +254,7 @@ impl Accounts {
             user_agent: client.user_agent.clone(),
             expires_at: refresh_claims.expires_at(),
             revoked_at: None,
+            reauthenticated_at: None,
         };
         let refresh = RefreshRecord {
             session_id: session_id.clone(),
@@ -414,6 +419,7 @@ impl Accounts {
         }
         Ok(AuthContext {
             user,
+            authenticated_at: session.authenticated_at(),
             session_id,
             claims,
             token_hash: hash,

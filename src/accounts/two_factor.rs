@@ -28,12 +28,12 @@ pub struct Enrollment {
     pub qr_svg: String,
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     Utc::now().timestamp().max(0) as u64
 }
 
 /// A second-factor (or step-up) attempt by `user`, for lockout and events.
-fn second_factor_attempt<'a>(user: &'a UserRecord, client: &'a ClientInfo) -> Attempt<'a> {
+pub(super) fn second_factor_attempt<'a>(user: &'a UserRecord, client: &'a ClientInfo) -> Attempt<'a> {
     Attempt {
         user: Some(user),
         email: &user.email,
@@ -50,7 +50,7 @@ pub enum SecondFactor<'a> {
 
 /// Two-factor flows.
 impl Accounts {
-    fn secret_of(&self, user: &UserRecord) -> AccountsResult<Vec<u8>> {
+    pub(super) fn secret_of(&self, user: &UserRecord) -> AccountsResult<Vec<u8>> {
         let t = user
             .totp
             .as_ref()
@@ -198,7 +198,7 @@ impl Accounts {
         }
     }
 
-    async fn fresh(&self, id: &str) -> AccountsResult<UserRecord> {
+    pub(super) async fn fresh(&self, id: &str) -> AccountsResult<UserRecord> {
         self.store
             .user_by_id(id)
             .await?

@@ -213,6 +213,13 @@ pub enum UserCommand {
     /// Turn two-factor authentication off (lost device)
     #[command(name = "reset-2fa")]
     Reset2fa { email: String },
+    /// Make a user an admin (the admin API and console), or back a user
+    #[command(name = "set-role")]
+    SetRole {
+        email: String,
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +337,20 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             } else {
                 say!("{email} had no two-factor authentication")?;
             }
+        }
+        AdminCommand::User(UserCommand::SetRole { email, role }) => {
+            let u = backend
+                .call(
+                    Method::POST,
+                    &format!("/admin/users/{}/role", segment(&email)),
+                    Some(json!({"role": role})),
+                )
+                .await?;
+            say!(
+                "{} is now {}",
+                u["email"].as_str().unwrap_or(&email),
+                u["role"].as_str().unwrap_or(&role)
+            )?;
         }
         AdminCommand::Events {
             user,

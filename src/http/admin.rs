@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::admin::{self, AdminUser};
+use crate::admin::{self, Actor, AdminUser};
 use crate::domain::Secret;
 use crate::http::api::predictions::EvaluationView;
 use crate::http::api::prices::SeriesSummary;
@@ -20,6 +20,7 @@ use crate::store::Role;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/users", get(list).post(create))
+        .route("/admin/users/{email}/role", post(set_role))
         .route("/admin/users/{email}/{action}", post(user_action))
         .route("/admin/sessions/revoke", post(revoke))
         .route("/admin/events", get(events))
@@ -39,7 +40,7 @@ pub struct CreateBody {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> {
-    Ok(Json(admin::list_users(&state.accounts).await?))
+    Ok(Json(admin::list_users(&state.accounts, None).await?))
 }
 
 /// Who runs the admin command: the CLI names its Unix user in
@@ -47,13 +48,13 @@ async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> 
 /// user can reach it; the name is for the record).
 pub const ACTOR_HEADER: &str = "x-fortfolio-actor";
 
-fn actor(headers: &HeaderMap) -> String {
+fn actor(headers: &HeaderMap) -> Actor<'static> {
     let named = headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     let named: String = named.chars().filter(|c| !c.is_control()).take(64).collect();
     if named.is_empty() {
-        "admin-socket".to_string()
+        Actor::Cli("admin-socket".to_string())
     } else {
-        named
+        Actor::Cli(named)
     }
 }
 
@@ -72,16 +73,39 @@ async fn user_action(
     headers: HeaderMap,
     Path((email, action)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let who = actor(&headers);
+    let (accounts, who) = (&state.accounts, actor(&headers));
+    let target = admin::user_by_email(accounts, &email).await?;
     Ok(Json(match action.as_str() {
-        "disable" => json!(admin::set_disabled(&state.accounts, &who, &email, true).await?),
-        "enable" => json!(admin::set_disabled(&state.accounts, &who, &email, false).await?),
-        "unlock" => json!({"locks_cleared": admin::unlock(&state.accounts, &who, &email).await?}),
+        "disable" => {
+            admin::set_disabled(accounts, &who, &target, true).await?;
+            json!(admin::reread(accounts, &target).await?)
+        }
+        "enable" => {
+            admin::set_disabled(accounts, &who, &target, false).await?;
+            json!(admin::reread(accounts, &target).await?)
+        }
+        "unlock" => json!({"locks_cleared": admin::unlock(accounts, &who, &target).await?}),
         "reset-2fa" => {
-            json!({"two_factor_was_enabled": admin::reset_two_factor(&state.accounts, &who, &email).await?})
+            json!({"two_factor_was_enabled": admin::reset_two_factor(accounts, &who, &target).await?})
         }
         _ => return Err(ApiError::not_found("no such admin action")),
     }))
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: Role,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+    AppJson(b): AppJson<RoleBody>,
+) -> ApiResult<Json<AdminUser>> {
+    let target = admin::user_by_email(&state.accounts, &email).await?;
+    admin::set_role(&state.accounts, &actor(&headers), &target, b.role).await?;
+    Ok(Json(admin::reread(&state.accounts, &target).await?))
 }
 
 #[derive(Deserialize)]
@@ -103,10 +127,15 @@ async fn events(
             Some(chrono::Utc::now() - chrono::Duration::from_std(d.0).map_err(ApiError::internal)?)
         }
     };
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    Ok(Json(
-        admin::events(&state.accounts, q.user.as_deref(), q.event.as_deref(), since, limit).await?,
-    ))
+    let query = admin::EventQuery {
+        user: q.user.as_deref(),
+        event: q.event.as_deref(),
+        since,
+        before_id: None,
+        limit: q.limit.unwrap_or(1000).clamp(1, 100_000),
+    };
+    let found = admin::events(&state.accounts, query).await?;
+    Ok(Json(found.iter().map(crate::security::events::event_json).collect()))
 }
 
 /// A series as `fortfolio prices list` shows it.
@@ -236,7 +265,7 @@ async fn revoke(
     headers: HeaderMap,
     AppJson(b): AppJson<RevokeBody>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"sessions_revoked": admin::revoke_sessions(&state.accounts, &actor(&headers), &b.email).await?}),
-    ))
+    let target = admin::user_by_email(&state.accounts, &b.email).await?;
+    let ended = admin::revoke_sessions(&state.accounts, &actor(&headers), &target).await?;
+    Ok(Json(json!({"sessions_revoked": ended})))
 }

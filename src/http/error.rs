@@ -256,6 +256,11 @@ impl From<AccountsError> for ApiError {
                 }
             }
             AccountsError::NotFound(detail) => ApiError::not_found(detail),
+            AccountsError::Forbidden(detail) => ApiError::forbidden(detail),
+            e @ AccountsError::ReauthenticationRequired { authenticated_at } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+                    .with("authenticated_at", crate::domain::rfc3339(authenticated_at))
+            }
             AccountsError::Store(e) => e.into(),
             AccountsError::State(e) => e.into(),
             AccountsError::Internal(cause) => ApiError::internal(cause),

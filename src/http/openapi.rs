@@ -76,6 +76,7 @@ pub fn problem_responses(list: &[(u16, &[&str])]) -> BTreeMap<String, RefOr<OaRe
         (name = "market", description = "Prices and news"),
         (name = "predictions", description = "Forecasts with their out-of-sample record"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "admin", description = "Accounts and security events, for accounts with the admin role; actions need a recent authentication"),
     )
 )]
 pub struct Base;

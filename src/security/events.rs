@@ -47,13 +47,19 @@ pub enum EventType {
     AccountDisabled,
     AccountEnabled,
     TwoFactorReset,
+    RoleChanged,
+    /// A signed-in user proved their password or code again (step-up).
+    Reauthenticated,
+    /// An admin acted on an account through the admin API; recorded on the
+    /// admin's own account (the target's account gets the action's event).
+    AdminAction,
     /// The shared state (Redis) stopped answering; serving from local state.
     StateDegraded,
     StateRecovered,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 27] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -76,6 +82,9 @@ impl EventType {
         EventType::AccountDisabled,
         EventType::AccountEnabled,
         EventType::TwoFactorReset,
+        EventType::RoleChanged,
+        EventType::Reauthenticated,
+        EventType::AdminAction,
         EventType::StateDegraded,
         EventType::StateRecovered,
     ];
@@ -104,6 +113,9 @@ impl EventType {
             EventType::AccountDisabled => "account_disabled",
             EventType::AccountEnabled => "account_enabled",
             EventType::TwoFactorReset => "two_factor_reset",
+            EventType::RoleChanged => "role_changed",
+            EventType::Reauthenticated => "reauthenticated",
+            EventType::AdminAction => "admin_action",
             EventType::StateDegraded => "state_degraded",
             EventType::StateRecovered => "state_recovered",
         }

@@ -27,6 +27,7 @@ pub enum Group {
     Prices,
     News,
     Predictions,
+    Admin,
 }
 
 impl Group {
@@ -43,6 +44,7 @@ impl Group {
             Group::Prices => "prices",
             Group::News => "news",
             Group::Predictions => "predictions",
+            Group::Admin => "admin",
         }
     }
 
@@ -64,6 +66,7 @@ impl Group {
             Group::Prices => limits.prices,
             Group::News => limits.news,
             Group::Predictions => limits.predictions,
+            Group::Admin => limits.admin,
         }
     }
 }

@@ -116,7 +116,18 @@ async fn users_and_targeted_updates(store: &dyn Store) {
         "a targeted update keeps the other fields"
     );
     assert!(store.set_disabled(&u.id, true).await.unwrap().unwrap().disabled);
+    let promoted = store.set_role(&u.id, Role::Admin).await.unwrap().unwrap();
+    assert_eq!(
+        (promoted.role, promoted.full_name.as_deref()),
+        (Role::Admin, Some("Ann"))
+    );
+    assert_eq!(store.user_by_id(&u.id).await.unwrap().unwrap().role, Role::Admin);
+    assert_eq!(
+        store.set_role(&u.id, Role::User).await.unwrap().unwrap().role,
+        Role::User
+    );
     assert!(store.set_full_name("no-such-user", None).await.unwrap().is_none());
+    assert!(store.set_role("no-such-user", Role::Admin).await.unwrap().is_none());
 }
 
 /// PATCH /me and password changes race the second factor: each targeted
@@ -262,6 +273,7 @@ fn session_for(user: &UserRecord, now: DateTime<Utc>) -> (SessionRecord, Refresh
         user_agent: "contract".into(),
         expires_at,
         revoked_at: None,
+        reauthenticated_at: None,
     };
     let refresh = RefreshRecord {
         session_id: id,
@@ -344,6 +356,13 @@ async fn revoking_sessions(store: &dyn Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(live, vec![ids[1].clone()]);
+    assert!(store.active_session_count(now).await.unwrap() >= 1);
+    let later = now + Duration::seconds(30);
+    assert!(store.mark_reauthenticated(&ids[1], later).await.unwrap());
+    assert!(!store.mark_reauthenticated(&ids[0], later).await.unwrap(), "ended");
+    let (s, _) = store.session_with_user(&ids[1]).await.unwrap().unwrap();
+    assert_eq!((s.reauthenticated_at, s.authenticated_at()), (Some(later), later));
+    assert_eq!(store.session(&ids[2]).await.unwrap().unwrap().authenticated_at(), now);
 }
 
 fn order(side: Side, symbol: &str, quantity: i64) -> Order {

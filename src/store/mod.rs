@@ -184,11 +184,20 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
     #[serde(default, with = "chrono::serde::ts_microseconds_option")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The last time the user proved a secret in this session after the
+    /// login (`POST /auth/reauthenticate`); `None`: only at the login.
+    #[serde(default, with = "chrono::serde::ts_microseconds_option")]
+    pub reauthenticated_at: Option<DateTime<Utc>>,
 }
 
 impl SessionRecord {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// When the user last proved a password or code in this session.
+    pub fn authenticated_at(&self) -> DateTime<Utc> {
+        self.reauthenticated_at.unwrap_or(self.created_at)
     }
 }
 
@@ -241,6 +250,7 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<Option<UserRecord>>;
     async fn set_full_name(&self, user_id: &str, full_name: Option<String>) -> StoreResult<Option<UserRecord>>;
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<Option<UserRecord>>;
+    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<Option<UserRecord>>;
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
 }
 
@@ -280,6 +290,11 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Vec<String>>;
     /// Active sessions of a user, newest first.
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Vec<SessionRecord>>;
+    /// Records a fresh proof of a secret in an active session; false when
+    /// the session is not active.
+    async fn mark_reauthenticated(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// How many sessions are active, over all users.
+    async fn active_session_count(&self, now: DateTime<Utc>) -> StoreResult<usize>;
 }
 
 #[async_trait]

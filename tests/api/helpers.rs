@@ -37,6 +37,7 @@ pub fn test_config(data_dir: &Path) -> Config {
         &mut r.prices,
         &mut r.news,
         &mut r.predictions,
+        &mut r.admin,
     ] {
         *rate = lots;
     }

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_api;
 mod cli;
 mod defenses;
 mod docs_browser;

@@ -30,6 +30,72 @@ pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(limits.apply(Group::Refresh, r().routes(routes!(refresh))))
         .merge(limits.apply(Group::Logout, r().routes(routes!(logout)).routes(routes!(logout_all))))
         .merge(limits.apply(Group::Account, r().routes(routes!(csrf))))
+        .merge(limits.apply(Group::Password, r().routes(routes!(reauthenticate))))
+}
+
+/// One proof: the password, or a current TOTP code (2FA on).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Reauthenticate)]
+struct ReauthBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<Secret>,
+    /// A 6-digit TOTP code.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "123456")]
+    code: Option<Secret>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Reauthenticated {
+    #[serde(with = "crate::domain::ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
+    authenticated_at: chrono::DateTime<chrono::Utc>,
+    /// Actions that need a recent authentication work until then.
+    #[serde(with = "crate::domain::ts")]
+    #[schema(value_type = crate::domain::schema::Timestamp)]
+    fresh_until: chrono::DateTime<chrono::Utc>,
+}
+
+problems!(ReauthProblems {
+    401 => ["invalid_credentials", "invalid_2fa_code"],
+    409 => ["two_factor_not_enabled"],
+    423 => ["account_locked"],
+});
+
+/// Prove the password or a 2FA code again
+///
+/// Send exactly one of `password` and `code`. Admin actions need an
+/// authentication (this, or the login) within the last 10 minutes. A wrong
+/// secret counts toward the account's lockout like a failed login.
+#[utoipa::path(
+    post,
+    path = "/auth/reauthenticate",
+    operation_id = "reauthenticate",
+    tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content = ReauthBody, example = json!({"password": "correct horse battery staple 42"})),
+    responses((status = 200, description = "Recorded on the session", body = Reauthenticated), ReauthProblems),
+)]
+async fn reauthenticate(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+    AppJson(body): AppJson<ReauthBody>,
+) -> ApiResult<Json<Reauthenticated>> {
+    use crate::accounts::step_up::Proof;
+    let proof = match (&body.password, &body.code) {
+        (Some(p), None) => Proof::Password(p),
+        (None, Some(c)) => Proof::Code(c),
+        (Some(_), Some(_)) => return Err(ApiError::validation("code", "send either password or code, not both")),
+        (None, None) => return Err(ApiError::validation("password", "send password or code")),
+    };
+    let at = state.accounts.reauthenticate(&auth.ctx, proof, &client).await?;
+    Ok(Json(Reauthenticated {
+        authenticated_at: at,
+        fresh_until: state.accounts.fresh_until(at),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

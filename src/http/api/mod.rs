@@ -3,6 +3,7 @@
 //! Every route is registered with `routes!` from a documented handler, so
 //! the router and the OpenAPI document come from the same list.
 
+pub mod admin;
 pub mod auth;
 pub mod me;
 pub mod news;
@@ -58,4 +59,5 @@ pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(prices::router(limits))
         .merge(predictions::router(limits))
         .merge(news::router(limits))
+        .merge(admin::router(limits))
 }

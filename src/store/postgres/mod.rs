@@ -33,7 +33,14 @@ use super::{LockoutPolicy, MaintenanceStore, Purged, Store, StoreError, StoreRes
 
 /// The schema, oldest first: (version, name, SQL). A released migration is
 /// never edited; a change is a new one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (
+        2,
+        "reauthentication",
+        include_str!("migrations/0002_reauthentication.sql"),
+    ),
+];
 
 /// The advisory lock held while migrating ("fortfoli" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_7274_666f_6c69;

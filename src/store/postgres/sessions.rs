@@ -6,12 +6,13 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::users::{user_from_row, USER_COLUMNS, USER_WIDTH};
-use super::{col, execute, pg, query, query_opt, PostgresStore};
+use super::{col, execute, pg, query, query_opt, unsigned, PostgresStore};
 use crate::store::{RefreshRecord, RevocationStore, Rotation, SessionRecord, SessionStore, StoreResult, UserRecord};
 
 /// The columns [`session_from_row`] reads, in its order.
 const SESSION_COLUMNS: &str =
-    "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.expires_at, s.revoked_at";
+    "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.expires_at, s.revoked_at, \
+     s.reauthenticated_at";
 
 fn session_from_row(row: &Row, at: usize) -> StoreResult<SessionRecord> {
     Ok(SessionRecord {
@@ -23,14 +24,16 @@ fn session_from_row(row: &Row, at: usize) -> StoreResult<SessionRecord> {
         user_agent: col(row, at + 5)?,
         expires_at: col(row, at + 6)?,
         revoked_at: col(row, at + 7)?,
+        reauthenticated_at: col(row, at + 8)?,
     })
 }
 
 pub(super) async fn insert_session(c: &impl GenericClient, s: &SessionRecord) -> StoreResult<()> {
     execute(
         c,
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, ip, user_agent, expires_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, ip, user_agent, expires_at, revoked_at,
+                               reauthenticated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &s.id,
             &s.user_id,
@@ -40,6 +43,7 @@ pub(super) async fn insert_session(c: &impl GenericClient, s: &SessionRecord) ->
             &s.user_agent,
             &s.expires_at,
             &s.revoked_at,
+            &s.reauthenticated_at,
         ],
     )
     .await
@@ -211,6 +215,33 @@ impl SessionStore for PostgresStore {
             .iter()
             .map(|row| session_from_row(row, 0))
             .collect()
+    }
+
+    async fn mark_reauthenticated(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = execute(
+            &client,
+            "UPDATE sessions SET reauthenticated_at = $2
+              WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            &[&id, &now],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn active_session_count(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+            &[&now],
+        )
+        .await?;
+        let n: i64 = match rows.first() {
+            Some(row) => col(row, 0)?,
+            None => 0,
+        };
+        unsigned::<usize>("sessions", n)
     }
 }
 

@@ -171,6 +171,11 @@ impl UserStore for PostgresStore {
         update_returning(&client, "disabled = $2", &[&user_id, &disabled]).await
     }
 
+    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<Option<UserRecord>> {
+        let client = self.client().await?;
+        update_returning(&client, "role = $2", &[&user_id, &role_name(role)]).await
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         let client = self.client().await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.id");

@@ -175,6 +175,36 @@ impl SessionStore for RedbStore {
         out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(out)
     }
+
+    async fn mark_reauthenticated(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut t = tx.open_table(SESSIONS).map_err(backend)?;
+            let Some(mut s) = get::<SessionRecord>(&t, "sessions", &id)? else {
+                return Ok(false);
+            };
+            if !s.is_active(now) {
+                return Ok(false);
+            }
+            s.reauthenticated_at = Some(now);
+            t.insert(id.as_str(), encode(&s)?.as_slice()).map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn active_session_count(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(SESSIONS).map_err(backend)?;
+        let mut n = 0;
+        for row in t.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            if decode::<SessionRecord>("sessions", v.value())?.is_active(now) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[async_trait]

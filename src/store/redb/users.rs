@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::*;
+use crate::store::Role;
 
 #[async_trait]
 impl UserStore for RedbStore {
@@ -64,6 +65,10 @@ impl UserStore for RedbStore {
 
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<Option<UserRecord>> {
         self.update_user(user_id, move |u| u.disabled = disabled).await
+    }
+
+    async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<Option<UserRecord>> {
+        self.update_user(user_id, move |u| u.role = role).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
