@@ -112,7 +112,7 @@ class Server:
 def lifted(**extra):
     env = {f"FORTFOLIO_RATE_LIMITS__{k.upper()}": "100000/s" for k in
            ["register", "login", "two_factor", "refresh", "logout", "password", "account", "portfolio", "prices", "news",
-            "predictions"]}
+            "predictions", "admin"]}
     env.update(extra)
     return env
 
@@ -386,6 +386,47 @@ def twofactor():
     out = s.cli("admin", "user", "reset-2fa", "tf2@example.com")
     s.start()
     check("admin user reset-2fa turns it off", out.returncode == 0 and "access_token" in s.login("tf2@example.com").json())
+    s.stop()
+
+
+# ---------------------------------------------------------------- admin
+def admin():
+    print("== admin API (issue 15, SPEC §11)")
+    s = Server(lifted(FORTFOLIO_AUTH__REAUTH_MAX_AGE="4s"))
+    out = s.cli("admin", "user", "create", "--email", "root@example.com", "--role", "admin", "--password-stdin", stdin=PASSWORD)
+    check("admin user create --role admin", out.returncode == 0, out.stderr[-200:])
+    user = s.register("plain@example.com")["access_token"]
+    r = s.req("GET", "/admin/users", user)
+    check("a user → 403 forbidden; no token → 401", is_problem(r, 403, "forbidden") and s.req("GET", "/admin/users").status_code == 401)
+    adm = s.login("root@example.com").json()["access_token"]
+    page = s.req("GET", "/admin/users", adm, params={"q": "PLAIN"}).json()
+    target = page["items"][0] if page.get("items") else {}
+    check("users search by email, case-insensitive", len(page.get("items", [])) == 1 and target.get("email") == "plain@example.com"
+          and target.get("role") == "user" and target.get("disabled") is False, str(page)[:200])
+    st = s.req("GET", "/admin/status", adm).json()
+    check("status counts users, sessions, outbox", st.get("users") == 2 and st.get("sessions_active", 0) >= 2 and "outbox_depth" in st, str(st))
+    r = s.req("POST", f"/admin/users/{target.get('id')}/disable", adm)
+    check("a fresh login may disable; the user's token stops at once", r.status_code == 200 and r.json().get("disabled") is True
+          and s.req("GET", "/me", user).status_code == 401, r.text[:200])
+    time.sleep(4.5)
+    r = s.req("POST", f"/admin/users/{target.get('id')}/enable", adm)
+    check("after reauth_max_age → 403 reauthentication_required", is_problem(r, 403, "reauthentication_required") and "authenticated_at" in r.json())
+    check("a wrong password at /auth/reauthenticate → 401", s.req("POST", "/auth/reauthenticate", adm, json={"password": "wrong password here"}).status_code == 401)
+    r = s.req("POST", "/auth/reauthenticate", adm, json={"password": PASSWORD})
+    check("reauthenticate answers authenticated_at and fresh_until", r.status_code == 200 and {"authenticated_at", "fresh_until"} <= set(r.json()))
+    r = s.req("POST", f"/admin/users/{target.get('id')}/enable", adm)
+    check("after step-up the admin may enable", r.status_code == 200 and r.json().get("disabled") is False)
+    ev = s.req("GET", "/admin/security-events", adm, params={"user": "plain@example.com", "event": "account_disabled", "since": "1h"}).json()
+    d = (ev.get("items") or [{}])[0].get("details", {})
+    check("security events filtered by user, type, since; they name the admin", d.get("actor") == "root@example.com" and d.get("by") == "admin", str(ev)[:200])
+    me = s.req("GET", "/admin/users", adm, params={"q": "root@"}).json()["items"][0]["id"]
+    check("an admin cannot demote themselves", is_problem(s.req("POST", f"/admin/users/{me}/role", adm, json={"role": "user"}), 403, "forbidden"))
+    r = s.req("POST", f"/admin/users/{target.get('id')}/role", adm, json={"role": "admin"})
+    check("promote over the API", r.status_code == 200 and r.json().get("role") == "admin")
+    out = s.cli("admin", "user", "set-role", "root@example.com", "user")
+    check("admin user set-role demotes; the stored role is checked on the next request",
+          out.returncode == 0 and is_problem(s.req("GET", "/admin/status", adm), 403, "forbidden"), out.stderr[-200:])
+    check("bad filters → 422", s.req("GET", "/admin/security-events", s.login("plain@example.com").json()["access_token"], params={"since": "yesterday"}).status_code == 422)
     s.stop()
 
 
@@ -1285,7 +1326,7 @@ def packaging():
               f"terminal: {len(seen)} bytes with the bar; piped stderr {len(piped.stderr)} bytes")
 
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging}
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging, "admin": admin}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

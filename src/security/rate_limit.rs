@@ -96,6 +96,7 @@ impl RateLimiter {
             limits.prices,
             limits.news,
             limits.predictions,
+            limits.admin,
         ]
         .iter()
         .map(|r| r.per)
