@@ -44,6 +44,7 @@ portfolio = "100000/min"
 prices = "100000/min"
 news = "100000/min"
 predictions = "100000/min"
+admin = "100000/min"
 TOML
 
 "$bin" --config "$work/fuzz.toml" serve > "$work/server.log" 2>&1 &

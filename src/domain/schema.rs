@@ -27,6 +27,23 @@ macro_rules! named_schema {
     };
 }
 
+named_schema!(
+    /// One proof for `POST /auth/reauthenticate`: the password, or a current
+    /// TOTP code of an account with 2FA on; exactly one of the two.
+    ReauthenticateProof => json!({
+        "oneOf": [
+            {
+                "type": "object", "required": ["password"], "additionalProperties": false,
+                "properties": {"password": {"type": "string", "format": "password"}},
+            },
+            {
+                "type": "object", "required": ["code"], "additionalProperties": false,
+                "properties": {"code": {"type": "string", "description": "A 6-digit TOTP code.", "example": "123456"}},
+            },
+        ],
+    })
+);
+
 /// An email address as `Email::parse` reads it: ASCII whitespace around it
 /// is ignored; no Unicode space or control character inside the local part.
 pub const EMAIL_PATTERN: &str = r#"^[\t\n\x0c\r ]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@<>()\[\],;:\\".]+(\.[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@<>()\[\],;:\\".]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t\n\x0c\r ]*$"#;

@@ -33,17 +33,14 @@ pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(limits.apply(Group::Password, r().routes(routes!(reauthenticate))))
 }
 
-/// One proof: the password, or a current TOTP code (2FA on).
-#[derive(Deserialize, ToSchema)]
+/// One proof: the password, or a current TOTP code (2FA on); its schema is
+/// `ReauthenticateProof`, which says "exactly one".
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = Reauthenticate)]
 struct ReauthBody {
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Password)]
     password: Option<Secret>,
-    /// A 6-digit TOTP code.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "123456")]
     code: Option<Secret>,
 }
 
@@ -75,7 +72,7 @@ problems!(ReauthProblems {
     operation_id = "reauthenticate",
     tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
-    request_body(content = ReauthBody, example = json!({"password": "correct horse battery staple 42"})),
+    request_body(content = crate::domain::schema::ReauthenticateProof, example = json!({"password": "correct horse battery staple 42"})),
     responses((status = 200, description = "Recorded on the session", body = Reauthenticated), ReauthProblems),
 )]
 async fn reauthenticate(
