@@ -29,6 +29,10 @@ impl Accounts {
     /// Ends one of the caller's own sessions.
     pub async fn end_session(&self, ctx: &AuthContext, id: &str, client: &ClientInfo) -> AccountsResult<()> {
         let not_found = || AccountsError::NotFound("no such session".into());
+        if id.contains('\0') {
+            // No id has one, and PostgreSQL text cannot hold one.
+            return Err(not_found());
+        }
         let session = self.store.session(id).await?.ok_or_else(not_found)?;
         if session.user_id != ctx.user.id || !session.is_active(Utc::now()) {
             return Err(not_found());
@@ -53,7 +57,7 @@ impl Accounts {
     /// Forgets one of the caller's devices: its device token stops working
     /// and the next sign-in from it counts as a new device again.
     pub async fn forget_device(&self, ctx: &AuthContext, id: &str, client: &ClientInfo) -> AccountsResult<()> {
-        if !self.store.remove_device(&ctx.user.id, id).await? {
+        if id.contains('\0') || !self.store.remove_device(&ctx.user.id, id).await? {
             return Err(AccountsError::NotFound("no such device".into()));
         }
         self.events

@@ -61,22 +61,21 @@ impl Actor<'_> {
 /// through the API, also an `admin_action` event on the admin's account.
 async fn record(accounts: &Accounts, actor: &Actor<'_>, target: &UserRecord, ev: NewEvent) {
     let action = ev.kind.as_str();
-    let mut ev = ev
+    let ev = ev
         .user(target)
         .detail("by", actor.channel())
         .detail("actor", actor.name());
     if let Actor::Account { admin, client } = actor {
-        ev = ev.client(client).detail("actor_id", admin.id.as_str());
-        accounts.events.emit(ev).await;
-        if admin.id != target.id {
-            let own = NewEvent::success(EventType::AdminAction)
-                .user(admin)
-                .client(client)
-                .detail("action", action)
-                .detail("target_user_id", target.id.as_str())
-                .detail("target_email", target.email.as_str());
-            accounts.events.emit(own).await;
-        }
+        // The admin's address and browser go on the admin's own event, not
+        // on the target's timeline.
+        accounts.events.emit(ev.detail("actor_id", admin.id.as_str())).await;
+        let own = NewEvent::success(EventType::AdminAction)
+            .user(admin)
+            .client(client)
+            .detail("action", action)
+            .detail("target_user_id", target.id.as_str())
+            .detail("target_email", target.email.as_str());
+        accounts.events.emit(own).await;
     } else {
         accounts.events.emit(ev).await;
     }
@@ -96,6 +95,10 @@ pub async fn view(accounts: &Accounts, u: &UserRecord) -> AccountsResult<AdminUs
 }
 
 pub async fn user_by_email(accounts: &Accounts, email: &str) -> AccountsResult<UserRecord> {
+    if email.contains('\0') {
+        // No stored address has one, and PostgreSQL text cannot hold one.
+        return Err(AccountsError::NotFound("no user with this email".to_string()));
+    }
     accounts
         .store
         .user_by_email(&accounts::login_key(email))
@@ -103,7 +106,12 @@ pub async fn user_by_email(accounts: &Accounts, email: &str) -> AccountsResult<U
         .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))
 }
 
+/// A user by id; anything but a canonical UUID is no user, answered before
+/// the store sees it.
 pub async fn user_by_id(accounts: &Accounts, id: &str) -> AccountsResult<UserRecord> {
+    if !uuid::Uuid::try_parse(id).is_ok_and(|u| u.to_string() == id) {
+        return Err(AccountsError::NotFound("no user with this id".to_string()));
+    }
     accounts
         .store
         .user_by_id(id)
@@ -129,8 +137,9 @@ pub async fn create_user(
 }
 
 /// Every user, oldest first; with `query`, those whose email or name
-/// contains it (case-insensitive).
-pub async fn list_users(accounts: &Accounts, query: Option<&str>) -> AccountsResult<Vec<AdminUser>> {
+/// contains it (case-insensitive). Records, so a caller builds the (lockout
+/// reading) views only for the page it answers.
+pub async fn list_users(accounts: &Accounts, query: Option<&str>) -> AccountsResult<Vec<UserRecord>> {
     let mut users = accounts.store.list_users().await?;
     if let Some(q) = query.map(str::to_lowercase).filter(|q| !q.is_empty()) {
         users.retain(|u| {
@@ -138,8 +147,13 @@ pub async fn list_users(accounts: &Accounts, query: Option<&str>) -> AccountsRes
         });
     }
     users.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(users)
+}
+
+/// The views of `users`, in order.
+pub async fn views(accounts: &Accounts, users: &[UserRecord]) -> AccountsResult<Vec<AdminUser>> {
     let mut out = Vec::with_capacity(users.len());
-    for u in &users {
+    for u in users {
         out.push(view(accounts, u).await?);
     }
     Ok(out)
@@ -191,9 +205,14 @@ pub async fn set_disabled(
     Ok(())
 }
 
+/// Gives the user `role`; a user who has it already is left alone, with no
+/// event.
 pub async fn set_role(accounts: &Accounts, actor: &Actor<'_>, target: &UserRecord, role: Role) -> AccountsResult<()> {
     if role != Role::Admin {
         not_self(actor, target, "demote")?;
+    }
+    if target.role == role {
+        return Ok(());
     }
     let u = accounts
         .store
@@ -216,16 +235,17 @@ pub async fn unlock(accounts: &Accounts, actor: &Actor<'_>, target: &UserRecord)
     Ok(cleared)
 }
 
-/// Ends every session of the user; returns how many ended.
+/// Ends every session of the user; returns how many ended. One event,
+/// naming the sessions, even when there were none.
 pub async fn revoke_sessions(accounts: &Accounts, actor: &Actor<'_>, target: &UserRecord) -> AccountsResult<usize> {
     let ended = accounts
         .store
         .revoke_user_sessions(&target.id, None, Utc::now())
         .await?;
-    for id in &ended {
-        let ev = NewEvent::success(EventType::SessionRevoked).detail("session_id", id.as_str());
-        record(accounts, actor, target, ev).await;
-    }
+    let ev = NewEvent::success(EventType::SessionRevoked)
+        .detail("sessions_ended", ended.len())
+        .detail("session_ids", ended.clone());
+    record(accounts, actor, target, ev).await;
     Ok(ended.len())
 }
 

@@ -40,7 +40,8 @@ pub struct CreateBody {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminUser>>> {
-    Ok(Json(admin::list_users(&state.accounts, None).await?))
+    let users = admin::list_users(&state.accounts, None).await?;
+    Ok(Json(admin::views(&state.accounts, &users).await?))
 }
 
 /// Who runs the admin command: the CLI names its Unix user in
@@ -124,7 +125,9 @@ async fn events(
         None => None,
         Some(s) => {
             let d = crate::config::Dur::parse(s).map_err(|e| ApiError::validation("since", e))?;
-            Some(chrono::Utc::now() - chrono::Duration::from_std(d.0).map_err(ApiError::internal)?)
+            let back = chrono::Duration::from_std(d.0).ok();
+            let at = back.and_then(|b| chrono::Utc::now().checked_sub_signed(b));
+            Some(at.ok_or_else(|| ApiError::validation("since", "since reaches before any date"))?)
         }
     };
     let query = admin::EventQuery {

@@ -231,6 +231,33 @@ async fn users_are_refused_and_admins_act_only_after_a_recent_authentication() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.get("/me", Some(&alice_token)).await.status(), 401);
+    // Once more with nothing to end: still one event, on alice's timeline
+    // without the admin's address (that is on the admin's own event).
+    let r = app
+        .post(&format!("{alice_path}/revoke-sessions"), json!({}), Some(&boss_token))
+        .await;
+    assert_eq!(r.status(), 200);
+    let revoked = events_of(&app, &boss_token, "user=alice@example.com&event=session_revoked").await;
+    let ended: Vec<&Value> = revoked.iter().map(|e| &e["details"]["sessions_ended"]).collect();
+    // Two sessions: the logins after the promotion and after the unlock.
+    assert_eq!(ended, [&json!(0), &json!(2)], "{revoked:?}");
+    assert!(revoked.iter().all(|e| e["ip"].is_null()), "{revoked:?}");
+    // The same role again changes nothing and records nothing.
+    let r = app
+        .post(
+            &format!("{alice_path}/role"),
+            json!({"role": "user"}),
+            Some(&boss_token),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    problem(
+        app.post("/admin/users/a%00b/enable", json!({}), Some(&boss_token))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
     let r = app
         .post(&format!("{alice_path}/reset-2fa"), json!({}), Some(&boss_token))
         .await;

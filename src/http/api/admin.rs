@@ -69,6 +69,11 @@ problems!(ReadProblems {
     403 => ["forbidden"],
 });
 
+problems!(EventProblems {
+    403 => ["forbidden"],
+    404 => ["not_found"],
+});
+
 problems!(ActionProblems {
     403 => ["forbidden", "reauthentication_required"],
     404 => ["not_found"],
@@ -118,7 +123,12 @@ async fn users(
         return Err(ApiError::validation("q", "q is longer than 254 characters"));
     }
     let found = admin::list_users(&state.accounts, q.q.as_deref()).await?;
-    Ok(Json(Page::paginate(found, &q.page, |u| u.user.id.clone())?))
+    let page = Page::paginate(found, &q.page, |u| u.id.clone())?;
+    let items = admin::views(&state.accounts, &page.items).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// What an admin does to one account.
@@ -320,7 +330,7 @@ fn parse_since(s: &str) -> ApiResult<DateTime<Utc>> {
     tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     params(EventsQuery),
-    responses((status = 200, description = "A page of events", body = Page<EventView>), ActionProblems),
+    responses((status = 200, description = "A page of events", body = Page<EventView>), EventProblems),
 )]
 async fn security_events(
     State(state): State<AppState>,
