@@ -427,6 +427,13 @@ def admin():
     check("admin user set-role demotes; the stored role is checked on the next request",
           out.returncode == 0 and is_problem(s.req("GET", "/admin/status", adm), 403, "forbidden"), out.stderr[-200:])
     check("bad filters → 422", s.req("GET", "/admin/security-events", s.login("plain@example.com").json()["access_token"], params={"since": "yesterday"}).status_code == 422)
+    tok = s.register("stepup@example.com")["access_token"]
+    totp = pyotp.TOTP(s.req("POST", "/auth/2fa/enable", tok, json={"password": PASSWORD}).json()["secret"])
+    code = totp.now()
+    s.req("POST", "/auth/2fa/verify", tok, json={"code": code})
+    check("a TOTP code already used → 401 invalid_2fa_code", is_problem(s.req("POST", "/auth/reauthenticate", tok, json={"code": code}), 401, "invalid_2fa_code"))
+    time.sleep(30 - time.time() % 30 + 0.5)
+    check("the next TOTP code reauthenticates", s.req("POST", "/auth/reauthenticate", tok, json={"code": totp.now()}).status_code == 200)
     s.stop()
 
 

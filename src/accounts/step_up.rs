@@ -8,13 +8,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::two_factor::{now_secs, second_factor_attempt};
+use super::two_factor::second_factor_attempt;
 use super::{Accounts, AccountsError, AccountsResult, Attempt, AuthContext, Wrong};
 use crate::domain::Secret;
 use crate::security::client::ClientInfo;
 use crate::security::events::{EventType, NewEvent};
-use crate::security::totp;
-use crate::store::TotpChange;
 
 /// What the user proves.
 pub enum Proof<'a> {
@@ -78,14 +76,9 @@ impl Accounts {
                         hint: Some("reauthenticate with your password"),
                     });
                 }
-                let secret = self.secret_of(&user)?;
                 let key = crate::security::lockout::account_key(&user.email_key);
                 let slot = self.reserve_attempt(&key, &attempt()).await?;
-                let accepted = match totp::matching_step(&secret, code.expose(), now_secs()) {
-                    Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
-                    None => false,
-                };
-                if !accepted {
+                if !self.spend_totp_code(&user, code).await? {
                     let wrong = Wrong::TOTP_CODE.in_field("code");
                     return Err(self.failed_attempt(slot, attempt(), wrong).await);
                 }

@@ -28,7 +28,7 @@ pub struct Enrollment {
     pub qr_svg: String,
 }
 
-pub(super) fn now_secs() -> u64 {
+fn now_secs() -> u64 {
     Utc::now().timestamp().max(0) as u64
 }
 
@@ -50,7 +50,7 @@ pub enum SecondFactor<'a> {
 
 /// Two-factor flows.
 impl Accounts {
-    pub(super) fn secret_of(&self, user: &UserRecord) -> AccountsResult<Vec<u8>> {
+    fn secret_of(&self, user: &UserRecord) -> AccountsResult<Vec<u8>> {
         let t = user
             .totp
             .as_ref()
@@ -198,6 +198,16 @@ impl Accounts {
         }
     }
 
+    /// Whether `code` is a current TOTP code of `user` (2FA on); a match
+    /// spends its time step, so the same code works only once.
+    pub(super) async fn spend_totp_code(&self, user: &UserRecord, code: &Secret) -> AccountsResult<bool> {
+        let secret = self.secret_of(user)?;
+        Ok(match totp::matching_step(&secret, code.expose(), now_secs()) {
+            Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
+            None => false,
+        })
+    }
+
     pub(super) async fn fresh(&self, id: &str) -> AccountsResult<UserRecord> {
         self.store
             .user_by_id(id)
@@ -254,14 +264,7 @@ impl Accounts {
         let attempt = second_factor_attempt(&user, client);
         let slot = self.reserve_attempt(&key, &attempt).await?;
         let (accepted, remaining, wrong): (bool, Option<usize>, Wrong) = match factor {
-            SecondFactor::Totp(code) => {
-                let secret = self.secret_of(&user)?;
-                let ok = match totp::matching_step(&secret, code.expose(), now_secs()) {
-                    Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
-                    None => false,
-                };
-                (ok, None, Wrong::TOTP_CODE)
-            }
+            SecondFactor::Totp(code) => (self.spend_totp_code(&user, code).await?, None, Wrong::TOTP_CODE),
             SecondFactor::Backup(code) => {
                 let left = self
                     .store

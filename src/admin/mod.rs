@@ -106,17 +106,17 @@ pub async fn user_by_email(accounts: &Accounts, email: &str) -> AccountsResult<U
         .ok_or_else(|| AccountsError::NotFound(format!("no user with email {}", email.trim())))
 }
 
+fn no_such_user() -> AccountsError {
+    AccountsError::NotFound("no user with this id".to_string())
+}
+
 /// A user by id; anything but a canonical UUID is no user, answered before
 /// the store sees it.
 pub async fn user_by_id(accounts: &Accounts, id: &str) -> AccountsResult<UserRecord> {
     if !uuid::Uuid::try_parse(id).is_ok_and(|u| u.to_string() == id) {
-        return Err(AccountsError::NotFound("no user with this id".to_string()));
+        return Err(no_such_user());
     }
-    accounts
-        .store
-        .user_by_id(id)
-        .await?
-        .ok_or_else(|| AccountsError::NotFound("no user with this id".to_string()))
+    accounts.store.user_by_id(id).await?.ok_or_else(no_such_user)
 }
 
 /// The user as stored now (after an action), for the answer.
@@ -185,7 +185,7 @@ pub async fn set_disabled(
         .store
         .set_disabled(&target.id, disabled)
         .await?
-        .ok_or_else(|| AccountsError::NotFound("no user with this id".to_string()))?;
+        .ok_or_else(no_such_user)?;
     let ended = if disabled {
         accounts
             .store
@@ -218,7 +218,7 @@ pub async fn set_role(accounts: &Accounts, actor: &Actor<'_>, target: &UserRecor
         .store
         .set_role(&target.id, role)
         .await?
-        .ok_or_else(|| AccountsError::NotFound("no user with this id".to_string()))?;
+        .ok_or_else(no_such_user)?;
     let name = |r: Role| if r == Role::Admin { "admin" } else { "user" };
     let ev = NewEvent::success(EventType::RoleChanged)
         .detail("from", name(target.role))
@@ -256,6 +256,14 @@ pub async fn reset_two_factor(accounts: &Accounts, actor: &Actor<'_>, target: &U
     let ev = NewEvent::success(EventType::TwoFactorReset).detail("two_factor_was_enabled", was_on);
     record(accounts, actor, target, ev).await;
     Ok(was_on)
+}
+
+/// The time `back` before now, for a `since` given as a duration; `None`
+/// when that is before any date the calendar holds.
+pub fn ago(back: std::time::Duration) -> Option<DateTime<Utc>> {
+    chrono::Duration::from_std(back)
+        .ok()
+        .and_then(|b| Utc::now().checked_sub_signed(b))
 }
 
 /// Which security events to list, newest first.

@@ -77,12 +77,8 @@ async fn user_action(
     let (accounts, who) = (&state.accounts, actor(&headers));
     let target = admin::user_by_email(accounts, &email).await?;
     Ok(Json(match action.as_str() {
-        "disable" => {
-            admin::set_disabled(accounts, &who, &target, true).await?;
-            json!(admin::reread(accounts, &target).await?)
-        }
-        "enable" => {
-            admin::set_disabled(accounts, &who, &target, false).await?;
+        "disable" | "enable" => {
+            admin::set_disabled(accounts, &who, &target, action == "disable").await?;
             json!(admin::reread(accounts, &target).await?)
         }
         "unlock" => json!({"locks_cleared": admin::unlock(accounts, &who, &target).await?}),
@@ -125,9 +121,7 @@ async fn events(
         None => None,
         Some(s) => {
             let d = crate::config::Dur::parse(s).map_err(|e| ApiError::validation("since", e))?;
-            let back = chrono::Duration::from_std(d.0).ok();
-            let at = back.and_then(|b| chrono::Utc::now().checked_sub_signed(b));
-            Some(at.ok_or_else(|| ApiError::validation("since", "since reaches before any date"))?)
+            Some(admin::ago(d.0).ok_or_else(|| ApiError::validation("since", "since reaches before any date"))?)
         }
     };
     let query = admin::EventQuery {

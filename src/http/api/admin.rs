@@ -314,10 +314,7 @@ fn parse_since(s: &str) -> ApiResult<DateTime<Utc>> {
     }
     let invalid = || ApiError::validation("since", "since must be an RFC 3339 time or a duration like 24h");
     let d = crate::config::Dur::parse(s).map_err(|_| invalid())?;
-    chrono::Duration::from_std(d.0)
-        .ok()
-        .and_then(|d| Utc::now().checked_sub_signed(d))
-        .ok_or_else(invalid)
+    admin::ago(d.0).ok_or_else(invalid)
 }
 
 /// Security events of every user

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{col, execute, pg, query, query_opt, unsigned, PostgresStore};
-use crate::store::{EventFilter, EventRecord, EventStore, OutboxMessage, OutboxStore, StoreError, StoreResult};
+use super::{col, count, execute, pg, query, query_opt, unsigned, PostgresStore};
+use crate::store::{EventFilter, EventRecord, EventStore, OutboxMessage, OutboxStore, StoreResult};
 
 const EVENT_COLUMNS: &str = "id, at, event, outcome, user_id, email, ip, user_agent, request_id, details";
 
@@ -185,10 +185,7 @@ impl OutboxStore for PostgresStore {
 
     async fn outbox_depth(&self) -> StoreResult<usize> {
         let client = self.client().await?;
-        let row = query_opt(&client, "SELECT count(*) FROM outbox", &[])
-            .await?
-            .ok_or_else(|| StoreError::backend("count returned no row"))?;
-        unsigned("outbox", col::<i64>(&row, 0)?)
+        count(&client, "outbox", "SELECT count(*) FROM outbox", &[]).await
     }
 
     async fn next_mail_due(&self) -> StoreResult<Option<DateTime<Utc>>> {

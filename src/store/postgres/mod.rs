@@ -248,6 +248,14 @@ async fn execute(c: &impl GenericClient, sql: &str, params: &Params<'_>) -> Stor
     c.execute(&statement, params).await.map_err(pg)
 }
 
+/// The single `count(*)` a query answers, as a length of `table`.
+async fn count(c: &impl GenericClient, table: &'static str, sql: &str, params: &Params<'_>) -> StoreResult<usize> {
+    let row = query_opt(c, sql, params)
+        .await?
+        .ok_or_else(|| StoreError::backend("count returned no row"))?;
+    unsigned(table, col::<i64>(&row, 0)?)
+}
+
 /// One column of a row.
 fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
     row.try_get(idx).map_err(pg)

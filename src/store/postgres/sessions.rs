@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::users::{user_from_row, USER_COLUMNS, USER_WIDTH};
-use super::{col, execute, pg, query, query_opt, unsigned, PostgresStore};
+use super::{col, count, execute, pg, query, query_opt, PostgresStore};
 use crate::store::{RefreshRecord, RevocationStore, Rotation, SessionRecord, SessionStore, StoreResult, UserRecord};
 
 /// The columns [`session_from_row`] reads, in its order.
@@ -231,17 +231,8 @@ impl SessionStore for PostgresStore {
 
     async fn active_session_count(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         let client = self.client().await?;
-        let rows = query(
-            &client,
-            "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
-            &[&now],
-        )
-        .await?;
-        let n: i64 = match rows.first() {
-            Some(row) => col(row, 0)?,
-            None => 0,
-        };
-        unsigned::<usize>("sessions", n)
+        let sql = "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1";
+        count(&client, "sessions", sql, &[&now]).await
     }
 }
 
