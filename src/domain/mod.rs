@@ -10,7 +10,7 @@ mod secret;
 mod symbol;
 
 pub use email::Email;
-pub use password::{NewPassword, PasswordRejection};
+pub use password::{assess_password, Assessment, NewPassword, PasswordRejection};
 pub use secret::Secret;
 pub use symbol::Symbol;
 

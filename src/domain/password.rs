@@ -19,50 +19,73 @@ pub struct PasswordRejection {
     pub suggestions: Vec<String>,
 }
 
-impl NewPassword {
-    pub fn parse(raw: &str, email: &Email, full_name: Option<&str>) -> Result<Self, PasswordRejection> {
-        let reject = |reason: &str, suggestions: Vec<String>| PasswordRejection {
+/// What the policy says of a password: zxcvbn's score (0–4) and, when it
+/// is refused, why. The console shows it while a user types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub score: u8,
+    pub rejection: Option<PasswordRejection>,
+}
+
+/// Judges `raw` by the policy; `email` (when known) and `full_name` count
+/// as guessable words.
+pub fn assess_password(raw: &str, email: Option<&Email>, full_name: Option<&str>) -> Assessment {
+    let refused = |score: u8, reason: &str, suggestions: Vec<String>| Assessment {
+        score,
+        rejection: Some(PasswordRejection {
             reason: reason.to_string(),
             suggestions,
-        };
-        let len = raw.chars().count();
-        if len < MIN_LEN {
-            return Err(reject(
-                &format!("password must be at least {MIN_LEN} characters"),
-                vec!["Use a longer passphrase of several unrelated words.".into()],
-            ));
-        }
-        if len > MAX_LEN {
-            return Err(reject(
-                &format!("password must be at most {MAX_LEN} characters"),
-                vec![],
-            ));
-        }
-        let local = email.local_part().to_lowercase();
-        if local.chars().count() >= 3 && raw.to_lowercase().contains(&local) {
-            return Err(reject(
-                "password must not contain your email address",
-                vec!["Avoid personal information in passwords.".into()],
-            ));
-        }
-        let prefix: String = raw.chars().take(ESTIMATE_PREFIX).collect();
-        let mut inputs = vec![local.as_str(), email.as_str()];
-        if let Some(name) = full_name {
-            inputs.extend(name.split_whitespace());
-        }
-        let entropy = zxcvbn::zxcvbn(&prefix, &inputs);
-        if u8::from(entropy.score()) < 3 {
-            let mut suggestions = Vec::new();
-            let mut reason = "password is too easy to guess".to_string();
-            if let Some(fb) = entropy.feedback() {
-                if let Some(w) = fb.warning() {
-                    reason = format!("password is too easy to guess: {w}");
-                }
-                suggestions = fb.suggestions().iter().map(|s| s.to_string()).collect();
+        }),
+    };
+    let len = raw.chars().count();
+    if len > MAX_LEN {
+        return refused(0, &format!("password must be at most {MAX_LEN} characters"), vec![]);
+    }
+    let local = email.map(|e| e.local_part().to_lowercase()).unwrap_or_default();
+    let prefix: String = raw.chars().take(ESTIMATE_PREFIX).collect();
+    let mut inputs: Vec<&str> = Vec::new();
+    if let Some(e) = email {
+        inputs.extend([local.as_str(), e.as_str()]);
+    }
+    if let Some(name) = full_name {
+        inputs.extend(name.split_whitespace());
+    }
+    let entropy = zxcvbn::zxcvbn(&prefix, &inputs);
+    let score = u8::from(entropy.score());
+    if len < MIN_LEN {
+        return refused(
+            score.min(2),
+            &format!("password must be at least {MIN_LEN} characters"),
+            vec!["Use a longer passphrase of several unrelated words.".into()],
+        );
+    }
+    if local.chars().count() >= 3 && raw.to_lowercase().contains(&local) {
+        return refused(
+            0,
+            "password must not contain your email address",
+            vec!["Avoid personal information in passwords.".into()],
+        );
+    }
+    if score < 3 {
+        let mut suggestions = Vec::new();
+        let mut reason = "password is too easy to guess".to_string();
+        if let Some(fb) = entropy.feedback() {
+            if let Some(w) = fb.warning() {
+                reason = format!("password is too easy to guess: {w}");
             }
-            return Err(reject(&reason, suggestions));
+            suggestions = fb.suggestions().iter().map(|s| s.to_string()).collect();
         }
-        Ok(Self(Secret::new(raw)))
+        return refused(score, &reason, suggestions);
+    }
+    Assessment { score, rejection: None }
+}
+
+impl NewPassword {
+    pub fn parse(raw: &str, email: &Email, full_name: Option<&str>) -> Result<Self, PasswordRejection> {
+        match assess_password(raw, Some(email), full_name).rejection {
+            Some(r) => Err(r),
+            None => Ok(Self(Secret::new(raw))),
+        }
     }
 
     pub fn secret(&self) -> &Secret {

@@ -26,6 +26,7 @@ macro_rules! problems {
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod console;
 pub mod cookies;
 pub mod csrf;
 pub mod error;

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::api::{self, Limits};
+use crate::http::console;
 use crate::http::error::ApiError;
 use crate::http::middleware as layers;
 use crate::http::openapi::{self, Published};
@@ -32,6 +33,8 @@ fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_asset))
         .routes(routes!(crate::http::metrics::serve))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset))
 }
 
 /// The OpenAPI document the server serves (`fortfolio openapi` prints it).

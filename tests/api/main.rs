@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod helpers;
 
 mod accounts;
 mod admin_api;
 mod cli;
+mod console_browser;
 mod defenses;
 mod docs_browser;
 mod errors;

@@ -29,7 +29,10 @@ pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(limits.apply(Group::Login, r().routes(routes!(login))))
         .merge(limits.apply(Group::Refresh, r().routes(routes!(refresh))))
         .merge(limits.apply(Group::Logout, r().routes(routes!(logout)).routes(routes!(logout_all))))
-        .merge(limits.apply(Group::Account, r().routes(routes!(csrf))))
+        .merge(limits.apply(
+            Group::Account,
+            r().routes(routes!(csrf)).routes(routes!(password_check)),
+        ))
         .merge(limits.apply(Group::Password, r().routes(routes!(reauthenticate))))
 }
 
@@ -123,6 +126,10 @@ struct LoginBody {
 problems!(RegisterProblems {
     409 => ["email_taken"],
     422 => ["weak_password"],
+});
+
+problems!(PasswordCheckProblems {
+    422 => ["validation_failed"],
 });
 
 problems!(LoginProblems {
@@ -340,6 +347,68 @@ async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authentica
     let mut out = HeaderMap::new();
     let token = cookies::set_csrf(&state, &mut out, &session);
     (out, Json(CsrfToken { csrf_token: token })).into_response()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PasswordCheck)]
+struct PasswordCheckBody {
+    /// The candidate password (not stored, not logged).
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple 42")]
+    password: Secret,
+    /// The address it is for, when known: its local part is refused inside
+    /// the password, and counts as a guessable word.
+    #[serde(default)]
+    #[schema(example = "ann@example.com")]
+    email: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::FullName>)]
+    full_name: Option<String>,
+}
+
+/// The password policy's verdict.
+#[derive(Serialize, ToSchema)]
+struct PasswordVerdict {
+    /// Would register, password change or reset take it?
+    acceptable: bool,
+    /// zxcvbn's estimate, 0 (guessable) to 4; 3 or more is needed.
+    #[schema(minimum = 0, maximum = 4)]
+    score: u8,
+    /// Why it would be refused (`null` when acceptable).
+    reason: Option<String>,
+    /// The estimator's advice.
+    suggestions: Vec<String>,
+}
+
+/// Judge a password before using it
+///
+/// Applies the policy of register and password change (12–1024 characters,
+/// zxcvbn score ≥ 3, not containing the email's local part) without
+/// creating or changing anything, so a form can give feedback while the
+/// user types. Touches no account: the answer is the same whether or not
+/// the email is registered.
+#[utoipa::path(
+    post,
+    path = "/auth/password-check",
+    operation_id = "checkPassword",
+    tag = "auth",
+    request_body(content = PasswordCheckBody, example = json!({"password": "correct horse battery staple 42", "email": "ann@example.com"})),
+    responses((status = 200, description = "The verdict", body = PasswordVerdict), PasswordCheckProblems),
+)]
+async fn password_check(AppJson(body): AppJson<PasswordCheckBody>) -> ApiResult<Json<PasswordVerdict>> {
+    let full_name = crate::accounts::validate_full_name(body.full_name)?;
+    let email = body.email.as_deref().and_then(|e| crate::domain::Email::parse(e).ok());
+    let verdict = crate::domain::assess_password(body.password.expose(), email.as_ref(), full_name.as_deref());
+    let (reason, suggestions) = match verdict.rejection {
+        Some(r) => (Some(r.reason), r.suggestions),
+        None => (None, Vec::new()),
+    };
+    Ok(Json(PasswordVerdict {
+        acceptable: reason.is_none(),
+        score: verdict.score,
+        reason,
+        suggestions,
+    }))
 }
 
 /// What a correct password answers: tokens, or (2FA on) a challenge.

@@ -1,0 +1,136 @@
+// The public JSON API in cookie mode. The session lives in HttpOnly cookies
+// this script never sees; every state-changing request echoes the CSRF
+// cookie in X-CSRF-Token; the access token is refreshed a minute before it
+// expires, one tab at a time (a refresh token works once, and its reuse is
+// taken for theft).
+
+const BASE = '/api/v1';
+const EXPIRY = 'fortfolio.access_expires_at';
+const EARLY_MS = 60000;
+
+/** An RFC 9457 problem the API answered, or a network failure. */
+export class Problem extends Error {
+  constructor(status, body, headers) {
+    super(body.detail || body.title || `The server answered ${status}.`);
+    this.status = status;
+    this.code = body.code || '';
+    this.body = body;
+    const wait = headers ? Number(headers.get('retry-after')) : NaN;
+    this.retryAfter = Number.isFinite(wait) && wait > 0 ? wait : null;
+  }
+}
+
+function csrfToken() {
+  for (const part of document.cookie.split(';')) {
+    const eq = part.indexOf('=');
+    const name = part.slice(0, eq).trim();
+    if (name === '__Host-fortfolio_csrf' || name === 'fortfolio_csrf') return part.slice(eq + 1).trim();
+  }
+  return '';
+}
+
+let onEnded = () => {};
+/** Called when the session is gone (revoked, expired, account disabled). */
+export function whenSessionEnds(f) { onEnded = f; }
+
+async function send(method, path, body, extra) {
+  const headers = { Accept: 'application/json', ...extra };
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  try {
+    return await fetch(BASE + path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new Problem(0, { detail: 'The server cannot be reached. Check the connection and try again.' });
+  }
+}
+
+async function read(resp) {
+  if (resp.status === 204) return null;
+  const text = await resp.text();
+  let body = {};
+  try { body = text ? JSON.parse(text) : {}; } catch { body = { detail: `The server answered ${resp.status}.` }; }
+  if (!resp.ok) throw new Problem(resp.status, body, resp.headers);
+  return body;
+}
+
+/**
+ * One API call. An expired access token is refreshed and the call made
+ * again once; if the session cannot be refreshed it has ended.
+ */
+export async function api(method, path, body, headers = {}) {
+  const seen = localStorage.getItem(EXPIRY);
+  let resp = await send(method, path, body, headers);
+  if (resp.status === 401 && !path.startsWith('/auth/login') && path !== '/auth/register') {
+    const problem = await resp.clone().json().catch(() => ({}));
+    if (problem.code === 'unauthorized') {
+      if (await refresh(seen)) resp = await send(method, path, body, headers);
+      if (resp.status === 401 && seen) {
+        forget();
+        onEnded('Your session has ended. Please sign in again.');
+      }
+    }
+  }
+  return read(resp);
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body = {}, headers) => api('POST', path, body, headers);
+export const del = (path) => api('DELETE', path);
+
+let timer = null;
+
+/** Remembers when the access token of a login or refresh expires. */
+export function started(expiresIn) {
+  localStorage.setItem(EXPIRY, String(Date.now() + expiresIn * 1000));
+  arm();
+}
+
+export function forget() {
+  clearTimeout(timer);
+  localStorage.removeItem(EXPIRY);
+}
+
+function arm() {
+  clearTimeout(timer);
+  const at = Number(localStorage.getItem(EXPIRY));
+  if (!at) return;
+  const seen = localStorage.getItem(EXPIRY);
+  timer = setTimeout(() => { refresh(seen); }, Math.max(0, at - Date.now() - EARLY_MS));
+}
+
+// Another tab refreshed: follow its schedule.
+window.addEventListener('storage', (e) => { if (e.key === EXPIRY) arm(); });
+
+/**
+ * Trades the refresh cookie for a new pair, unless another tab already did
+ * since `seen` was read. True when the session goes on.
+ */
+export async function refresh(seen) {
+  const run = async () => {
+    if (localStorage.getItem(EXPIRY) !== seen && localStorage.getItem(EXPIRY)) { arm(); return true; }
+    const resp = await send('POST', '/auth/refresh', undefined, {}).catch(() => null);
+    if (!resp || !resp.ok) return false;
+    const pair = await resp.json();
+    started(pair.expires_in);
+    return true;
+  };
+  return navigator.locks ? navigator.locks.request('fortfolio-refresh', run) : run();
+}
+
+/** Whether this browser holds a session (it signed in and did not sign out). */
+export function mayHaveSession() {
+  return Boolean(localStorage.getItem(EXPIRY));
+}
+
+/** Makes sure a CSRF cookie exists before the first state-changing call. */
+export async function ensureCsrf() {
+  if (!csrfToken()) await send('GET', '/auth/csrf').catch(() => null);
+}
+
+/** A fresh idempotency key for one intended order. */
+export function intentKey() {
+  return crypto.randomUUID();
+}
