@@ -130,7 +130,7 @@ fn read_qr(data_url: &str) -> String {
             other => panic!("unexpected PNG depth {other:?}"),
         }
     };
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| gray(x, y));
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, gray);
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().unwrap().1

@@ -33,9 +33,14 @@ fn operations(doc: &Value) -> Vec<(String, &'static str, Value)> {
 
 /// The path with each parameter replaced by a value of its documented form.
 fn concrete(path: &str) -> String {
+    let file = if path.starts_with("/console/") {
+        "app.js"
+    } else {
+        "docs.js"
+    };
     path.replace("{id}", "0190a0a0-0000-7000-8000-000000000000")
         .replace("{symbol}", "SPY")
-        .replace("{file}", "docs.js")
+        .replace("{file}", file)
 }
 
 /// `method` on the documented `path`, with no token and no body.
