@@ -1,12 +1,12 @@
 // The public JSON API in cookie mode. The session lives in HttpOnly cookies
 // this script never sees; every state-changing request echoes the CSRF
-// cookie in X-CSRF-Token; the access token is refreshed a minute before it
+// cookie in X-CSRF-Token; the access token is refreshed shortly before it
 // expires, one tab at a time (a refresh token works once, and its reuse is
 // taken for theft).
 
 const BASE = '/api/v1';
 const EXPIRY = 'fortfolio.access_expires_at';
-const EARLY_MS = 60000;
+const LIFETIME = 'fortfolio.access_lifetime';
 
 /** An RFC 9457 problem the API answered, or a network failure. */
 export class Problem extends Error {
@@ -84,6 +84,7 @@ let timer = null;
 
 /** Remembers when the access token of a login or refresh expires. */
 export function started(expiresIn) {
+  localStorage.setItem(LIFETIME, String(expiresIn * 1000));
   localStorage.setItem(EXPIRY, String(Date.now() + expiresIn * 1000));
   arm();
 }
@@ -91,6 +92,12 @@ export function started(expiresIn) {
 export function forget() {
   clearTimeout(timer);
   localStorage.removeItem(EXPIRY);
+  localStorage.removeItem(LIFETIME);
+}
+
+/** Resumes the refresh schedule of a session this tab finds on load. */
+export function resume() {
+  arm();
 }
 
 function arm() {
@@ -98,7 +105,9 @@ function arm() {
   const at = Number(localStorage.getItem(EXPIRY));
   if (!at) return;
   const seen = localStorage.getItem(EXPIRY);
-  timer = setTimeout(() => { refresh(seen); }, Math.max(0, at - Date.now() - EARLY_MS));
+  // A minute early, or a quarter of the lifetime when it is shorter.
+  const early = Math.min(60000, (Number(localStorage.getItem(LIFETIME)) || 0) / 4);
+  timer = setTimeout(() => { refresh(seen); }, Math.max(0, at - Date.now() - early));
 }
 
 // Another tab refreshed: follow its schedule.

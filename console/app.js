@@ -1,7 +1,7 @@
 // The console's shell: who is signed in, the navigation, and a hash router
 // (#/portfolio, #/asset/SPY, ...) that draws one page at a time into <main>.
 
-import { api, ensureCsrf, forget, get, mayHaveSession, post, whenSessionEnds } from './api.js';
+import { api, ensureCsrf, forget, get, mayHaveSession, post, resume, whenSessionEnds } from './api.js';
 import { fill, notify } from './ui.js';
 import { registerPage, signInPage } from './page-auth.js';
 import { portfolioPage } from './page-portfolio.js';
@@ -88,6 +88,7 @@ async function boot() {
   try {
     // A visitor who never signed in here is not asked about (no 401 noise).
     session.user = mayHaveSession() ? await api('GET', '/me') : null;
+    if (session.user) resume();
   } catch {
     session.user = null;
     forget();

@@ -28,7 +28,7 @@ fn binary() -> String {
 }
 
 impl Server {
-    async fn start(reauth_max_age: &str) -> Server {
+    async fn start(reauth_max_age: &str, access_ttl: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let data = dir.path().join("data");
@@ -50,7 +50,7 @@ impl Server {
         let config = format!(
             "[server]\nbind = \"127.0.0.1:{port}\"\ntls = \"self-signed\"\n\
              [storage]\ndata_dir = \"{}\"\n[logging]\ndir = \"{}\"\n\
-             [auth]\nreauth_max_age = \"{reauth_max_age}\"\n[rate_limits]\n{limits}",
+             [auth]\nreauth_max_age = \"{reauth_max_age}\"\naccess_ttl = \"{access_ttl}\"\n[rate_limits]\n{limits}",
             data.display(),
             dir.path().join("logs").display(),
         );
@@ -199,7 +199,7 @@ async fn page_fetch(b: &Browser, method: &str, path: &str, body: Value) -> Value
         "const [method, path, body, done] = arguments;
          const csrf = (document.cookie.match(/(?:^|; )(?:__Host-)?fortfolio_csrf=([^;]*)/) || [])[1] || '';
          const init = { method, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } };
-         if (method !== 'GET') { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
+         if (method !== 'GET' && body !== null) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
          fetch('/api/v1' + path, init).then(async (r) => done({ status: r.status, body: await r.json().catch(() => null) }));",
         json!([method, path, body]),
     )
@@ -214,8 +214,9 @@ async fn watch_requests(b: &Browser) {
            const real = window.fetch;
            window.fetch = (url, init = {}) => {
              const h = init.headers || {};
-             window.__sent.push({ method: init.method || 'GET', url: String(url), csrf: h['X-CSRF-Token'] || '' });
-             return real(url, init);
+             const entry = { method: init.method || 'GET', url: String(url), csrf: h['X-CSRF-Token'] || '', status: 0 };
+             window.__sent.push(entry);
+             return real(url, init).then((r) => { entry.status = r.status; return r; });
            };
          }",
     )
@@ -313,7 +314,7 @@ async fn a_new_user_registers_secures_the_account_and_trades_in_the_console() {
     let Some(chromedriver) = Driver::start("the console").await else {
         return;
     };
-    let server = Server::start("10m").await;
+    let server = Server::start("10m", "15m").await;
     let window = chromedriver.open("ann", 1280, 900).await;
     let b = window.clone();
     let root = server.root.clone();
@@ -558,7 +559,8 @@ async fn sessions_csrf_and_admin_in_the_console() {
     let Some(chromedriver) = Driver::start("the console").await else {
         return;
     };
-    let server = Server::start("4s").await;
+    // Access tokens of 10 s: the console must refresh them as it goes.
+    let server = Server::start("4s", "10s").await;
     server.admin(
         &[
             "user",
@@ -618,6 +620,9 @@ async fn sessions_csrf_and_admin_in_the_console() {
 
         // Another origin: a cross-site form post and credentialed fetches
         // from window 1, which holds a live session, change nothing.
+        // A fresh 10-second access cookie for the attack to ride on.
+        let fresh = page_fetch(&b1, "POST", "/auth/refresh", Value::Null).await;
+        assert_eq!(fresh["status"], 200, "{fresh}");
         b1.goto(&attacker).await;
         b1.wait_for("return document.title.startsWith('done');", "the attack page").await;
         let fetches = b1.script("return document.title;").await;
@@ -699,6 +704,17 @@ async fn sessions_csrf_and_admin_in_the_console() {
             "{own:?}"
         );
         audit_everywhere(&b3, &[("#/admin", "Administration")]).await;
+
+        // The admin's console kept its session alive: it refreshed the
+        // 10-second access token before it expired, and no request of the
+        // last 15 s was turned away.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        open_page(&b3, "#/security", "Security").await;
+        let sent = b3.script("return window.__sent;").await;
+        let sent = sent.as_array().unwrap();
+        let refreshes = sent.iter().filter(|r| r["url"].as_str().unwrap().ends_with("/auth/refresh") && r["status"] == 200).count();
+        assert!(refreshes >= 2, "{refreshes} refreshes: {sent:?}");
+        assert!(sent.iter().all(|r| r["status"] != 401), "{sent:?}");
 
         // Neither console sent a state-changing request without the header.
         for b in [&b1, &b3] {
