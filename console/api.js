@@ -20,18 +20,30 @@ export class Problem extends Error {
   }
 }
 
+// Under TLS the server checks only the `__Host-` cookie, which no other
+// origin can plant; a plain `fortfolio_csrf` there is ignored.
+const CSRF_COOKIE = location.protocol === 'https:' ? '__Host-fortfolio_csrf' : 'fortfolio_csrf';
+
 function csrfToken() {
   for (const part of document.cookie.split(';')) {
     const eq = part.indexOf('=');
-    const name = part.slice(0, eq).trim();
-    if (name === '__Host-fortfolio_csrf' || name === 'fortfolio_csrf') return part.slice(eq + 1).trim();
+    if (part.slice(0, eq).trim() === CSRF_COOKIE) return part.slice(eq + 1).trim();
   }
   return '';
 }
 
 let onEnded = () => {};
-/** Called when the session is gone (revoked, expired, account disabled). */
+/** Called when the session is gone (revoked, expired, account disabled, signed out in another tab). */
 export function whenSessionEnds(f) { onEnded = f; }
+
+/** Whether this tab believes it is signed in. */
+let live = false;
+
+function ended(message) {
+  const was = live;
+  forget();
+  if (was) onEnded(message);
+}
 
 async function send(method, path, body, extra) {
   const headers = { Accept: 'application/json', ...extra };
@@ -66,11 +78,12 @@ export async function api(method, path, body, headers = {}) {
   if (resp.status === 401 && !path.startsWith('/auth/login') && path !== '/auth/register') {
     const problem = await resp.clone().json().catch(() => ({}));
     if (problem.code === 'unauthorized') {
-      if (await refresh(seen)) resp = await send(method, path, body, headers);
-      if (resp.status === 401 && seen) {
-        forget();
-        onEnded('Your session has ended. Please sign in again.');
+      const renewed = await refresh(seen);
+      if (renewed === null) {
+        throw new Problem(503, { detail: 'The session could not be renewed just now. Try again in a moment.' });
       }
+      if (renewed) resp = await send(method, path, body, headers);
+      if (resp.status === 401) ended('Your session has ended. Please sign in again.');
     }
   }
   return read(resp);
@@ -84,12 +97,14 @@ let timer = null;
 
 /** Remembers when the access token of a login or refresh expires. */
 export function started(expiresIn) {
+  live = true;
   localStorage.setItem(LIFETIME, String(expiresIn * 1000));
   localStorage.setItem(EXPIRY, String(Date.now() + expiresIn * 1000));
   arm();
 }
 
 export function forget() {
+  live = false;
   clearTimeout(timer);
   localStorage.removeItem(EXPIRY);
   localStorage.removeItem(LIFETIME);
@@ -97,6 +112,7 @@ export function forget() {
 
 /** Resumes the refresh schedule of a session this tab finds on load. */
 export function resume() {
+  live = true;
   arm();
 }
 
@@ -110,18 +126,26 @@ function arm() {
   timer = setTimeout(() => { refresh(seen); }, Math.max(0, at - Date.now() - early));
 }
 
-// Another tab refreshed: follow its schedule.
-window.addEventListener('storage', (e) => { if (e.key === EXPIRY) arm(); });
+// Another tab refreshed: follow its schedule; it signed out: so does this one.
+window.addEventListener('storage', (e) => {
+  if (e.key !== EXPIRY) return;
+  if (e.newValue === null) ended('You are signed out.');
+  else arm();
+});
 
 /**
  * Trades the refresh cookie for a new pair, unless another tab already did
- * since `seen` was read. True when the session goes on.
+ * since `seen` was read. True when the session goes on, false when the
+ * server refused (the session has ended), null when it could not answer
+ * now (network, 429, 5xx: try later).
  */
 export async function refresh(seen) {
   const run = async () => {
     if (localStorage.getItem(EXPIRY) !== seen && localStorage.getItem(EXPIRY)) { arm(); return true; }
     const resp = await send('POST', '/auth/refresh', undefined, {}).catch(() => null);
-    if (!resp || !resp.ok) return false;
+    if (!resp) return null;
+    if (resp.status === 401 || resp.status === 403) return false;
+    if (!resp.ok) return null;
     const pair = await resp.json();
     started(pair.expires_in);
     return true;

@@ -2,7 +2,7 @@
 // (#/portfolio, #/asset/SPY, ...) that draws one page at a time into <main>.
 
 import { api, ensureCsrf, forget, get, mayHaveSession, post, resume, whenSessionEnds } from './api.js';
-import { fill, notify } from './ui.js';
+import { explain, fill, notify } from './ui.js';
 import { registerPage, signInPage } from './page-auth.js';
 import { portfolioPage } from './page-portfolio.js';
 import { assetPage } from './page-asset.js';
@@ -53,6 +53,7 @@ export function signedOut(message) {
 let drawing = 0;
 let drawn = false;
 async function route() {
+  if (location.hash === '#main') return; // the skip link, not a page
   const [name = 'portfolio', ...rest] = location.hash.replace(/^#\/?/, '').split('/');
   let page = pages[name];
   if (!page || (!page.open && !session.user) || (page.admin && session.user?.role !== 'admin')) {
@@ -77,6 +78,7 @@ async function route() {
     // announce it); the first page keeps the document's start, where the
     // skip link is the first tab stop.
     const heading = document.getElementById('page-title');
+    document.title = heading ? `${heading.textContent} – fortfolio` : 'fortfolio';
     if (heading && drawn) heading.focus({ preventScroll: true });
     drawn = true;
   }
@@ -89,13 +91,23 @@ async function boot() {
     // A visitor who never signed in here is not asked about (no 401 noise).
     session.user = mayHaveSession() ? await api('GET', '/me') : null;
     if (session.user) resume();
-  } catch {
+  } catch (err) {
     session.user = null;
-    forget();
+    // Only a refusal ends the session; an unreachable server does not.
+    if (err.status === 401 || err.status === 403) forget(); else notify(explain(err));
   }
   showUser();
+  document.querySelector('.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    main().focus();
+  });
   document.getElementById('sign-out').addEventListener('click', async () => {
-    try { await post('/auth/logout'); } catch { /* the session may be gone already */ }
+    try {
+      await post('/auth/logout');
+    } catch (err) {
+      // 401: the session was already gone. Anything else: still signed in.
+      if (err.status !== 401) { notify(`Not signed out: ${explain(err)}`); return; }
+    }
     signedOut('You are signed out.');
   });
   window.addEventListener('hashchange', route);

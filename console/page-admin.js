@@ -24,7 +24,7 @@ export async function adminPage(root, _args, current) {
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show events')));
   fill(root, title('Administration'),
     h('section', { class: 'card', 'aria-labelledby': 'st-h' }, h('h2', { id: 'st-h' }, 'Server'), status),
-    h('section', { class: 'card', 'aria-labelledby': 'us-h' }, h('h2', { id: 'us-h' }, 'Users'), search, usersLine, users),
+    h('section', { class: 'card', 'aria-labelledby': 'us-h' }, h('h2', { id: 'us-h', tabindex: '-1' }, 'Users'), search, usersLine, users),
     h('section', { class: 'card', 'aria-labelledby': 'ae-h' }, h('h2', { id: 'ae-h' }, 'Security events'), filter, eventsLine, events));
 
   const s = await get('/admin/status');
@@ -45,12 +45,14 @@ export async function adminPage(root, _args, current) {
       (i) => ({ 'data-user': page.items[i].email, 'data-id': page.items[i].id }))
       : h('p', { class: 'empty' }, 'No user matches.'));
   };
-  const act = async (u, path, body, done) => {
+  const act = async (u, path, body, done, warning) => {
     showError(usersLine, null);
     try {
+      if (warning && !(await ask(`${done} ${u.email}?`, [], 'Yes', warning))) return;
       await withFreshAuth(() => post(`/admin/users/${encodeURIComponent(u.id)}/${path}`, body));
-      notify(`${done} ${u.email}.`);
+      notify(`Done: ${done.toLowerCase()} ${u.email}.`);
       await loadUsers();
+      document.getElementById('us-h').focus();
     } catch (err) {
       showError(usersLine, err);
     }
@@ -61,13 +63,17 @@ export async function adminPage(root, _args, current) {
     return h('div', { class: 'actions' },
       self ? h('span', { class: 'muted' }, 'you') : [
         u.disabled
-          ? button('Enable', 'secondary', () => act(u, 'enable', {}, 'Enabled'), u)
-          : button('Disable', 'danger', () => act(u, 'disable', {}, 'Disabled'), u),
-        u.locked ? button('Unlock', 'secondary', () => act(u, 'unlock', {}, 'Unlocked'), u) : null,
-        u.two_factor_enabled ? button('Reset 2FA', 'danger', () => act(u, 'reset-2fa', {}, 'Turned 2FA off for'), u) : null,
-        button('Revoke sessions', 'secondary', () => act(u, 'revoke-sessions', {}, 'Ended the sessions of'), u),
+          ? button('Enable', 'secondary', () => act(u, 'enable', {}, 'Enable'), u)
+          : button('Disable', 'danger', () => act(u, 'disable', {}, 'Disable',
+            'Every session ends at once and the account cannot sign in until enabled again.'), u),
+        u.locked ? button('Unlock', 'secondary', () => act(u, 'unlock', {}, 'Unlock'), u) : null,
+        u.two_factor_enabled ? button('Reset 2FA', 'danger', () => act(u, 'reset-2fa', {}, 'Turn 2FA off for',
+          'Signing in will ask for the password only, until they set up 2FA again.'), u) : null,
+        button('Revoke sessions', 'secondary', () => act(u, 'revoke-sessions', {}, 'End the sessions of',
+          'Every browser and client of this account is signed out.'), u),
         button(u.role === 'admin' ? 'Make user' : 'Make admin', 'secondary',
-          () => act(u, 'role', { role: u.role === 'admin' ? 'user' : 'admin' }, 'Changed the role of'), u),
+          () => act(u, 'role', { role: u.role === 'admin' ? 'user' : 'admin' }, 'Change the role of',
+            u.role === 'admin' ? 'They lose the admin section and API at their next request.' : 'They gain every admin power, this one included.'), u),
       ]);
   };
   onSubmit(search, usersLine, async (d) => { query = String(d.get('q')).trim(); await loadUsers(); });
@@ -92,7 +98,8 @@ export async function adminPage(root, _args, current) {
 
 /**
  * Runs `action`; if the API wants a fresh authentication, asks for the
- * password or a 2FA code, records it, and runs the action once more.
+ * password or a 2FA code (a wrong one is shown in the dialog), records it,
+ * and runs the action once more.
  */
 async function withFreshAuth(action) {
   try {
@@ -100,19 +107,14 @@ async function withFreshAuth(action) {
   } catch (err) {
     if (err.code !== 'reauthentication_required') throw err;
   }
-  for (;;) {
-    const answer = await ask('Confirm it is you',
-      [field('Password, or a code from your authenticator app', { name: 'secret', type: 'password', autocomplete: 'current-password', required: true, id: 'reauth-secret' })],
-      'Confirm', 'Admin actions need a sign-in from the last 10 minutes.');
-    if (!answer) throw new Error('The action was cancelled: it needs a fresh authentication.');
-    const secret = String(answer.get('secret'));
-    const proof = /^\d{6}$/.test(secret.trim()) ? { code: secret.trim() } : { password: secret };
-    try {
-      await post('/auth/reauthenticate', proof);
-      return await action();
-    } catch (err) {
-      if (err.code !== 'invalid_credentials' && err.code !== 'invalid_2fa_code') throw err;
-      notify(err.message);
-    }
-  }
+  const confirmed = await ask('Confirm it is you',
+    [field('Password, or a code from your authenticator app', { name: 'secret', type: 'password', autocomplete: 'current-password', required: true, id: 'reauth-secret' })],
+    'Confirm', 'Admin actions need a sign-in from the last 10 minutes.',
+    async (answer) => {
+      const secret = String(answer.get('secret'));
+      // A password has at least 12 characters: six digits are a TOTP code.
+      await post('/auth/reauthenticate', /^\d{6}$/.test(secret.trim()) ? { code: secret.trim() } : { password: secret });
+    });
+  if (!confirmed) throw new Error('Cancelled: the action needs a fresh authentication.');
+  return action();
 }

@@ -38,7 +38,7 @@ export async function assetPage(root, [symbolArg], current) {
   let prediction = predictions.get(symbol) || null;
 
   const draw = () => {
-    const band = prediction && {
+    const band = prediction && prediction.interval.low !== null && prediction.interval.high !== null && {
       low: Number(prediction.interval.low), high: Number(prediction.interval.high),
       mid: Number(prediction.predicted_close), steps: prediction.horizon_days,
     };

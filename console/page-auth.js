@@ -66,21 +66,26 @@ function challenge(token) {
  * Password strength from `POST /auth/password-check` while the user types
  * (debounced); returns [the meter element, a function to call on input].
  */
-export function strengthMeter(passwordInput, emailOf) {
+export function strengthMeter(passwordInput, emailOf, nameOf = () => '', others = []) {
   const meter = h('div', { class: 'meter', 'data-score': '0', role: 'presentation' }, h('span'));
   const words = h('div', { class: 'feedback', id: `${passwordInput.id}-feedback`, 'aria-live': 'polite' });
   passwordInput.setAttribute('aria-describedby', words.id);
   let timer = null;
   let asked = 0;
-  passwordInput.addEventListener('input', () => {
+  const check = () => {
     clearTimeout(timer);
     const password = passwordInput.value;
-    if (!password) { meter.dataset.score = '0'; fill(words); return; }
+    if (!password) { ++asked; meter.dataset.score = '0'; fill(words); return; }
     timer = setTimeout(async () => {
       const mine = ++asked;
       try {
-        const email = emailOf() || undefined;
-        const v = await post('/auth/password-check', { password, email });
+        // The name and email count as guessable words, as on submit.
+        const body = { password };
+        const email = emailOf().trim();
+        const name = nameOf().trim();
+        if (email) body.email = email;
+        if (name) body.full_name = name;
+        const v = await post('/auth/password-check', body);
         if (mine !== asked) return;
         meter.dataset.score = String(v.score);
         fill(words, v.acceptable
@@ -90,18 +95,22 @@ export function strengthMeter(passwordInput, emailOf) {
         if (mine === asked) fill(words, err.message);
       }
     }, 300);
-  });
+  };
+  passwordInput.addEventListener('input', check);
+  for (const other of others) other.addEventListener('input', () => { if (passwordInput.value) check(); });
   return h('div', {}, meter, words);
 }
 
 export async function registerPage(root) {
   const line = errorLine();
   const password = h('input', { id: 'reg-password', name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
+  const emailField = field('Email', { name: 'email', type: 'email', autocomplete: 'email', required: true, id: 'reg-email' });
+  const nameField = field('Full name (optional)', { name: 'full_name', autocomplete: 'name', maxlength: 200, id: 'reg-name' });
+  const [email, name] = [emailField.querySelector('input'), nameField.querySelector('input')];
   const form = h('form', { class: 'card' },
-    field('Email', { name: 'email', type: 'email', autocomplete: 'email', required: true, id: 'reg-email' }),
-    field('Full name (optional)', { name: 'full_name', autocomplete: 'name', maxlength: 200 }),
+    emailField, nameField,
     h('div', { class: 'field' }, h('label', { for: 'reg-password' }, 'Password'), password),
-    strengthMeter(password, () => form.querySelector('#reg-email').value),
+    strengthMeter(password, () => email.value, () => name.value, [email, name]),
     line,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create account')));
   fill(root, h('section', { class: 'narrow' }, title('Create an account'), form,

@@ -21,6 +21,8 @@ export async function newsPage(root, [symbolArg], current) {
 
   let cursor = null;
   const load = async () => {
+    if (more.disabled) return;
+    more.disabled = true;
     const q = new URLSearchParams({ limit: '20' });
     if (symbol) q.set('symbol', symbol);
     if (cursor) q.set('cursor', cursor);
@@ -30,8 +32,9 @@ export async function newsPage(root, [symbolArg], current) {
       if (!page.items.length && !cursor) items.append(h('li', { class: 'empty' }, 'No news for this filter.'));
       for (const n of page.items) items.append(item(n));
       cursor = page.next_cursor;
+      if (!cursor && document.activeElement === more) items.lastElementChild?.querySelector('a')?.focus();
       more.hidden = !cursor;
-    } catch (err) { showError(line, err); }
+    } catch (err) { showError(line, err); } finally { more.disabled = false; }
   };
   more.addEventListener('click', load);
   await load();

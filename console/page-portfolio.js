@@ -95,9 +95,10 @@ function orderForm(reload) {
     try {
       answer = await api('POST', `/portfolio/${side}`, body, { 'Idempotency-Key': key });
     } catch (err) {
-      // The server answered: this order is settled, the next one is new.
-      // (Without an answer the same key makes a retry safe.)
-      if (err.status) key = intentKey();
+      // A definite refusal (4xx) settles this order: the next one is new.
+      // No answer, 429 or 5xx may hide an order that executed: a retry with
+      // the same key gets that order's answer instead of a second order.
+      if (err.status >= 400 && err.status < 500 && err.status !== 429) key = intentKey();
       throw err;
     }
     key = intentKey();

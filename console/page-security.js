@@ -4,7 +4,7 @@
 
 import { del, get, post } from './api.js';
 import { strengthMeter } from './page-auth.js';
-import { errorLine, field, fill, fmtTime, h, notify, onSubmit, showError, table, title } from './ui.js';
+import { errorLine, explain, field, fill, fmtTime, h, notify, onSubmit, showError, table, title } from './ui.js';
 import { session, signedOut } from './app.js';
 
 export async function securityPage(root, _args, current) {
@@ -15,9 +15,9 @@ export async function securityPage(root, _args, current) {
   fill(root, title('Security'),
     twoFactor,
     passwordForm(),
-    h('section', { class: 'card', 'aria-labelledby': 'ss-h' }, h('h2', { id: 'ss-h' }, 'Sessions'), sessions,
+    h('section', { class: 'card', 'aria-labelledby': 'ss-h' }, h('h2', { id: 'ss-h', tabindex: '-1' }, 'Sessions'), sessions,
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', id: 'logout-all', onclick: logoutAll }, 'Sign out everywhere'))),
-    h('section', { class: 'card', 'aria-labelledby': 'dv-h' }, h('h2', { id: 'dv-h' }, 'Devices'), devices),
+    h('section', { class: 'card', 'aria-labelledby': 'dv-h' }, h('h2', { id: 'dv-h', tabindex: '-1' }, 'Devices'), devices),
     h('section', { class: 'card', 'aria-labelledby': 'ev-h' }, h('h2', { id: 'ev-h' }, 'Security events'), events));
 
   // Drawn at once from what the shell knows, so nothing below moves.
@@ -100,7 +100,7 @@ function passwordForm() {
     h('h2', { id: 'pw-h' }, 'Change password'),
     field('Current password', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true }),
     h('div', { class: 'field' }, h('label', { for: 'new-password' }, 'New password'), next),
-    strengthMeter(next, () => (session.user ? session.user.email : '')),
+    strengthMeter(next, () => (session.user ? session.user.email : ''), () => (session.user && session.user.full_name) || ''),
     line, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Change password')));
   onSubmit(form, line, async (d) => {
     const r = await post('/me/password', { current_password: d.get('current_password'), new_password: d.get('new_password') });
@@ -114,13 +114,18 @@ async function drawSessions(box, current) {
   const line = errorLine();
   const page = await get('/me/sessions?limit=100');
   if (!current()) return;
-  fill(box, table(null, [{ label: 'Started' }, { label: 'Last used' }, { label: 'Address' }, { label: 'Browser' }, { label: '' }],
+  fill(box, table(null, [{ label: 'Started' }, { label: 'Last used' }, { label: 'Address' }, { label: 'Browser' }, { label: 'Action', hidden: true }],
     page.items.map((s) => [fmtTime(s.created_at), fmtTime(s.last_used_at), s.ip, s.user_agent,
       s.current ? h('strong', {}, 'This browser')
         : h('button', {
           type: 'button', class: 'danger', 'data-session': s.id, 'aria-label': `Revoke the session started ${fmtTime(s.created_at)} from ${s.ip}`,
           onclick: async () => {
-            try { await del(`/me/sessions/${encodeURIComponent(s.id)}`); notify('Session revoked.'); await drawSessions(box, current); } catch (err) { showError(line, err); }
+            try {
+              await del(`/me/sessions/${encodeURIComponent(s.id)}`);
+              notify('Session revoked.');
+              await drawSessions(box, current);
+              document.getElementById('ss-h').focus();
+            } catch (err) { showError(line, err); }
           },
         }, 'Revoke')]),
   (i) => ({ 'data-id': page.items[i].id, 'data-current': String(page.items[i].current) })), line);
@@ -130,13 +135,18 @@ async function drawDevices(box, current) {
   const line = errorLine();
   const page = await get('/me/devices?limit=100');
   if (!current()) return;
-  fill(box, page.items.length ? table(null, [{ label: 'Browser' }, { label: 'Network' }, { label: 'First seen' }, { label: 'Last seen' }, { label: '' }],
+  fill(box, page.items.length ? table(null, [{ label: 'Browser' }, { label: 'Network' }, { label: 'First seen' }, { label: 'Last seen' }, { label: 'Action', hidden: true }],
     page.items.map((d) => [d.user_agent, d.ip_network, fmtTime(d.first_seen), fmtTime(d.last_seen),
       d.current ? h('strong', {}, 'This device')
         : h('button', {
           type: 'button', class: 'secondary', 'aria-label': `Forget the device last seen ${fmtTime(d.last_seen)}`,
           onclick: async () => {
-            try { await del(`/me/devices/${encodeURIComponent(d.id)}`); await drawDevices(box, current); } catch (err) { showError(line, err); }
+            try {
+              await del(`/me/devices/${encodeURIComponent(d.id)}`);
+              notify('Device forgotten.');
+              await drawDevices(box, current);
+              document.getElementById('dv-h').focus();
+            } catch (err) { showError(line, err); }
           },
         }, 'Forget')])) : h('p', { class: 'empty' }, 'No devices yet.'), line);
 }
@@ -151,6 +161,10 @@ async function drawEvents(list, current) {
 }
 
 async function logoutAll() {
-  try { await post('/auth/logout-all'); } catch { /* signed out either way */ }
+  try {
+    await post('/auth/logout-all');
+  } catch (err) {
+    if (err.status !== 401) { notify(`Not signed out: ${explain(err)}`); return; }
+  }
   signedOut('Every session of this account is signed out.');
 }

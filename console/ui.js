@@ -88,10 +88,13 @@ export function showError(line, err) {
   fill(line, err ? explain(err) : '');
 }
 
-/** The page's notice bar (role=status). */
+let noticeTimer = null;
+/** The page's notice bar (role=status); it clears itself after 10 s. */
 export function notify(text) {
   const bar = document.getElementById('notice');
   fill(bar, text ? h('p', {}, text) : '');
+  clearTimeout(noticeTimer);
+  if (text) noticeTimer = setTimeout(() => fill(bar), 10000);
 }
 
 /**
@@ -115,13 +118,17 @@ export function onSubmit(form, line, work) {
   });
 }
 
-/** A table: columns [{label, num?}], rows of cells (node or text). */
+/**
+ * A table: columns [{label, num?, hidden?}] (a hidden label is read by
+ * screen readers only), rows of cells (node or text).
+ */
 export function table(caption, columns, rows, rowAttrs = () => ({})) {
   // Focusable, so a keyboard can scroll a table wider than a phone.
-  return h('div', { class: 'table-wrap', tabindex: '0' },
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption || `Table: ${columns.filter((c) => !c.hidden).map((c) => c.label).join(', ')}` },
     h('table', {},
       caption ? h('caption', {}, caption) : null,
-      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : null }, c.label)))),
+      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : null },
+        c.hidden ? h('span', { class: 'sr-only' }, c.label) : c.label)))),
       h('tbody', {}, rows.map((cells, i) => h('tr', rowAttrs(i),
         cells.map((cell, j) => h('td', { class: columns[j].num ? 'num' : null }, cell)))))));
 }
@@ -131,8 +138,12 @@ export function title(text) {
   return h('h1', { tabindex: '-1', id: 'page-title' }, text);
 }
 
-/** A modal dialog; resolves with the submitted FormData, or null. */
-export function ask(heading, fields, submitLabel, explainText) {
+/**
+ * A modal dialog. On submit it runs `act(FormData)`: a problem is shown in
+ * the dialog, which stays open; success closes it. Resolves true when `act`
+ * succeeded, false when cancelled.
+ */
+export function ask(heading, fields, submitLabel, explainText, act = async () => {}) {
   return new Promise((resolve) => {
     const line = errorLine();
     const form = h('form', { method: 'dialog' },
@@ -141,13 +152,18 @@ export function ask(heading, fields, submitLabel, explainText) {
         h('button', { type: 'submit', value: 'ok' }, submitLabel),
         h('button', { type: 'button', class: 'secondary', onclick: () => { dialog.close(); } }, 'Cancel')));
     const dialog = h('dialog', { 'aria-label': heading }, form);
-    let answer = null;
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
-      answer = new FormData(form);
+    const opener = document.activeElement;
+    let done = false;
+    onSubmit(form, line, async (data) => {
+      await act(data);
+      done = true;
       dialog.close();
     });
-    dialog.addEventListener('close', () => { dialog.remove(); resolve(answer); });
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (opener && opener.isConnected) opener.focus();
+      resolve(done);
+    });
     document.body.append(dialog);
     dialog.showModal();
   });

@@ -677,6 +677,9 @@ async fn sessions_csrf_and_admin_in_the_console() {
         assert_eq!(stale["status"], 403, "{stale}");
         assert_eq!(stale["body"]["code"], "reauthentication_required", "{stale}");
         b3.click("#admin-users tr[data-user=\"vic@example.com\"] button[data-action=disable]").await;
+        b3.wait_for("return !!document.querySelector('dialog[open] button[value=ok]');", "the confirmation")
+            .await;
+        b3.click("dialog[open] button[value=ok]").await;
         b3.wait_for("return !!document.querySelector('dialog[open] #reauth-secret');", "the re-authentication dialog")
             .await;
         b3.type_into("#reauth-secret", &format!("{PASSWORD}\u{E007}")).await;
