@@ -237,6 +237,26 @@ impl Browser {
         }
     }
 
+    /// Opens a tab in the same profile (same cookies and storage) and
+    /// answers its handle; the current tab stays in control.
+    pub async fn new_tab(&self) -> String {
+        let tab = self.call("POST", "/window/new", json!({"type": "tab"})).await;
+        tab["handle"].as_str().unwrap().to_string()
+    }
+
+    /// The handle of the tab in control.
+    pub async fn tab(&self) -> String {
+        self.call("GET", "/window", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn switch_to(&self, handle: &str) {
+        self.call("POST", "/window", json!({"handle": handle})).await;
+    }
+
     pub async fn close(&self) {
         let _ = self.try_call("DELETE", "", Value::Null).await;
     }

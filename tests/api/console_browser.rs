@@ -542,8 +542,21 @@ async fn a_new_user_registers_secures_the_account_and_trades_in_the_console() {
             layout_shift(&b, &root, hash, title).await;
         }
 
-        // The sign-in and register pages, signed out.
+        // Signing out in one tab signs out the other tabs of the browser.
+        let first = b.tab().await;
+        let second = b.new_tab().await;
+        b.switch_to(&second).await;
+        b.goto(&format!("{root}/#/news")).await;
+        title_is(&b, "News").await;
+        b.switch_to(&first).await;
         b.click("#sign-out").await;
+        title_is(&b, "Sign in").await;
+        b.switch_to(&second).await;
+        title_is(&b, "Sign in").await;
+        let nav = b.script("return document.getElementById('nav').hidden;").await;
+        assert_eq!(nav, json!(true), "the other tab still shows the signed-in navigation");
+
+        // The sign-in and register pages, signed out.
         audit_everywhere(&b, &[("#/signin", "Sign in"), ("#/register", "Create an account")]).await;
     })
     .await;
