@@ -9,7 +9,7 @@ const EXPIRY = 'fortfolio.access_expires_at';
 const LIFETIME = 'fortfolio.access_lifetime';
 
 /** An RFC 9457 problem the API answered, or a network failure. */
-export class Problem extends Error {
+class Problem extends Error {
   constructor(status, body, headers) {
     super(body.detail || body.title || `The server answered ${status}.`);
     this.status = status;
@@ -139,7 +139,7 @@ window.addEventListener('storage', (e) => {
  * server refused (the session has ended), null when it could not answer
  * now (network, 429, 5xx: try later).
  */
-export async function refresh(seen) {
+async function refresh(seen) {
   const run = async () => {
     if (localStorage.getItem(EXPIRY) !== seen && localStorage.getItem(EXPIRY)) { arm(); return true; }
     const resp = await send('POST', '/auth/refresh', undefined, {}).catch(() => null);

@@ -5,6 +5,12 @@ import { post, started } from './api.js';
 import { errorLine, field, fill, h, notify, onSubmit, title } from './ui.js';
 import { signedIn } from './app.js';
 
+/** A login, 2FA or register answer: the session starts here. */
+async function enter(answer) {
+  started(answer.expires_in);
+  await signedIn(answer.user);
+}
+
 export async function signInPage(root) {
   const line = errorLine();
   const form = h('form', { class: 'card', 'aria-labelledby': 'page-title' },
@@ -21,8 +27,7 @@ export async function signInPage(root) {
       box.querySelector('input').focus();
       return;
     }
-    started(answer.expires_in);
-    await signedIn(answer.user);
+    await enter(answer);
   });
 }
 
@@ -55,8 +60,7 @@ function challenge(token) {
     const answer = backup
       ? await post('/auth/2fa/backup-code', { challenge_token: token, backup_code: code })
       : await post('/auth/login/2fa', { challenge_token: token, code });
-    started(answer.expires_in);
-    await signedIn(answer.user);
+    await enter(answer);
     if (backup) notify(`Signed in with a backup code; ${answer.backup_codes_remaining} left.`);
   });
   return form;
@@ -120,7 +124,6 @@ export async function registerPage(root) {
     const name = String(data.get('full_name') || '').trim();
     if (name) body.full_name = name;
     const answer = await post('/auth/register', body);
-    started(answer.expires_in);
-    await signedIn(answer.user);
+    await enter(answer);
   });
 }

@@ -110,6 +110,14 @@ function passwordForm() {
   return form;
 }
 
+/** A row's button that removes what the row shows; a problem goes in `line`. */
+function removeButton(label, cls, ariaLabel, line, remove) {
+  return h('button', {
+    type: 'button', class: cls, 'aria-label': ariaLabel,
+    onclick: async () => { try { await remove(); } catch (err) { showError(line, err); } },
+  }, label);
+}
+
 async function drawSessions(box, current) {
   const line = errorLine();
   const page = await get('/me/sessions?limit=100');
@@ -117,17 +125,12 @@ async function drawSessions(box, current) {
   fill(box, table(null, [{ label: 'Started' }, { label: 'Last used' }, { label: 'Address' }, { label: 'Browser' }, { label: 'Action', hidden: true }],
     page.items.map((s) => [fmtTime(s.created_at), fmtTime(s.last_used_at), s.ip, s.user_agent,
       s.current ? h('strong', {}, 'This browser')
-        : h('button', {
-          type: 'button', class: 'danger', 'data-session': s.id, 'aria-label': `Revoke the session started ${fmtTime(s.created_at)} from ${s.ip}`,
-          onclick: async () => {
-            try {
-              await del(`/me/sessions/${encodeURIComponent(s.id)}`);
-              notify('Session revoked.');
-              await drawSessions(box, current);
-              document.getElementById('ss-h').focus();
-            } catch (err) { showError(line, err); }
-          },
-        }, 'Revoke')]),
+        : removeButton('Revoke', 'danger', `Revoke the session started ${fmtTime(s.created_at)} from ${s.ip}`, line, async () => {
+          await del(`/me/sessions/${encodeURIComponent(s.id)}`);
+          notify('Session revoked.');
+          await drawSessions(box, current);
+          document.getElementById('ss-h').focus();
+        })]),
   (i) => ({ 'data-id': page.items[i].id, 'data-current': String(page.items[i].current) })), line);
 }
 
@@ -138,17 +141,12 @@ async function drawDevices(box, current) {
   fill(box, page.items.length ? table(null, [{ label: 'Browser' }, { label: 'Network' }, { label: 'First seen' }, { label: 'Last seen' }, { label: 'Action', hidden: true }],
     page.items.map((d) => [d.user_agent, d.ip_network, fmtTime(d.first_seen), fmtTime(d.last_seen),
       d.current ? h('strong', {}, 'This device')
-        : h('button', {
-          type: 'button', class: 'secondary', 'aria-label': `Forget the device last seen ${fmtTime(d.last_seen)}`,
-          onclick: async () => {
-            try {
-              await del(`/me/devices/${encodeURIComponent(d.id)}`);
-              notify('Device forgotten.');
-              await drawDevices(box, current);
-              document.getElementById('dv-h').focus();
-            } catch (err) { showError(line, err); }
-          },
-        }, 'Forget')])) : h('p', { class: 'empty' }, 'No devices yet.'), line);
+        : removeButton('Forget', 'secondary', `Forget the device last seen ${fmtTime(d.last_seen)}`, line, async () => {
+          await del(`/me/devices/${encodeURIComponent(d.id)}`);
+          notify('Device forgotten.');
+          await drawDevices(box, current);
+          document.getElementById('dv-h').focus();
+        })])) : h('p', { class: 'empty' }, 'No devices yet.'), line);
 }
 
 async function drawEvents(list, current) {

@@ -50,7 +50,6 @@ export const fmtQty = (s) => qty.format(Number(s));
 export const fmtPct = (s) => (s === null || s === undefined ? '–' : `${Number(s).toFixed(2)} %`);
 export const fmtRatio = (x) => (x === null || x === undefined ? '–' : `${(Number(x) * 100).toFixed(1)} %`);
 export const fmtTime = (t) => (t ? new Date(t).toLocaleString() : '–');
-export const fmtDate = (t) => (t ? new Date(t).toLocaleDateString() : '–');
 
 /** `gain` or `loss` for a signed amount. */
 export const sign = (s) => (Number(s) > 0 ? 'gain' : Number(s) < 0 ? 'loss' : '');

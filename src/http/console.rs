@@ -38,11 +38,6 @@ console_files!(
     "page-admin.js",
 );
 
-/// The console's files and their sizes (the page-weight check reads it).
-pub fn files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
-    FILES.iter().copied()
-}
-
 fn serve(name: &str) -> Response {
     let Some((_, body)) = FILES.iter().find(|(n, _)| *n == name) else {
         return ApiError::not_found("no such console file").into_response();

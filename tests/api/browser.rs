@@ -210,18 +210,19 @@ impl Browser {
             .await
     }
 
-    /// Errors and CSP violations in the browser's console since the last call.
-    pub async fn console_problems(&self) -> Vec<String> {
+    /// Errors and CSP violations in the browser's console since the last
+    /// call. With `refusals_expected`, a request the server answered with an
+    /// error status is not one (the console meets 401s and 403s by design).
+    pub async fn console_problems(&self, refusals_expected: bool) -> Vec<String> {
         let log = self.call("POST", "/se/log", json!({"type": "browser"})).await;
         log.as_array()
             .into_iter()
             .flatten()
             .filter_map(|e| {
                 let message = e["message"].as_str().unwrap_or("").to_string();
-                // A refused request is the API answering, not a page error.
                 let answered = message.contains("Failed to load resource: the server responded with a status of");
-                let bad = (e["level"] == "SEVERE" && !answered) || message.contains("Content Security Policy");
-                bad.then_some(message)
+                let severe = e["level"] == "SEVERE" && !(refusals_expected && answered);
+                (severe || message.contains("Content Security Policy")).then_some(message)
             })
             .collect()
     }

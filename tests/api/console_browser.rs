@@ -536,7 +536,7 @@ async fn a_new_user_registers_secures_the_account_and_trades_in_the_console() {
         for r in changing {
             assert!(r["csrf"].as_str().unwrap().len() > 20, "sent without CSRF: {r}");
         }
-        let problems = b.console_problems().await;
+        let problems = b.console_problems(true).await;
         assert!(problems.is_empty(), "browser console: {problems:?}");
         for (hash, title) in [("#/portfolio", "Portfolio"), ("#/asset/SPY", "Asset SPY"), ("#/news", "News"), ("#/security", "Security")] {
             layout_shift(&b, &root, hash, title).await;
@@ -651,7 +651,7 @@ async fn sessions_csrf_and_admin_in_the_console() {
         title_is(&b1, "Portfolio").await;
         watch_requests(&b1).await;
         // The attack page's own console (its CORS errors) is not the console's.
-        let _ = b1.console_problems().await;
+        let _ = b1.console_problems(true).await;
         let orders = page_fetch(&b1, "GET", "/portfolio/transactions", Value::Null).await;
         assert_eq!(orders["body"]["items"], json!([]), "the attacks bought nothing");
 
@@ -738,7 +738,7 @@ async fn sessions_csrf_and_admin_in_the_console() {
             for r in sent.as_array().unwrap().iter().filter(|r| r["method"] != "GET") {
                 assert!(r["csrf"].as_str().unwrap().len() > 20, "sent without CSRF: {r}");
             }
-            let problems = b.console_problems().await;
+            let problems = b.console_problems(true).await;
             assert!(problems.is_empty(), "browser console: {problems:?}");
         }
     })

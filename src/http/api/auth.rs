@@ -398,7 +398,12 @@ struct PasswordVerdict {
 async fn password_check(AppJson(body): AppJson<PasswordCheckBody>) -> ApiResult<Json<PasswordVerdict>> {
     let full_name = crate::accounts::validate_full_name(body.full_name)?;
     let email = body.email.as_deref().and_then(|e| crate::domain::Email::parse(e).ok());
-    let verdict = crate::domain::assess_password(body.password.expose(), email.as_ref(), full_name.as_deref());
+    // zxcvbn is CPU work (milliseconds at worst): off the async workers.
+    let verdict = tokio::task::spawn_blocking(move || {
+        crate::domain::assess_password(body.password.expose(), email.as_ref(), full_name.as_deref())
+    })
+    .await
+    .map_err(|_| ApiError::internal("the password check stopped"))?;
     let (reason, suggestions) = match verdict.rejection {
         Some(r) => (Some(r.reason), r.suggestions),
         None => (None, Vec::new()),
