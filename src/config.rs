@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub keep_alive_timeout: Dur,
     /// Open client connections at most; further ones are closed at once.
     pub max_connections: usize,
+    /// The address users reach the server at, for the links in mails
+    /// (verification, password reset, email change); empty: made from
+    /// `bind` and `tls` (`https://127.0.0.1:8443`).
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +86,7 @@ impl Default for ServerConfig {
             header_read_timeout: Dur::secs(10),
             keep_alive_timeout: Dur::secs(60),
             max_connections: 10_000,
+            public_url: String::new(),
         }
     }
 }
@@ -210,6 +215,8 @@ pub struct RateLimits {
     pub predictions: Rate,
     /// `/api/v1/admin/*` (SPEC §11).
     pub admin: Rate,
+    /// Email verification, password reset, email change (SPEC §12).
+    pub recovery: Rate,
 }
 
 impl Default for RateLimits {
@@ -228,6 +235,7 @@ impl Default for RateLimits {
             news: m(30),
             predictions: m(20),
             admin: m(30),
+            recovery: m(5),
         }
     }
 }
@@ -704,6 +712,16 @@ impl Config {
     }
 
     /// Several instances share one database: scaled mode (SPEC §10).
+    /// Where mailed links point: `server.public_url`, else made from the
+    /// listening address and TLS mode.
+    pub fn public_url(&self) -> String {
+        if !self.server.public_url.is_empty() {
+            return self.server.public_url.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.server.tls == TlsMode::Off { "http" } else { "https" };
+        format!("{scheme}://{}", self.server.bind)
+    }
+
     pub fn is_scaled(&self) -> bool {
         self.storage.backend == StorageBackend::Postgres
     }
@@ -734,6 +752,20 @@ impl Config {
             if s.tls_key.as_os_str().is_empty() {
                 return bad("server.tls_key", "is required when server.tls = \"files\"");
             }
+        }
+        if !s.public_url.is_empty()
+            && !(s.public_url.starts_with("https://") || s.public_url.starts_with("http://"))
+        {
+            return bad(
+                "server.public_url",
+                "must be a URL like https://fortfolio.example.com (or empty)",
+            );
+        }
+        if self.auth.require_email_verification && self.smtp.host.is_empty() {
+            return bad(
+                "auth.require_email_verification",
+                "needs smtp.host: without mail no account could ever be verified",
+            );
         }
         for origin in &s.cors_allowed_origins {
             if origin == "*" {

@@ -122,7 +122,7 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(wakeup) = &state.mail_wakeup {
-        let mailer = Mailer::new(&state.config.smtp)?;
+        let mailer = Mailer::new(&state.config.smtp, state.accounts.totp_box.clone())?;
         tasks.push(tokio::spawn(run_outbox(
             state.store.clone(),
             mailer,
@@ -165,7 +165,7 @@ const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
 /// This instance's log files, then — by whichever instance claims the job
 /// this hour — the stored events and expired records.
 async fn retention(state: &AppState) {
-    state.events.purge_log_files();
+    state.events.purge_log_files().await;
     let lease = chrono::Duration::minutes(50);
     match state
         .store

@@ -101,6 +101,15 @@ pub enum AccountsError {
     /// The action needs a password or code proven within the last minutes.
     #[error("this action needs a recent authentication: POST /api/v1/auth/reauthenticate with your password or a current 2FA code, then retry")]
     ReauthenticationRequired { authenticated_at: DateTime<Utc> },
+    /// A mailed token that is unknown, spent, expired or retired.
+    #[error("this link is invalid, expired or already used; ask for a new one")]
+    InvalidToken,
+    /// Mailed links need an SMTP server.
+    #[error("this server cannot send mail (no smtp.host configured); ask an administrator")]
+    EmailUnavailable,
+    /// `auth.require_email_verification` and the address is not proven.
+    #[error("confirm your email address first: open the link mailed to you, or POST /api/v1/auth/verify-email/resend")]
+    EmailNotVerified,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -140,6 +149,9 @@ impl AccountsError {
             AccountsError::NotFound(_) => "not_found",
             AccountsError::Forbidden(_) => "forbidden",
             AccountsError::ReauthenticationRequired { .. } => "reauthentication_required",
+            AccountsError::InvalidToken => "invalid_token",
+            AccountsError::EmailUnavailable => "email_unavailable",
+            AccountsError::EmailNotVerified => "email_not_verified",
             AccountsError::Store(_) | AccountsError::State(_) | AccountsError::Internal(_) => "internal",
         }
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 pub mod error;
 pub mod profile;
+pub mod recovery;
 pub mod step_up;
 pub mod two_factor;
 
@@ -42,6 +43,8 @@ pub struct UserView {
     pub full_name: Option<String>,
     pub role: Role,
     pub two_factor_enabled: bool,
+    /// Whether the address was proven by a mailed link (SPEC §12).
+    pub email_verified: bool,
     #[serde(with = "ts")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-28T09:30:00.123456Z")]
     pub created_at: chrono::DateTime<Utc>,
@@ -58,6 +61,7 @@ impl From<&UserRecord> for UserView {
             full_name: u.full_name.clone(),
             role: u.role,
             two_factor_enabled: u.two_factor_enabled,
+            email_verified: u.email_verified_at.is_some(),
             created_at: u.created_at,
             last_login_at: u.last_login_at,
         }
@@ -138,8 +142,12 @@ pub struct Accounts {
     pub throttle: LoginThrottle,
     pub revocations: RevocationList,
     pub events: Arc<SecurityLog>,
-    /// Seals TOTP secrets at rest.
-    pub totp_box: SecretBox,
+    /// Seals TOTP secrets at rest (and mailed tokens in the outbox).
+    pub totp_box: std::sync::Arc<SecretBox>,
+    /// Whether an SMTP server is configured (mailed links are possible).
+    pub mail_enabled: bool,
+    /// Where mailed links point (`server.public_url`).
+    pub public_url: String,
 }
 
 /// The lookup key for a login email: no validation, so a malformed address
@@ -176,13 +184,15 @@ pub struct Attempt<'a> {
 }
 
 impl Accounts {
-    /// Creates an account (register, or `admin user create`).
+    /// Creates an account (register, or `admin user create`, whose address
+    /// the admin vouches for: `verified`).
     pub async fn create_user(
         &self,
         email: &str,
         password: &str,
         full_name: Option<String>,
         role: Role,
+        verified: bool,
     ) -> AccountsResult<UserRecord> {
         let email = Email::parse(email).map_err(|e| AccountsError::invalid("email", e))?;
         let full_name = validate_full_name(full_name)?;
@@ -207,6 +217,7 @@ impl Accounts {
             password_changed_at: now,
             two_factor_enabled: false,
             totp: None,
+            email_verified_at: verified.then_some(now),
         };
         match self.store.create_user(user.clone()).await {
             Ok(()) => Ok(user),
@@ -222,10 +233,16 @@ impl Accounts {
         full_name: Option<String>,
         client: &ClientInfo,
     ) -> AccountsResult<AuthSuccess> {
-        let user = self.create_user(email, password, full_name, Role::User).await?;
+        let user = self.create_user(email, password, full_name, Role::User, false).await?;
         self.events
             .emit(NewEvent::success(EventType::Register).user(&user).client(client))
             .await;
+        if self.mail_enabled {
+            // The account exists either way; a link can be asked for again.
+            if let Err(e) = self.send_verification(&user, client).await {
+                tracing::error!(error = %e, "cannot mail the verification link");
+            }
+        }
         self.start_session(user, client, Origin::Registration).await
     }
 
@@ -701,12 +718,26 @@ mod tests {
         };
         let rt_state = state.clone();
         Accounts {
-            events: Arc::new(SecurityLog::new(&dir.join("logs"), 30, store.clone(), None)),
+            events: Arc::new(
+                SecurityLog::open(
+                    crate::security::events::LogSetup {
+                        dir: dir.join("logs"),
+                        retention_days: 30,
+                        key: crate::security::audit::AuditKey::derive(b"test"),
+                        chain: "main".into(),
+                    },
+                    store.clone(),
+                    None,
+                )
+                .await,
+            ),
             throttle: LoginThrottle::new(rt_state, &config),
             revocations: RevocationList::load(store.clone(), state).await.unwrap(),
             jwt: JwtKeys::new(&[7u8; 32], "fortfolio-test"),
             hasher: PasswordHasher::new().unwrap(),
-            totp_box: SecretBox::new(&[9u8; 32]).unwrap(),
+            totp_box: Arc::new(SecretBox::new(&[9u8; 32]).unwrap()),
+            mail_enabled: false,
+            public_url: "https://127.0.0.1:8443".into(),
             config,
             store,
         }

@@ -170,16 +170,7 @@ impl Accounts {
             return Err(AccountsError::TwoFactorNotEnabled { hint: None });
         }
         let slot = self.step_up(ctx, password, client).await?;
-        let secret = self.secret_of(&user)?;
-        let accepted = match totp::matching_step(&secret, code.expose(), now_secs()) {
-            Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
-            None => self
-                .store
-                .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
-                .await?
-                .is_some(),
-        };
-        if !accepted {
+        if !self.spend_any_code(&user, code).await? {
             return Err(self.wrong_code(ctx, slot, client).await);
         }
         self.passed_attempt(slot, true).await?;
@@ -205,6 +196,20 @@ impl Accounts {
         Ok(match totp::matching_step(&secret, code.expose(), now_secs()) {
             Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
             None => false,
+        })
+    }
+
+    /// Whether `code` is a current TOTP code or an unused backup code of
+    /// `user`; a match is spent (the time step, or the backup code).
+    pub(super) async fn spend_any_code(&self, user: &UserRecord, code: &Secret) -> AccountsResult<bool> {
+        let secret = self.secret_of(user)?;
+        Ok(match totp::matching_step(&secret, code.expose(), now_secs()) {
+            Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
+            None => self
+                .store
+                .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
+                .await?
+                .is_some(),
         })
     }
 

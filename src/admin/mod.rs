@@ -131,7 +131,7 @@ pub async fn create_user(
     role: Role,
     password: &str,
 ) -> AccountsResult<AdminUser> {
-    let u = accounts.create_user(email, password, None, role).await?;
+    let u = accounts.create_user(email, password, None, role, true).await?;
     record(accounts, actor, &u, NewEvent::success(EventType::Register)).await;
     view(accounts, &u).await
 }
@@ -256,6 +256,19 @@ pub async fn reset_two_factor(accounts: &Accounts, actor: &Actor<'_>, target: &U
     let ev = NewEvent::success(EventType::TwoFactorReset).detail("two_factor_was_enabled", was_on);
     record(accounts, actor, target, ev).await;
     Ok(was_on)
+}
+
+/// A one-time password reset token for a user (no mail needed), for the
+/// admin to hand over; returns it with its expiry.
+pub async fn reset_password(
+    accounts: &Accounts,
+    actor: &Actor<'_>,
+    target: &UserRecord,
+) -> AccountsResult<(crate::domain::Secret, DateTime<Utc>)> {
+    let issued = accounts.admin_reset_token(target).await?;
+    let ev = NewEvent::success(EventType::PasswordResetRequested).detail("delivery", "printed by the admin");
+    record(accounts, actor, target, ev).await;
+    Ok(issued)
 }
 
 /// The time `back` before now, for a `since` given as a duration; `None`

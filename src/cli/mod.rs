@@ -31,7 +31,7 @@ use anyhow::{bail, Context};
 use axum::http::Method;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cli::admin_client::{print_events, print_users, segment, Backend};
 use crate::config::{Config, Overrides, EXAMPLE};
@@ -167,8 +167,11 @@ pub enum AdminCommand {
         #[arg(long, env = "FORTFOLIO_MIGRATE_POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
     },
-    /// Query security events, newest first
+    /// Query security events, newest first (or `events verify`)
+    #[command(args_conflicts_with_subcommands = true)]
     Events {
+        #[command(subcommand)]
+        verify: Option<EventsCommand>,
         /// Only this user's events (email)
         #[arg(long)]
         user: Option<String>,
@@ -181,6 +184,19 @@ pub enum AdminCommand {
         /// At most this many events
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Check the tamper-evident chain of the stored events (and, with
+    /// --files, of this instance's security.json files); exit 1 at the
+    /// first broken link
+    Verify {
+        #[arg(long)]
+        files: bool,
         #[arg(long)]
         json: bool,
     },
@@ -213,6 +229,10 @@ pub enum UserCommand {
     /// Turn two-factor authentication off (lost device)
     #[command(name = "reset-2fa")]
     Reset2fa { email: String },
+    /// Print a one-time password reset link (30 min) to hand to the user
+    /// (for servers without SMTP)
+    #[command(name = "reset-password")]
+    ResetPassword { email: String },
     /// Make a user an admin (the admin API and console), or back a user
     #[command(name = "set-role")]
     SetRole {
@@ -338,6 +358,21 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 say!("{email} had no two-factor authentication")?;
             }
         }
+        AdminCommand::User(UserCommand::ResetPassword { email }) => {
+            let r = backend
+                .call(
+                    Method::POST,
+                    &format!("/admin/users/{}/reset-password", segment(&email)),
+                    None,
+                )
+                .await?;
+            say!(
+                "one-time reset link for {email} (valid until {}; a newer one retires it):\n{}\ntoken (for POST /api/v1/auth/password-reset/confirm): {}",
+                r["expires_at"].as_str().unwrap_or(""),
+                r["link"].as_str().unwrap_or(""),
+                r["token"].as_str().unwrap_or("")
+            )?;
+        }
         AdminCommand::User(UserCommand::SetRole { email, role }) => {
             let u = backend
                 .call(
@@ -353,6 +388,30 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
             )?;
         }
         AdminCommand::Events {
+            verify: Some(EventsCommand::Verify { files, json }),
+            ..
+        } => {
+            let busy = spinner("checking the event chain".to_string());
+            let report = backend
+                .call(Method::GET, &format!("/admin/events/verify?files={files}"), None)
+                .await;
+            busy.finish_and_clear();
+            let report = report?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                print_audit(&report)?;
+            }
+            if let Some(b) = report.get("broken").filter(|b| !b.is_null()) {
+                bail!(
+                    "broken at {}: {}",
+                    b["position"].as_str().unwrap_or("?"),
+                    b["problem"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        AdminCommand::Events {
+            verify: None,
             user,
             event,
             since,
@@ -404,6 +463,38 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 .await?;
             say!("revoked {} sessions of {email}", r["sessions_revoked"])?;
         }
+    }
+    Ok(())
+}
+
+/// The chains `events verify` checked, one line each.
+fn print_audit(report: &Value) -> anyhow::Result<()> {
+    let chain_line = |c: &Value| {
+        format!(
+            "chain {}: {} links, seq {}–{}, last hash {}{}",
+            c["chain"].as_str().unwrap_or("?"),
+            c["links"],
+            c["first_seq"],
+            c["last_seq"],
+            c["last_hash"].as_str().unwrap_or("?").get(..16).unwrap_or("?"),
+            match c["unchained"].as_u64() {
+                Some(n) if n > 0 => format!(" ({n} older events before the chain began)"),
+                _ => String::new(),
+            }
+        )
+    };
+    for c in report["store"].as_array().into_iter().flatten() {
+        say!("store: {}", chain_line(c))?;
+    }
+    if let Some(files) = report.get("files") {
+        let names: Vec<&str> = files["files"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        say!("files: {}", names.join(", "))?;
+        if !files["chain"].is_null() {
+            say!("files: {}", chain_line(&files["chain"]))?;
+        }
+    }
+    if report["broken"].is_null() {
+        say!("ok: every link holds")?;
     }
     Ok(())
 }

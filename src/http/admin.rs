@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{email}/{action}", post(user_action))
         .route("/admin/sessions/revoke", post(revoke))
         .route("/admin/events", get(events))
+        .route("/admin/events/verify", get(verify_events))
         .route("/admin/backup", post(backup))
         .route("/admin/prices", get(prices))
         .route("/admin/prices/import", post(import_prices))
@@ -85,6 +86,11 @@ async fn user_action(
         "reset-2fa" => {
             json!({"two_factor_was_enabled": admin::reset_two_factor(accounts, &who, &target).await?})
         }
+        "reset-password" => {
+            let (token, expires_at) = admin::reset_password(accounts, &who, &target).await?;
+            let link = accounts.link(crate::store::TokenPurpose::ResetPassword, token.expose());
+            json!({"token": token.expose(), "link": link, "expires_at": crate::domain::rfc3339(expires_at)})
+        }
         _ => return Err(ApiError::not_found("no such admin action")),
     }))
 }
@@ -133,6 +139,19 @@ async fn events(
     };
     let found = admin::events(&state.accounts, query).await?;
     Ok(Json(found.iter().map(crate::security::events::event_json).collect()))
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    #[serde(default)]
+    files: bool,
+}
+
+async fn verify_events(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
+) -> ApiResult<Json<crate::security::events::AuditReport>> {
+    Ok(Json(state.events.verify(q.files).await?))
 }
 
 /// A series as `fortfolio prices list` shows it.

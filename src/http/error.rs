@@ -261,6 +261,9 @@ impl From<AccountsError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
                     .with("authenticated_at", crate::domain::rfc3339(authenticated_at))
             }
+            e @ AccountsError::InvalidToken => ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()),
+            e @ AccountsError::EmailUnavailable => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string()),
+            e @ AccountsError::EmailNotVerified => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
             AccountsError::Store(e) => e.into(),
             AccountsError::State(e) => e.into(),
             AccountsError::Internal(cause) => ApiError::internal(cause),

@@ -233,6 +233,12 @@ pub fn access_token(headers: &axum::http::HeaderMap) -> Option<(String, Credenti
     cookie(headers, ACCESS_COOKIE).map(|t| (t.to_string(), Credential::Cookie))
 }
 
+/// What an account with an unproven address may still reach when
+/// `auth.require_email_verification` is on: its profile, sign-out, and
+/// the change of a mistyped address (the verification endpoints need no
+/// access token).
+const UNVERIFIED_MAY_USE: [&str; 4] = ["/api/v1/me", "/api/v1/me/email", "/api/v1/auth/logout", "/api/v1/auth/logout-all"];
+
 /// An authenticated caller.
 pub struct AuthUser {
     pub ctx: AuthContext,
@@ -249,6 +255,12 @@ impl FromRequestParts<AppState> for AuthUser {
             Some(checked) => checked.0,
             None => state.accounts.authenticate(&token).await?,
         };
+        if state.config.auth.require_email_verification
+            && ctx.user.email_verified_at.is_none()
+            && !UNVERIFIED_MAY_USE.contains(&parts.uri.path())
+        {
+            return Err(crate::accounts::AccountsError::EmailNotVerified.into());
+        }
         if via == Credential::Cookie && crate::http::csrf::is_state_changing(&parts.method) {
             let client = crate::security::client::ClientInfo::from_parts(parts, &state.config.server.trusted_proxies);
             crate::http::csrf::enforce(state, &parts.headers, &client, &ctx.session_id).await?;

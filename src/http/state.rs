@@ -12,7 +12,8 @@ use crate::market::service::Market;
 use crate::ml::serving::Predictor;
 use crate::portfolio::service::Portfolio;
 use crate::portfolio::valuations::Valuations;
-use crate::security::events::SecurityLog;
+use crate::security::audit::AuditKey;
+use crate::security::events::{LogSetup, SecurityLog};
 use crate::security::jwt::JwtKeys;
 use crate::security::keyfile;
 use crate::security::lockout::LoginThrottle;
@@ -123,14 +124,15 @@ impl AppState {
         };
         let revocations = RevocationList::load(store.clone(), state.clone()).await?;
         let throttle = LoginThrottle::new(state.clone(), &config.auth);
-        let totp_box = SecretBox::new(&totp_key)?;
+        let totp_box = Arc::new(SecretBox::new(&totp_key)?);
         let mail_wakeup = (!config.smtp.host.is_empty()).then(|| Arc::new(tokio::sync::Notify::new()));
-        let events = Arc::new(SecurityLog::new(
-            &config.logging.dir,
-            config.logging.retention_days,
-            store.clone(),
-            mail_wakeup.clone(),
-        ));
+        let log = LogSetup {
+            dir: config.logging.dir.clone(),
+            retention_days: config.logging.retention_days,
+            key: AuditKey::derive(&secret),
+            chain: chain_name(&config),
+        };
+        let events = Arc::new(SecurityLog::open(log, store.clone(), mail_wakeup.clone()).await);
         if let Some(changes) = health_changes {
             tokio::spawn(log_state_health(changes, events.clone()));
         }
@@ -151,6 +153,8 @@ impl AppState {
                 revocations,
                 events: events.clone(),
                 totp_box,
+                mail_enabled: mail_wakeup.is_some(),
+                public_url: config.public_url(),
             },
             events,
             mail_wakeup,
@@ -184,6 +188,21 @@ fn jwt_key(secret: &str) -> Vec<u8> {
         Ok(bytes) if secret.len() == 64 => bytes,
         _ => secret.as_bytes().to_vec(),
     }
+}
+
+/// This instance's event chain: `main` on the embedded store; in scaled
+/// mode the host name, so each instance keeps a chain of its own in the
+/// shared database.
+fn chain_name(config: &Config) -> String {
+    if !config.is_scaled() {
+        return "main".into();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "instance".into())
 }
 
 /// Writes a security event each time the shared state degrades or recovers.

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::config::{SmtpConfig, SmtpSecurity};
 use crate::domain::rfc3339;
+use super::totp::SecretBox;
 use crate::store::{EventRecord, OutboxMessage, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,15 @@ pub enum AlertKind {
     PasswordChanged,
     AccountDisabled,
     TwoFactorReset,
+    PasswordReset,
+    EmailChanged,
+    EmailChangeCancelled,
+    /// Token mails: a link the recipient opens.
+    VerifyEmail,
+    PasswordResetLink,
+    EmailChangeConfirm,
+    /// To the old address, with the cancel link.
+    EmailChangeRequested,
 }
 
 impl AlertKind {
@@ -39,6 +49,13 @@ impl AlertKind {
             AlertKind::PasswordChanged => "password_changed",
             AlertKind::AccountDisabled => "account_disabled",
             AlertKind::TwoFactorReset => "two_factor_reset",
+            AlertKind::PasswordReset => "password_reset",
+            AlertKind::EmailChanged => "email_changed",
+            AlertKind::EmailChangeCancelled => "email_change_cancelled",
+            AlertKind::VerifyEmail => "verify_email",
+            AlertKind::PasswordResetLink => "password_reset_link",
+            AlertKind::EmailChangeConfirm => "email_change_confirm",
+            AlertKind::EmailChangeRequested => "email_change_requested",
         }
     }
 
@@ -71,6 +88,34 @@ impl AlertKind {
             AlertKind::TwoFactorReset => (
                 include_str!("../../assets/email/two_factor_reset.txt"),
                 include_str!("../../assets/email/two_factor_reset.html"),
+            ),
+            AlertKind::PasswordReset => (
+                include_str!("../../assets/email/password_reset.txt"),
+                include_str!("../../assets/email/password_reset.html"),
+            ),
+            AlertKind::EmailChanged => (
+                include_str!("../../assets/email/email_changed.txt"),
+                include_str!("../../assets/email/email_changed.html"),
+            ),
+            AlertKind::EmailChangeCancelled => (
+                include_str!("../../assets/email/email_change_cancelled.txt"),
+                include_str!("../../assets/email/email_change_cancelled.html"),
+            ),
+            AlertKind::VerifyEmail => (
+                include_str!("../../assets/email/verify_email.txt"),
+                include_str!("../../assets/email/verify_email.html"),
+            ),
+            AlertKind::PasswordResetLink => (
+                include_str!("../../assets/email/password_reset_link.txt"),
+                include_str!("../../assets/email/password_reset_link.html"),
+            ),
+            AlertKind::EmailChangeConfirm => (
+                include_str!("../../assets/email/email_change_confirm.txt"),
+                include_str!("../../assets/email/email_change_confirm.html"),
+            ),
+            AlertKind::EmailChangeRequested => (
+                include_str!("../../assets/email/email_change_requested.txt"),
+                include_str!("../../assets/email/email_change_requested.html"),
             ),
         }
     }
@@ -112,12 +157,22 @@ fn unlinkable(escaped: &str) -> String {
         .collect()
 }
 
+/// The mark a token mail's stored bodies hold where the token goes.
+pub const TOKEN_MARK: &str = "{{token}}";
+
 /// Subject, text body and HTML body for an alert about event `e`. The
 /// User-Agent is text the client chose: shown truncated, labelled as
 /// reported by the browser, and in HTML inside `<code>`, never as a link.
-pub fn render(kind: AlertKind, e: &EventRecord) -> (String, String, String) {
+/// A token mail's `link` (with [`TOKEN_MARK`] for the token) is the only
+/// link a mail holds.
+pub fn render(kind: AlertKind, e: &EventRecord, link: Option<&str>) -> (String, String, String) {
     let (text_t, html_t) = kind.templates();
     let vars: Vec<(&str, String)> = vec![
+        ("link", link.unwrap_or_default().to_string()),
+        (
+            "new_email",
+            e.details["new_email"].as_str().unwrap_or_default().to_string(),
+        ),
         ("email", e.email.clone().unwrap_or_default()),
         ("when", rfc3339(e.timestamp)),
         ("ip", e.ip.clone().unwrap_or_else(|| "unknown".into())),
@@ -153,6 +208,8 @@ pub fn render(kind: AlertKind, e: &EventRecord) -> (String, String, String) {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Opens the sealed tokens of token mails.
+    secrets: Arc<SecretBox>,
 }
 
 /// The RFC 5322 `Message-ID` of an outbox message: its id (a UUID) at the
@@ -163,7 +220,7 @@ fn message_id(m: &OutboxMessage, from: &Mailbox) -> String {
 }
 
 impl Mailer {
-    pub fn new(cfg: &SmtpConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: &SmtpConfig, secrets: Arc<SecretBox>) -> anyhow::Result<Self> {
         let builder = match cfg.security {
             SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)?,
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
@@ -183,11 +240,23 @@ impl Mailer {
         Ok(Self {
             transport: builder.build(),
             from,
+            secrets,
         })
     }
 
     async fn send(&self, m: &OutboxMessage) -> Result<(), String> {
         let to: Mailbox = m.to.parse().map_err(|e| format!("bad recipient: {e}"))?;
+        let (text, html) = match &m.sealed_token {
+            Some(sealed) => {
+                let token = self
+                    .secrets
+                    .open(&m.to, sealed)
+                    .map_err(|_| "the mail's token does not unseal (another server key?)".to_string())?;
+                let token = String::from_utf8(token).map_err(|_| "the mail's token is not text".to_string())?;
+                (m.text.replace(TOKEN_MARK, &token), m.html.replace(TOKEN_MARK, &token))
+            }
+            None => (m.text.clone(), m.html.clone()),
+        };
         let email = Message::builder()
             .message_id(Some(message_id(m, &self.from)))
             // When the alert was written to the outbox, in UTC (+0000).
@@ -195,7 +264,7 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(m.text.clone(), m.html.clone()))
+            .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| e.to_string())?;
         self.transport.send(email).await.map(|_| ()).map_err(|e| e.to_string())
     }
@@ -280,6 +349,7 @@ mod tests {
             user_agent: Some("<script>".into()),
             request_id: None,
             details: serde_json::json!({}),
+            link: None,
         }
     }
 
@@ -293,14 +363,32 @@ mod tests {
             AlertKind::PasswordChanged,
             AlertKind::AccountDisabled,
             AlertKind::TwoFactorReset,
+            AlertKind::PasswordReset,
+            AlertKind::EmailChanged,
+            AlertKind::EmailChangeCancelled,
+            AlertKind::VerifyEmail,
+            AlertKind::PasswordResetLink,
+            AlertKind::EmailChangeConfirm,
+            AlertKind::EmailChangeRequested,
         ] {
-            let (subject, text, html) = render(kind, &event());
+            let (subject, text, html) = render(kind, &event(), Some("https://f.example/#/x/{{token}}"));
             assert!(!subject.is_empty() && !subject.contains("{{"));
             assert!(text.contains("ann@example.com"));
-            assert!(!text.contains("{{") && !html.contains("{{"));
+            let unfilled = |s: &str| s.replace(TOKEN_MARK, "").contains("{{");
+            assert!(!unfilled(&text) && !unfilled(&html), "{kind:?}");
             assert!(!html.contains("<script>"));
-            // Admin actions come from the admin socket: no client to show.
-            if !matches!(kind, AlertKind::AccountDisabled | AlertKind::TwoFactorReset) {
+            // Admin actions come from the admin socket, and token mails say
+            // little about the client: no User-Agent to show.
+            if !matches!(
+                kind,
+                AlertKind::AccountDisabled
+                    | AlertKind::TwoFactorReset
+                    | AlertKind::EmailChanged
+                    | AlertKind::EmailChangeCancelled
+                    | AlertKind::VerifyEmail
+                    | AlertKind::PasswordResetLink
+                    | AlertKind::EmailChangeConfirm
+            ) {
                 assert!(text.contains("203.0.113.9"));
                 assert!(html.contains("&lt;script&gt;"));
             }
@@ -314,7 +402,7 @@ mod tests {
             "Mozilla/5.0 see https://evil.example/x <b>{}END",
             "A".repeat(300)
         ));
-        let (_, text, html) = render(AlertKind::NewDevice, &e);
+        let (_, text, html) = render(AlertKind::NewDevice, &e, None);
         assert!(!text.contains("END") && !html.contains("END"));
         let shown = format!("Mozilla/5.0 see https://evil.example/x <b>{}…", "A".repeat(158));
         assert!(text.contains(&format!("reported by the browser: {shown}\n")), "{text}");
@@ -323,7 +411,7 @@ mod tests {
         ), "{html}");
         assert!(!html.contains("https://") && !html.contains("<a") && !html.contains("<b>A"));
         e.user_agent = None;
-        let (_, text, _) = render(AlertKind::NewDevice, &e);
+        let (_, text, _) = render(AlertKind::NewDevice, &e, None);
         assert!(text.contains("reported by the browser: none"), "{text}");
     }
 
@@ -340,6 +428,7 @@ mod tests {
             attempts: 0,
             next_attempt_at: Utc::now(),
             last_error: None,
+            sealed_token: None,
         };
         let from: Mailbox = "fortfolio <alerts@mail.example.org>".parse().unwrap();
         assert_eq!(

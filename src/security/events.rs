@@ -18,9 +18,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::alerts::{self, AlertKind};
+use super::audit::{self, AuditKey, Break, ChainReport};
 use super::client::ClientInfo;
 use crate::domain::{new_id, rfc3339};
-use crate::store::{EventRecord, OutboxMessage, Store, UserRecord};
+use crate::store::{ChainCut, ChainLink, EventFilter, EventRecord, OutboxMessage, Store, UserRecord};
 
 /// The event types of SPEC §5.10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,10 +57,27 @@ pub enum EventType {
     /// The shared state (Redis) stopped answering; serving from local state.
     StateDegraded,
     StateRecovered,
+    /// A verification link was mailed (registration or resend).
+    EmailVerificationSent,
+    EmailVerified,
+    /// A reset link was asked for (mailed when the account exists).
+    PasswordResetRequested,
+    /// The password was set from a reset link.
+    PasswordReset,
+    /// A change of address was asked for: a link to the new address, an
+    /// alert with a cancel link to the old one.
+    EmailChangeRequested,
+    EmailChanged,
+    EmailChangeCancelled,
+    /// Opens each security log file; its `prev_hash` is where the file
+    /// continues the chain from.
+    LogFileStarted,
+    /// A retention purge's signed record of where it cut the chain.
+    AuditCheckpoint,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 27] = [
+    pub const ALL: [EventType; 36] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -87,6 +105,15 @@ impl EventType {
         EventType::AdminAction,
         EventType::StateDegraded,
         EventType::StateRecovered,
+        EventType::EmailVerificationSent,
+        EventType::EmailVerified,
+        EventType::PasswordResetRequested,
+        EventType::PasswordReset,
+        EventType::EmailChangeRequested,
+        EventType::EmailChanged,
+        EventType::EmailChangeCancelled,
+        EventType::LogFileStarted,
+        EventType::AuditCheckpoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +145,15 @@ impl EventType {
             EventType::AdminAction => "admin_action",
             EventType::StateDegraded => "state_degraded",
             EventType::StateRecovered => "state_recovered",
+            EventType::EmailVerificationSent => "email_verification_sent",
+            EventType::EmailVerified => "email_verified",
+            EventType::PasswordResetRequested => "password_reset_requested",
+            EventType::PasswordReset => "password_reset",
+            EventType::EmailChangeRequested => "email_change_requested",
+            EventType::EmailChanged => "email_changed",
+            EventType::EmailChangeCancelled => "email_change_cancelled",
+            EventType::LogFileStarted => super::audit::LOG_FILE_STARTED,
+            EventType::AuditCheckpoint => super::audit::CHECKPOINT,
         }
     }
 
@@ -139,6 +175,9 @@ impl EventType {
             EventType::PasswordChanged => Some(AlertKind::PasswordChanged),
             EventType::AccountDisabled => Some(AlertKind::AccountDisabled),
             EventType::TwoFactorReset => Some(AlertKind::TwoFactorReset),
+            EventType::PasswordReset => Some(AlertKind::PasswordReset),
+            EventType::EmailChanged => Some(AlertKind::EmailChanged),
+            EventType::EmailChangeCancelled => Some(AlertKind::EmailChangeCancelled),
             _ => None,
         }
     }
@@ -153,6 +192,30 @@ pub struct NewEvent {
     pub email: Option<String>,
     pub client: Option<ClientInfo>,
     pub details: Value,
+    /// Mails that carry a token (verification, reset, email change), queued
+    /// with the event.
+    pub mails: Vec<TokenMail>,
+}
+
+/// A mail carrying a single-use token: the stored bodies hold `{{token}}`
+/// and the token waits sealed beside them (see `alerts`).
+#[derive(Clone)]
+pub struct TokenMail {
+    pub kind: AlertKind,
+    pub to: String,
+    /// Sealed with the server key under the recipient address.
+    pub sealed_token: String,
+    /// The link, with `{{token}}` where the token goes.
+    pub link: String,
+}
+
+impl std::fmt::Debug for TokenMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMail")
+            .field("kind", &self.kind)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewEvent {
@@ -172,7 +235,13 @@ impl NewEvent {
             email: None,
             client: None,
             details: json!({}),
+            mails: Vec::new(),
         }
+    }
+
+    pub fn mail(mut self, m: TokenMail) -> Self {
+        self.mails.push(m);
+        self
     }
 
     pub fn user(mut self, u: &UserRecord) -> Self {
@@ -215,12 +284,15 @@ impl NewEvent {
 }
 
 /// Current and rotated log files; rotation happens at the first write of a
-/// new UTC day, renaming `security.log` to `security.log.<day>`.
+/// new UTC day, renaming `security.log` to `security.log.<day>`. Each new
+/// `security.json` begins with a `log_file_started` link.
 struct LogFiles {
     dir: PathBuf,
     day: NaiveDate,
     text: File,
     json: File,
+    /// The next write opens the file's chain with a `log_file_started` link.
+    needs_header: bool,
 }
 
 const TEXT: &str = "security.log";
@@ -232,7 +304,8 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 }
 
 impl LogFiles {
-    fn open(dir: &Path) -> std::io::Result<Self> {
+    /// Opens the current files; also returns the last link they hold.
+    fn open(dir: &Path) -> std::io::Result<(Self, Option<ChainLink>)> {
         std::fs::create_dir_all(dir)?;
         let text_path = dir.join(TEXT);
         // A file left from an earlier day belongs to that day.
@@ -240,12 +313,22 @@ impl LogFiles {
             .and_then(|m| m.modified())
             .map(|t| DateTime::<Utc>::from(t).date_naive())
             .unwrap_or_else(|_| Utc::now().date_naive());
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            day,
-            text: open_append(&text_path)?,
-            json: open_append(&dir.join(JSON))?,
-        })
+        let files = json_files(dir);
+        let last_line = files.iter().rev().find_map(|f| last_line_of(f));
+        let last = last_line.as_ref().and_then(|l| parse_line(l).ok()).and_then(|e| e.link);
+        // The chain opens the current file unless it already runs in it.
+        let current_last = last_line_of(&dir.join(JSON));
+        let needs_header = current_last.is_none_or(|l| parse_line(&l).ok().and_then(|e| e.link).is_none());
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                day,
+                text: open_append(&text_path)?,
+                json: open_append(&dir.join(JSON))?,
+                needs_header,
+            },
+            last,
+        ))
     }
 
     fn rotate_if_needed(&mut self, today: NaiveDate) -> std::io::Result<()> {
@@ -262,15 +345,97 @@ impl LogFiles {
         self.text = open_append(&self.dir.join(TEXT))?;
         self.json = open_append(&self.dir.join(JSON))?;
         self.day = today;
+        self.needs_header = true;
         Ok(())
     }
 
     fn write(&mut self, e: &EventRecord) -> std::io::Result<()> {
-        self.rotate_if_needed(e.timestamp.date_naive())?;
         writeln!(self.text, "{}", text_line(e))?;
         writeln!(self.json, "{}", json_line(e))?;
         Ok(())
     }
+}
+
+/// The JSON log files oldest first: `security.json.<day>` by day, then
+/// `security.json`.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(NaiveDate, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let day = NaiveDate::parse_from_str(name.strip_prefix(&format!("{JSON}."))?, "%Y-%m-%d").ok()?;
+            Some((day, entry.path()))
+        })
+        .collect();
+    rotated.sort();
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let current = dir.join(JSON);
+    if current.exists() {
+        out.push(current);
+    }
+    out
+}
+
+fn last_line_of(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string)
+}
+
+/// A `security.json` line as written by [`json_line`].
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    id: String,
+    timestamp: String,
+    event: String,
+    outcome: String,
+    user_id: Option<String>,
+    email: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    details: Value,
+    #[serde(default)]
+    chain: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    prev_hash: Option<String>,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+/// Reads a `security.json` line back into the event it records.
+fn parse_line(line: &str) -> Result<EventRecord, String> {
+    let l: Line = serde_json::from_str(line).map_err(|e| format!("not an event line ({e})"))?;
+    let timestamp = DateTime::parse_from_rfc3339(&l.timestamp)
+        .map_err(|e| format!("bad timestamp ({e})"))?
+        .with_timezone(&Utc);
+    let link = match (l.chain, l.seq, l.prev_hash, l.hash) {
+        (Some(chain), Some(seq), Some(prev_hash), Some(hash)) => Some(ChainLink {
+            chain,
+            seq,
+            prev_hash,
+            hash,
+        }),
+        (None, None, None, None) => None,
+        _ => return Err("a partial chain link".into()),
+    };
+    Ok(EventRecord {
+        id: l.id,
+        timestamp,
+        event: l.event,
+        outcome: l.outcome,
+        user_id: l.user_id,
+        email: l.email,
+        ip: l.ip,
+        user_agent: l.user_agent,
+        request_id: l.request_id,
+        details: l.details,
+        link,
+    })
 }
 
 /// `s` with every control character (C0, DEL, C1), the Unicode line and
@@ -344,6 +509,21 @@ pub struct EventView {
     /// Event-specific facts (e.g. `reason`, `group`); never secrets.
     #[schema(value_type = Object)]
     pub details: Value,
+    /// The tamper-evident chain this event belongs to (one per instance);
+    /// absent on events written before the chain existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "main")]
+    pub chain: Option<String>,
+    /// Its place in the chain: 1, 2, 3 …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The previous event's `hash` (64 zeros before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// HMAC-SHA-256 (hex) over this event, `seq` and `prev_hash`, under a
+    /// key derived from the server secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl From<&EventRecord> for EventView {
@@ -359,6 +539,10 @@ impl From<&EventRecord> for EventView {
             user_agent: e.user_agent.clone(),
             request_id: e.request_id.clone(),
             details: e.details.clone(),
+            chain: e.link.as_ref().map(|l| l.chain.clone()),
+            seq: e.link.as_ref().map(|l| l.seq),
+            prev_hash: e.link.as_ref().map(|l| l.prev_hash.clone()),
+            hash: e.link.as_ref().map(|l| l.hash.clone()),
         }
     }
 }
@@ -373,30 +557,56 @@ fn json_line(e: &EventRecord) -> String {
     escape_controls(&event_json(e).to_string())
 }
 
-/// Deletes rotated files whose day is older than `retention_days`.
-pub fn purge_files(dir: &Path, retention_days: u32, today: NaiveDate) -> std::io::Result<usize> {
+/// Rotated files whose day is older than `retention_days`.
+fn expired_files(dir: &Path, retention_days: u32, today: NaiveDate) -> Vec<PathBuf> {
     let cutoff = today - chrono::Duration::days(i64::from(retention_days));
-    let mut removed = 0;
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(0);
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let day = [TEXT, JSON]
-            .iter()
-            .filter_map(|base| name.strip_prefix(&format!("{base}.")))
-            .find_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-        if day.is_some_and(|d| d < cutoff) {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let day = [TEXT, JSON]
+                .iter()
+                .filter_map(|base| name.strip_prefix(&format!("{base}.")))
+                .find_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            day.is_some_and(|d| d < cutoff)
+        })
+        .map(|entry| entry.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The current files, and the chain they continue.
+struct Sink {
+    files: Option<LogFiles>,
+    /// The newest link written (files or store, whichever is further).
+    head: Option<ChainLink>,
+}
+
+/// What `admin events verify` found.
+#[derive(Debug, Serialize)]
+pub struct AuditReport {
+    /// Every chain in the store, checked.
+    pub store: Vec<ChainReport>,
+    /// This instance's log files, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesReport>,
+    /// The first broken link, if any.
+    pub broken: Option<Break>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilesReport {
+    pub files: Vec<String>,
+    pub chain: Option<ChainReport>,
 }
 
 /// Where events go. Cheap to share.
 pub struct SecurityLog {
-    files: Mutex<Option<LogFiles>>,
+    sink: Mutex<Sink>,
     dir: PathBuf,
     retention_days: u32,
     store: Arc<dyn Store>,
@@ -404,38 +614,77 @@ pub struct SecurityLog {
     /// Wakes the outbox worker; `None` without SMTP (alerts are logged as
     /// undelivered instead of queued).
     mail_wakeup: Option<Arc<tokio::sync::Notify>>,
+    key: AuditKey,
+    /// This instance's chain.
+    chain: String,
+}
+
+/// Where the log lives and how its chain is signed.
+pub struct LogSetup {
+    pub dir: PathBuf,
+    pub retention_days: u32,
+    pub key: AuditKey,
+    /// The chain's name: `main` embedded, the host name in scaled mode.
+    pub chain: String,
 }
 
 impl SecurityLog {
-    pub fn new(
-        dir: &Path,
-        retention_days: u32,
+    /// Opens the log files and picks up the chain where the files or the
+    /// store (whichever is further) left it.
+    pub async fn open(
+        setup: LogSetup,
         store: Arc<dyn Store>,
         mail_wakeup: Option<Arc<tokio::sync::Notify>>,
     ) -> Self {
-        let files = match LogFiles::open(dir) {
-            Ok(f) => Some(f),
+        let LogSetup {
+            dir,
+            retention_days,
+            key,
+            chain,
+        } = setup;
+        let (files, file_head) = match LogFiles::open(&dir) {
+            Ok((f, head)) => (Some(f), head.filter(|l| l.chain == chain)),
             Err(e) => {
                 tracing::error!(error = %e, dir = %dir.display(), "cannot open security log files; events go to the store and console only");
+                (None, None)
+            }
+        };
+        let store_head = match store.chain_head(&chain).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event chain's head from the store");
                 None
             }
         };
+        let head = match (file_head, store_head) {
+            (Some(f), Some(s)) => Some(if s.seq > f.seq { s } else { f }),
+            (f, s) => f.or(s),
+        };
         Self {
-            files: Mutex::new(files),
-            dir: dir.to_path_buf(),
+            sink: Mutex::new(Sink { files, head }),
+            dir,
             retention_days,
             store,
             counters: EventType::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             mail_wakeup,
+            key,
+            chain,
         }
     }
 
     /// Records an event everywhere it belongs. Never fails the caller: a
     /// failing sink is logged, and the others still get the event.
     pub async fn emit(&self, ev: NewEvent) {
+        self.emit_at(ev, Utc::now()).await;
+    }
+
+    async fn emit_at(&self, ev: NewEvent, now: DateTime<Utc>) {
+        if let Some(c) = self.counters.get(ev.kind.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let record = EventRecord {
             id: new_id(),
-            timestamp: Utc::now(),
+            timestamp: now,
             event: ev.kind.as_str().to_string(),
             outcome: if ev.success { "success" } else { "failure" }.to_string(),
             user_id: ev.user_id.clone(),
@@ -444,38 +693,86 @@ impl SecurityLog {
             user_agent: ev.client.as_ref().map(|c| c.user_agent.clone()),
             request_id: ev.client.as_ref().and_then(|c| c.request_id.clone()),
             details: ev.details.clone(),
+            link: None,
         };
-        if let Some(c) = self.counters.get(ev.kind.index()) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
         tracing::info!(target: "security", event = %record.event, outcome = %record.outcome, user_id = ?record.user_id, ip = ?record.ip, "security event");
-        if let Ok(mut files) = self.files.lock() {
-            if let Some(f) = files.as_mut() {
-                if let Err(e) = f.write(&record) {
-                    tracing::error!(error = %e, "cannot write the security log");
-                }
+        let mut queued = false;
+        for r in self.append(record) {
+            let mails = if r.event == ev.kind.as_str() {
+                self.mails_for(&ev, &r)
+            } else {
+                Vec::new()
+            };
+            queued |= !mails.is_empty();
+            if let Err(e) = self.store.record_event(r, mails).await {
+                tracing::error!(error = %e, "cannot store a security event");
             }
-        }
-        let alert = match (ev.kind.alert(), &record.email, &record.user_id) {
-            (Some(kind), Some(to), Some(_)) => {
-                if self.mail_wakeup.is_some() {
-                    Some(alert_message(kind, to, &record))
-                } else {
-                    tracing::warn!(alert = kind.name(), user_id = ?record.user_id, "alert undelivered: no smtp.host configured");
-                    None
-                }
-            }
-            _ => None,
-        };
-        let queued = alert.is_some();
-        if let Err(e) = self.store.record_event(record, alert).await {
-            tracing::error!(error = %e, "cannot store a security event");
         }
         if queued {
             if let Some(n) = &self.mail_wakeup {
                 n.notify_one();
             }
         }
+    }
+
+    /// Links `record` into the chain and writes it to the files, opening a
+    /// new file's chain with a `log_file_started` link first; returns what
+    /// the store must get, in chain order.
+    fn append(&self, record: EventRecord) -> Vec<EventRecord> {
+        let mut sink = self.sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Sink { files, head } = &mut *sink;
+        let mut out = Vec::with_capacity(2);
+        if let Some(f) = files.as_mut() {
+            if let Err(e) = f.rotate_if_needed(record.timestamp.date_naive()) {
+                tracing::error!(error = %e, "cannot rotate the security log");
+            }
+            if f.needs_header {
+                out.push(EventRecord {
+                    id: new_id(),
+                    event: EventType::LogFileStarted.as_str().to_string(),
+                    outcome: "success".into(),
+                    user_id: None,
+                    email: None,
+                    ip: None,
+                    user_agent: None,
+                    request_id: None,
+                    details: json!({
+                        "file": JSON,
+                        "continues_from_seq": head.as_ref().map_or(0, |h| h.seq),
+                        "continues_from_hash": head.as_ref().map_or(audit::GENESIS, |h| h.hash.as_str()),
+                    }),
+                    ..record.clone()
+                });
+            }
+        }
+        out.push(record);
+        for r in &mut out {
+            let link = self.key.link(r, &self.chain, head.as_ref());
+            r.link = Some(link.clone());
+            *head = Some(link);
+            if let Some(f) = files.as_mut() {
+                match f.write(r) {
+                    Ok(()) => f.needs_header = false,
+                    Err(e) => tracing::error!(error = %e, "cannot write the security log"),
+                }
+            }
+        }
+        out
+    }
+
+    /// The alert this event causes and the token mails it carries, unless
+    /// no SMTP server is configured.
+    fn mails_for(&self, ev: &NewEvent, r: &EventRecord) -> Vec<OutboxMessage> {
+        let mut out = Vec::new();
+        if let (Some(kind), Some(to), Some(_)) = (ev.kind.alert(), &r.email, &r.user_id) {
+            out.push(alert_message(kind, to, r, None));
+        }
+        out.extend(ev.mails.iter().map(|m| alert_message(m.kind, &m.to, r, Some(m))));
+        if !out.is_empty() && self.mail_wakeup.is_none() {
+            tracing::warn!(event = %r.event, user_id = ?r.user_id, "alert undelivered: no smtp.host configured");
+            out.clear();
+        }
+        out
     }
 
     /// Events emitted since start, per type (for metrics).
@@ -487,29 +784,221 @@ impl SecurityLog {
             .collect()
     }
 
-    /// Applies the retention to this instance's rotated log files.
-    pub fn purge_log_files(&self) {
-        let today = Utc::now().date_naive();
-        match purge_files(&self.dir, self.retention_days, today) {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "old security log files deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot apply log retention"),
-        }
+    /// Applies the retention to this instance's rotated log files: first a
+    /// signed checkpoint naming the link the oldest kept file begins with,
+    /// then the deletion.
+    pub async fn purge_log_files(&self) {
+        self.purge_log_files_at(Utc::now()).await;
     }
 
-    /// Applies the retention to the stored events (shared by instances).
+    async fn purge_log_files_at(&self, now: DateTime<Utc>) {
+        let old = expired_files(&self.dir, self.retention_days, now.date_naive());
+        if old.is_empty() {
+            return;
+        }
+        let first_kept = json_files(&self.dir)
+            .into_iter()
+            .filter(|f| !old.contains(f))
+            .find_map(|f| first_link(&f));
+        let names: Vec<String> = old
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let cuts: Vec<ChainCut> = first_kept
+            .into_iter()
+            .map(|l| ChainCut {
+                chain: l.chain,
+                first_kept_seq: l.seq,
+                prev_hash: l.prev_hash,
+            })
+            .collect();
+        self.emit_at(
+            NewEvent::success(EventType::AuditCheckpoint)
+                .detail("scope", "files")
+                .detail("cuts", serde_json::to_value(&cuts).unwrap_or_default())
+                .detail("files_removed", names),
+            now,
+        )
+        .await;
+        let mut removed = 0;
+        for path in &old {
+            match std::fs::remove_file(path) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::error!(error = %e, file = %path.display(), "cannot apply log retention"),
+            }
+        }
+        tracing::info!(removed, "old security log files deleted");
+    }
+
+    /// Applies the retention to the stored events (shared by instances):
+    /// first a signed checkpoint naming where each chain is cut, then the
+    /// deletion.
     pub async fn purge_stored_events(&self) {
         let before = Utc::now() - chrono::Duration::days(i64::from(self.retention_days));
-        match self.store.purge_events(before).await {
+        self.purge_stored_events_before(before).await;
+    }
+
+    pub async fn purge_stored_events_before(&self, before: DateTime<Utc>) {
+        let cuts = match self.store.purge_plan(before).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot plan the purge of old security events");
+                return;
+            }
+        };
+        if !cuts.is_empty() {
+            self.emit(
+                NewEvent::success(EventType::AuditCheckpoint)
+                    .detail("scope", "store")
+                    .detail("cuts", serde_json::to_value(&cuts).unwrap_or_default()),
+            )
+            .await;
+        }
+        match self.store.purge_events(before, &cuts).await {
             Ok(n) if n > 0 => tracing::info!(removed = n, "old security events deleted"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot purge old security events"),
         }
     }
+
+    /// Checks every chain in the store and, with `files`, this instance's
+    /// log files; stops at the first broken link.
+    pub async fn verify(&self, files: bool) -> StoreResultAudit {
+        let mut events = self
+            .store
+            .events(EventFilter {
+                limit: usize::MAX,
+                ..EventFilter::default()
+            })
+            .await?;
+        let anchors = audit::anchors(&self.key, events.iter(), "store");
+        events.sort_by(|a, b| {
+            let key = |e: &EventRecord| e.link.as_ref().map(|l| (l.chain.clone(), l.seq));
+            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
+        });
+        let mut report = AuditReport {
+            store: Vec::new(),
+            files: None,
+            broken: None,
+        };
+        let mut by_chain: Vec<(Option<String>, Vec<audit::Entry>)> = Vec::new();
+        for e in events {
+            let chain = e.link.as_ref().map(|l| l.chain.clone());
+            let entry = audit::Entry {
+                position: format!("stored event {} ({})", e.id, e.event),
+                event: e,
+            };
+            match by_chain.last_mut() {
+                Some((c, list)) if *c == chain => list.push(entry),
+                _ => by_chain.push((chain, vec![entry])),
+            }
+        }
+        let unchained = by_chain.iter().find(|(c, _)| c.is_none()).map_or(0, |(_, l)| l.len() as u64);
+        for (chain, entries) in by_chain.iter().filter(|(c, _)| c.is_some()) {
+            match audit::verify(&self.key, entries, &anchors) {
+                Ok(Some(mut r)) => {
+                    if chain.as_deref() == Some(self.chain.as_str()) {
+                        r.unchained = unchained;
+                    }
+                    report.store.push(r);
+                }
+                Ok(None) => {}
+                Err(b) => {
+                    report.broken = Some(b);
+                    return Ok(report);
+                }
+            }
+        }
+        if files {
+            // Held while reading, so no line is half-written meanwhile.
+            let _sink = self.sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (files_report, broken) = verify_files(&self.key, &self.dir);
+            report.files = Some(files_report);
+            report.broken = broken;
+        }
+        Ok(report)
+    }
 }
 
-fn alert_message(kind: AlertKind, to: &str, e: &EventRecord) -> OutboxMessage {
-    let (subject, text, html) = alerts::render(kind, e);
+/// What [`SecurityLog::verify`] answers.
+pub type StoreResultAudit = Result<AuditReport, crate::store::StoreError>;
+
+/// The first link in a log file.
+fn first_link(path: &Path) -> Option<ChainLink> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| parse_line(l).ok().and_then(|e| e.link))
+}
+
+/// Checks the log files in `dir` as one chain, each file opening with its
+/// `log_file_started` link.
+fn verify_files(key: &AuditKey, dir: &Path) -> (FilesReport, Option<Break>) {
+    let paths = json_files(dir);
+    let names: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let mut report = FilesReport {
+        files: names.clone(),
+        chain: None,
+    };
+    let mut entries = Vec::new();
+    for (path, name) in paths.iter().zip(&names) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let broken = Break {
+                    position: name.clone(),
+                    seq: None,
+                    problem: format!("cannot be read: {e}"),
+                };
+                return (report, Some(broken));
+            }
+        };
+        let mut opened = false;
+        for (i, line) in text.lines().enumerate() {
+            let position = format!("{name} line {}", i + 1);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event = match parse_line(line) {
+                Ok(e) => e,
+                Err(problem) => {
+                    let broken = Break {
+                        position,
+                        seq: None,
+                        problem: format!("{problem}: the line was edited"),
+                    };
+                    return (report, Some(broken));
+                }
+            };
+            if let Some(link) = &event.link {
+                if !opened && event.event != audit::LOG_FILE_STARTED {
+                    let broken = Break {
+                        position,
+                        seq: Some(link.seq),
+                        problem: format!(
+                            "{name} does not open with its log_file_started link: its first lines were deleted"
+                        ),
+                    };
+                    return (report, Some(broken));
+                }
+                opened = true;
+            }
+            entries.push(audit::Entry { position, event });
+        }
+    }
+    let anchors = audit::anchors(key, entries.iter().map(|e| &e.event), "files");
+    match audit::verify(key, &entries, &anchors) {
+        Ok(chain) => {
+            report.chain = chain;
+            (report, None)
+        }
+        Err(b) => (report, Some(b)),
+    }
+}
+
+fn alert_message(kind: AlertKind, to: &str, e: &EventRecord, token: Option<&TokenMail>) -> OutboxMessage {
+    let (subject, text, html) = alerts::render(kind, e, token.map(|t| t.link.as_str()));
     OutboxMessage {
         id: new_id(),
         to: to.to_string(),
@@ -521,6 +1010,7 @@ fn alert_message(kind: AlertKind, to: &str, e: &EventRecord) -> OutboxMessage {
         attempts: 0,
         next_attempt_at: e.timestamp,
         last_error: None,
+        sealed_token: token.map(|t| t.sealed_token.clone()),
     }
 }
 

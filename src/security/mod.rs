@@ -2,6 +2,7 @@
 //! the revocation list, key files and client identification.
 
 pub mod alerts;
+pub mod audit;
 pub mod client;
 pub mod csrf;
 pub mod devices;

@@ -28,6 +28,7 @@ pub enum Group {
     News,
     Predictions,
     Admin,
+    Recovery,
 }
 
 impl Group {
@@ -45,6 +46,7 @@ impl Group {
             Group::News => "news",
             Group::Predictions => "predictions",
             Group::Admin => "admin",
+            Group::Recovery => "recovery",
         }
     }
 
@@ -67,6 +69,7 @@ impl Group {
             Group::News => limits.news,
             Group::Predictions => limits.predictions,
             Group::Admin => limits.admin,
+            Group::Recovery => limits.recovery,
         }
     }
 }
@@ -97,6 +100,7 @@ impl RateLimiter {
             limits.news,
             limits.predictions,
             limits.admin,
+            limits.recovery,
         ]
         .iter()
         .map(|r| r.per)

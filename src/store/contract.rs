@@ -34,6 +34,161 @@ pub async fn run_all(store: Arc<dyn Store>) {
     news_pages_by_cursor(&*store).await;
     revocations_and_devices(&*store).await;
     background_jobs_are_leased(&*store).await;
+    account_tokens_are_single_use(&*store).await;
+    email_changes_keep_addresses_unique(&*store).await;
+    purges_cut_chains_where_planned(&*store).await;
+}
+
+/// A mailed token is read without being spent, spent once, and a newer
+/// one of the same purpose retires the older.
+async fn account_tokens_are_single_use(store: &dyn Store) {
+    let user = new_user(store, &[]).await;
+    let now = micros_now();
+    let token = |purpose| AccountToken {
+        purpose,
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        other_email: None,
+        created_at: now,
+        expires_at: now + Duration::minutes(30),
+    };
+    let h = |n: &str| format!("{}-{n}", user.id);
+    store
+        .put_account_token(h("r1"), token(TokenPurpose::ResetPassword), true)
+        .await
+        .unwrap();
+    store
+        .put_account_token(h("v1"), token(TokenPurpose::VerifyEmail), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.account_token(&h("r1")).await.unwrap(),
+        Some(token(TokenPurpose::ResetPassword))
+    );
+    store
+        .put_account_token(h("r2"), token(TokenPurpose::ResetPassword), true)
+        .await
+        .unwrap();
+    assert!(store.account_token(&h("r1")).await.unwrap().is_none(), "retired by r2");
+    assert!(store.account_token(&h("v1")).await.unwrap().is_some(), "other purposes stay");
+    assert!(store.take_account_token(&h("r2")).await.unwrap().is_some());
+    assert!(store.take_account_token(&h("r2")).await.unwrap().is_none(), "spent");
+    assert_eq!(
+        store
+            .retire_account_tokens(&user.id, TokenPurpose::VerifyEmail)
+            .await
+            .unwrap(),
+        1
+    );
+    store
+        .put_account_token(
+            h("old"),
+            AccountToken {
+                expires_at: now - Duration::seconds(1),
+                ..token(TokenPurpose::ChangeEmail)
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let policy = LockoutPolicy {
+        threshold: 5,
+        window: Duration::hours(1),
+        duration: Duration::hours(1),
+    };
+    assert!(store.purge_expired(now, policy).await.unwrap().account_tokens >= 1);
+    assert!(store.account_token(&h("old")).await.unwrap().is_none());
+}
+
+async fn email_changes_keep_addresses_unique(store: &dyn Store) {
+    let a = new_user(store, &[]).await;
+    let b = new_user(store, &[]).await;
+    let now = micros_now();
+    assert!(matches!(
+        store
+            .change_email(&a.id, &a.email_key, b.email.clone(), b.email_key.clone(), now)
+            .await
+            .unwrap(),
+        EmailChange::Taken
+    ));
+    let new = format!("new-{}", a.email);
+    match store
+        .change_email(&a.id, &a.email_key, new.clone(), new.clone(), now)
+        .await
+        .unwrap()
+    {
+        EmailChange::Changed(u) => {
+            assert_eq!((u.email.as_str(), u.email_verified_at), (new.as_str(), Some(now)));
+        }
+        _ => panic!("the change should apply"),
+    }
+    assert!(store.user_by_email(&a.email_key).await.unwrap().is_none(), "old key freed");
+    assert_eq!(store.user_by_email(&new).await.unwrap().unwrap().id, a.id);
+    assert!(matches!(
+        store
+            .change_email(&a.id, &a.email_key, "x@example.com".into(), "x@example.com".into(), now)
+            .await
+            .unwrap(),
+        EmailChange::Stale
+    ));
+    assert!(!store.mark_email_verified(&b.id, "not-b@example.com", now).await.unwrap());
+    assert!(store.mark_email_verified(&b.id, &b.email_key, now).await.unwrap());
+    assert_eq!(
+        store.user_by_id(&b.id).await.unwrap().unwrap().email_verified_at,
+        Some(now)
+    );
+}
+
+/// The plan names the first link each chain keeps; the purge removes the
+/// links before it (and old unchained events), nothing else.
+async fn purges_cut_chains_where_planned(store: &dyn Store) {
+    let chain = format!("contract-{}", crate::domain::new_id());
+    let old = micros_now() - Duration::days(400);
+    let mut prev_hash = crate::security::audit::GENESIS.to_string();
+    for seq in 1..=4u64 {
+        let at = if seq <= 2 { old } else { micros_now() };
+        let hash = format!("{chain}-h{seq}");
+        let e = EventRecord {
+            id: crate::domain::new_id(),
+            timestamp: at,
+            event: "login_success".into(),
+            outcome: "success".into(),
+            user_id: None,
+            email: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            details: serde_json::json!({}),
+            link: Some(ChainLink {
+                chain: chain.clone(),
+                seq,
+                prev_hash: prev_hash.clone(),
+                hash: hash.clone(),
+            }),
+        };
+        prev_hash = hash;
+        store.record_event(e, vec![]).await.unwrap();
+    }
+    assert_eq!(store.chain_head(&chain).await.unwrap().unwrap().seq, 4);
+    let before = micros_now() - Duration::days(399);
+    let cuts = store.purge_plan(before).await.unwrap();
+    let cut = cuts.iter().find(|c| c.chain == chain).unwrap();
+    assert_eq!(
+        (cut.first_kept_seq, cut.prev_hash.as_str()),
+        (3, format!("{chain}-h2").as_str())
+    );
+    store.purge_events(before, &cuts).await.unwrap();
+    let left: Vec<u64> = store
+        .events(EventFilter {
+            limit: usize::MAX,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.link.filter(|l| l.chain == chain).map(|l| l.seq))
+        .collect();
+    assert_eq!(left, vec![4, 3]);
 }
 
 /// Of several instances, one holds a job until its lease runs out.
@@ -74,6 +229,7 @@ async fn new_user(store: &dyn Store, codes: &[&str]) -> UserRecord {
         password_changed_at: now,
         two_factor_enabled: false,
         totp: None,
+        email_verified_at: None,
     };
     store.create_user(user.clone()).await.unwrap();
     if !codes.is_empty() {
@@ -504,6 +660,7 @@ async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
             user_agent: None,
             request_id: None,
             details: serde_json::json!({ "n": i }),
+            link: None,
         };
         let mail = OutboxMessage {
             id: crate::domain::new_id(),
@@ -516,9 +673,10 @@ async fn outbox_messages_are_claimed_once(store: Arc<dyn Store>) {
             attempts: 0,
             next_attempt_at: now - Duration::seconds(1),
             last_error: None,
+            sealed_token: Some("sealed".into()),
         };
         ids.push(mail.id.clone());
-        store.record_event(event, Some(mail)).await.unwrap();
+        store.record_event(event, vec![mail]).await.unwrap();
     }
     let tasks: Vec<_> = (0..5)
         .map(|_| {

@@ -76,6 +76,10 @@ pub struct UserRecord {
     pub two_factor_enabled: bool,
     #[serde(default)]
     pub totp: Option<TotpRecord>,
+    /// When the current address was proven (a verification, reset or
+    /// email-change link); `None`: not yet.
+    #[serde(default, with = "chrono::serde::ts_microseconds_option")]
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// The 2FA rules, the same for every backend: each backend runs one of
@@ -232,6 +236,72 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
+/// What a single-use account token (sent by mail) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+    /// Proves the new address of an email change.
+    ChangeEmail,
+    /// Sent to the old address: undoes the change it names.
+    CancelEmailChange,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify_email",
+            TokenPurpose::ResetPassword => "reset_password",
+            TokenPurpose::ChangeEmail => "change_email",
+            TokenPurpose::CancelEmailChange => "cancel_email_change",
+        }
+    }
+}
+
+/// A mailed account token, stored under the SHA-256 of the token (never the
+/// token itself).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccountToken {
+    pub purpose: TokenPurpose,
+    pub user_id: String,
+    /// The address the token was mailed to.
+    pub email: String,
+    /// For an email change: the address on the other side (the old one for
+    /// `ChangeEmail`, the new one for `CancelEmailChange`).
+    #[serde(default)]
+    pub other_email: Option<String>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How an email change went.
+pub enum EmailChange {
+    Changed(UserRecord),
+    /// Another account has the new address.
+    Taken,
+    /// The user is gone, or their address is no longer the expected one.
+    Stale,
+}
+
+/// Single-use tokens mailed for verification, reset and email change.
+#[async_trait]
+pub trait AccountTokenStore: Send + Sync {
+    /// Stores a token; with `retire_others`, in the same transaction removes
+    /// the user's other tokens of the same purpose (a newer reset link
+    /// retires the older ones).
+    async fn put_account_token(&self, hash: String, token: AccountToken, retire_others: bool) -> StoreResult<()>;
+    /// Reads a token without spending it (`None`: unknown or spent).
+    async fn account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>>;
+    /// Spends a token: removes it and returns it; `None` when it was not
+    /// there (unknown, or a concurrent request spent it first).
+    async fn take_account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>>;
+    /// Removes every token of a user with this purpose; returns how many.
+    async fn retire_account_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreResult<usize>;
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Inserts a user; fails with `EmailTaken` if the email key exists.
@@ -251,6 +321,18 @@ pub trait UserStore: Send + Sync {
     async fn set_full_name(&self, user_id: &str, full_name: Option<String>) -> StoreResult<Option<UserRecord>>;
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<Option<UserRecord>>;
     async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<Option<UserRecord>>;
+    /// Marks the address proven, if it is still the user's; false otherwise.
+    async fn mark_email_verified(&self, user_id: &str, email_key: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Moves the account from `from_key` to a new (proven) address, in one
+    /// transaction with the email index.
+    async fn change_email(
+        &self,
+        user_id: &str,
+        from_key: &str,
+        email: String,
+        email_key: String,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EmailChange>;
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
 }
 
@@ -459,6 +541,54 @@ pub struct EventRecord {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: serde_json::Value,
+    /// Its place in the tamper-evident chain (`None`: written before the
+    /// chain existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<ChainLink>,
+}
+
+/// An event's link in its instance's HMAC chain (see `security::audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The chain: one per instance.
+    pub chain: String,
+    /// 1, 2, 3 … within the chain.
+    pub seq: u64,
+    /// The previous link's `hash` (64 zeros before the first).
+    pub prev_hash: String,
+    /// HMAC-SHA-256 over the canonical event, `seq` and `prev_hash`.
+    pub hash: String,
+}
+
+impl ChainLink {
+    /// The cut that keeps everything after this link.
+    pub fn cut_after(self) -> ChainCut {
+        ChainCut {
+            first_kept_seq: self.seq + 1,
+            prev_hash: self.hash,
+            chain: self.chain,
+        }
+    }
+}
+
+impl EventRecord {
+    /// Whether a purge with these cuts removes this event: a chained event
+    /// before its chain's cut, or an unchained one older than `before`.
+    pub fn is_before(&self, before: DateTime<Utc>, cuts: &[ChainCut]) -> bool {
+        match &self.link {
+            Some(l) => cuts.iter().any(|c| c.chain == l.chain && l.seq < c.first_kept_seq),
+            None => self.timestamp < before,
+        }
+    }
+}
+
+/// Where a purge cuts a chain: every link before `first_kept_seq` goes, and
+/// the first one kept must continue from `prev_hash`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainCut {
+    pub chain: String,
+    pub first_kept_seq: u64,
+    pub prev_hash: String,
 }
 
 /// An alert email waiting in the outbox.
@@ -474,6 +604,10 @@ pub struct OutboxMessage {
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// A mailed account token, sealed under the server key: the stored
+    /// bodies hold `{{token}}`, filled in only when the mail is sent.
+    #[serde(default)]
+    pub sealed_token: Option<String>,
 }
 
 /// Which events to list (admin view).
@@ -489,12 +623,18 @@ pub struct EventFilter {
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Stores an event and, in the same transaction, the alert it causes.
-    async fn record_event(&self, event: EventRecord, alert: Option<OutboxMessage>) -> StoreResult<()>;
+    /// Stores an event and, in the same transaction, the mails it causes.
+    async fn record_event(&self, event: EventRecord, mails: Vec<OutboxMessage>) -> StoreResult<()>;
     /// Events matching the filter, newest first.
     async fn events(&self, filter: EventFilter) -> StoreResult<Vec<EventRecord>>;
-    /// Deletes events older than `before`; returns how many.
-    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<usize>;
+    /// Where a purge of the events older than `before` cuts each chain:
+    /// after the newest link of each chain older than `before`.
+    async fn purge_plan(&self, before: DateTime<Utc>) -> StoreResult<Vec<ChainCut>>;
+    /// Deletes the chained events before the `cuts` and the unchained
+    /// events older than `before`; returns how many.
+    async fn purge_events(&self, before: DateTime<Utc>, cuts: &[ChainCut]) -> StoreResult<usize>;
+    /// The newest stored link of a chain.
+    async fn chain_head(&self, chain: &str) -> StoreResult<Option<ChainLink>>;
 }
 
 #[async_trait]
@@ -671,6 +811,7 @@ pub struct Purged {
     pub refresh_tokens: usize,
     pub idempotency_answers: usize,
     pub lockouts: usize,
+    pub account_tokens: usize,
 }
 
 /// How long an `Idempotency-Key` answer is replayed.
@@ -682,7 +823,8 @@ pub trait MaintenanceStore: Send + Sync {
     /// their token's expiry (rotated ones are kept until then, for reuse
     /// detection), idempotency answers older than [`IDEMPOTENCY_TTL_HOURS`],
     /// and lockout records of unknown emails with no lock in force and no
-    /// failure left in the window (known accounts keep theirs for forensics).
+    /// failure left in the window (known accounts keep theirs for forensics),
+    /// and expired account tokens.
     async fn purge_expired(&self, now: DateTime<Utc>, lockout: LockoutPolicy) -> StoreResult<Purged>;
     /// Claims a background job (`news_fetch`, `retention`) for `holder`
     /// until `now + lease`, so that of several instances one does it: true
@@ -758,6 +900,7 @@ impl Snapshot {
 #[async_trait]
 pub trait Store:
     UserStore
+    + AccountTokenStore
     + SessionStore
     + RevocationStore
     + LockoutStore

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod portfolio;
 pub mod predictions;
 pub mod prices;
+pub mod recovery;
 pub mod two_factor;
 
 use axum::middleware;
@@ -60,4 +61,5 @@ pub fn router(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(predictions::router(limits))
         .merge(news::router(limits))
         .merge(admin::router(limits))
+        .merge(recovery::router(limits))
 }

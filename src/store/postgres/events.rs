@@ -5,13 +5,27 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{col, count, execute, pg, query, query_opt, unsigned, PostgresStore};
-use crate::store::{EventFilter, EventRecord, EventStore, OutboxMessage, OutboxStore, StoreResult};
+use super::{col, count, execute, pg, query, query_opt, signed, unsigned, PostgresStore};
+use crate::store::{
+    ChainCut, ChainLink, EventFilter, EventRecord, EventStore, OutboxMessage, OutboxStore, StoreResult,
+};
 
-const EVENT_COLUMNS: &str = "id, at, event, outcome, user_id, email, ip, user_agent, request_id, details";
+const EVENT_COLUMNS: &str =
+    "id, at, event, outcome, user_id, email, ip, user_agent, request_id, details, chain, seq, prev_hash, hash";
 
 fn event_from_row(row: &Row) -> StoreResult<EventRecord> {
+    let chain: Option<String> = col(row, 10)?;
+    let link = match chain {
+        Some(chain) => Some(ChainLink {
+            chain,
+            seq: unsigned("events", col::<i64>(row, 11)?)?,
+            prev_hash: col(row, 12)?,
+            hash: col(row, 13)?,
+        }),
+        None => None,
+    };
     Ok(EventRecord {
+        link,
         id: col(row, 0)?,
         timestamp: col(row, 1)?,
         event: col(row, 2)?,
@@ -26,10 +40,13 @@ fn event_from_row(row: &Row) -> StoreResult<EventRecord> {
 }
 
 pub(super) async fn insert_event(c: &impl GenericClient, e: &EventRecord) -> StoreResult<()> {
+    let link = e.link.as_ref();
+    let seq = link.map(|l| signed(l.seq)).transpose()?;
     execute(
         c,
-        "INSERT INTO events (id, at, event, outcome, user_id, email, ip, user_agent, request_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO events (id, at, event, outcome, user_id, email, ip, user_agent, request_id, details,
+                             chain, seq, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &e.id,
             &e.timestamp,
@@ -41,14 +58,18 @@ pub(super) async fn insert_event(c: &impl GenericClient, e: &EventRecord) -> Sto
             &e.user_agent,
             &e.request_id,
             &e.details,
+            &link.map(|l| &l.chain),
+            &seq,
+            &link.map(|l| &l.prev_hash),
+            &link.map(|l| &l.hash),
         ],
     )
     .await
     .map(drop)
 }
 
-const OUTBOX_COLUMNS: &str =
-    "id, to_address, subject, text_body, html_body, event_id, created_at, attempts, next_attempt_at, last_error";
+const OUTBOX_COLUMNS: &str = "id, to_address, subject, text_body, html_body, event_id, created_at, attempts, \
+     next_attempt_at, last_error, sealed_token";
 
 fn mail_from_row(row: &Row) -> StoreResult<OutboxMessage> {
     Ok(OutboxMessage {
@@ -62,6 +83,7 @@ fn mail_from_row(row: &Row) -> StoreResult<OutboxMessage> {
         attempts: unsigned("outbox", i64::from(col::<i32>(row, 7)?))?,
         next_attempt_at: col(row, 8)?,
         last_error: col(row, 9)?,
+        sealed_token: col(row, 10)?,
     })
 }
 
@@ -70,8 +92,8 @@ pub(super) async fn insert_mail(c: &impl GenericClient, m: &OutboxMessage) -> St
     execute(
         c,
         "INSERT INTO outbox (id, to_address, subject, text_body, html_body, event_id, created_at, attempts,
-                             next_attempt_at, last_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                             next_attempt_at, last_error, sealed_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             &m.id,
             &m.to,
@@ -83,6 +105,7 @@ pub(super) async fn insert_mail(c: &impl GenericClient, m: &OutboxMessage) -> St
             &attempts,
             &m.next_attempt_at,
             &m.last_error,
+            &m.sealed_token,
         ],
     )
     .await
@@ -91,11 +114,11 @@ pub(super) async fn insert_mail(c: &impl GenericClient, m: &OutboxMessage) -> St
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn record_event(&self, event: EventRecord, alert: Option<OutboxMessage>) -> StoreResult<()> {
+    async fn record_event(&self, event: EventRecord, mails: Vec<OutboxMessage>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         insert_event(&tx, &event).await?;
-        if let Some(mail) = &alert {
+        for mail in &mails {
             insert_mail(&tx, mail).await?;
         }
         tx.commit().await.map_err(pg)
@@ -120,10 +143,63 @@ impl EventStore for PostgresStore {
             .collect()
     }
 
-    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<usize> {
+    async fn purge_plan(&self, before: DateTime<Utc>) -> StoreResult<Vec<ChainCut>> {
         let client = self.client().await?;
-        let n = execute(&client, "DELETE FROM events WHERE at < $1", &[&before]).await?;
+        query(
+            &client,
+            "SELECT DISTINCT ON (chain) chain, seq, hash FROM events
+              WHERE chain IS NOT NULL AND at < $1
+           ORDER BY chain, seq DESC",
+            &[&before],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ChainLink {
+                chain: col(row, 0)?,
+                seq: unsigned("events", col::<i64>(row, 1)?)?,
+                prev_hash: String::new(),
+                hash: col(row, 2)?,
+            }
+            .cut_after())
+        })
+        .collect()
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, cuts: &[ChainCut]) -> StoreResult<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let mut n = execute(&tx, "DELETE FROM events WHERE chain IS NULL AND at < $1", &[&before]).await?;
+        for cut in cuts {
+            let seq = signed(cut.first_kept_seq)?;
+            n += execute(
+                &tx,
+                "DELETE FROM events WHERE chain = $1 AND seq < $2",
+                &[&cut.chain, &seq],
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(pg)?;
         Ok(n as usize)
+    }
+
+    async fn chain_head(&self, chain: &str) -> StoreResult<Option<ChainLink>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            "SELECT seq, prev_hash, hash FROM events WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+            &[&chain],
+        )
+        .await?
+        .map(|row| {
+            Ok(ChainLink {
+                chain: chain.to_string(),
+                seq: unsigned("events", col::<i64>(&row, 0)?)?,
+                prev_hash: col(&row, 1)?,
+                hash: col(&row, 2)?,
+            })
+        })
+        .transpose()
     }
 }
 
@@ -157,7 +233,7 @@ impl OutboxStore for PostgresStore {
             .iter()
             .map(|row| {
                 let mut m = mail_from_row(row)?;
-                m.next_attempt_at = col(row, 10)?;
+                m.next_attempt_at = col(row, 11)?;
                 Ok(m)
             })
             .collect::<StoreResult<Vec<_>>>()?;

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "reauthentication",
         include_str!("migrations/0002_reauthentication.sql"),
     ),
+    (
+        3,
+        "account_lifecycle",
+        include_str!("migrations/0003_account_lifecycle.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating ("fortfoli" in ASCII).
@@ -135,6 +140,7 @@ impl PostgresStore {
 /// Every table of the schema, for counts and emptiness checks.
 pub const TABLES: &[&str] = &[
     "users",
+    "account_tokens",
     "sessions",
     "refresh_tokens",
     "revoked_tokens",
@@ -295,11 +301,13 @@ impl MaintenanceStore for PostgresStore {
             &[&now, &window_start],
         )
         .await?;
+        let account_tokens = execute(&tx, "DELETE FROM account_tokens WHERE expires_at <= $1", &[&now]).await?;
         tx.commit().await.map_err(pg)?;
         Ok(Purged {
             refresh_tokens: refresh_tokens as usize,
             idempotency_answers: idempotency_answers as usize,
             lockouts: lockouts as usize,
+            account_tokens: account_tokens as usize,
         })
     }
 
@@ -406,6 +414,7 @@ mod tests {
             password_changed_at: now,
             two_factor_enabled: false,
             totp: None,
+            email_verified_at: Some(now),
         };
         redb.create_user(user.clone()).await.unwrap();
         redb.set_pending_totp(&user.id, "sealed".into()).await.unwrap();
@@ -523,7 +532,8 @@ mod tests {
             Purged {
                 refresh_tokens: 1,
                 idempotency_answers: 1,
-                lockouts: 1
+                lockouts: 1,
+                account_tokens: 0,
             }
         );
         use crate::store::LockoutStore;

@@ -6,15 +6,18 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{col, execute, pg, query, query_opt, signed, unsigned, PostgresStore};
-use crate::store::{CreateUserError, Role, StoreResult, TotpChange, TotpRecord, TwoFactorStore, UserRecord, UserStore};
+use crate::store::{
+    AccountToken, AccountTokenStore, CreateUserError, EmailChange, Role, StoreResult, TokenPurpose, TotpChange,
+    TotpRecord, TwoFactorStore, UserRecord, UserStore,
+};
 
 /// The columns [`user_from_row`] reads, in its order.
 pub(super) const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.full_name, u.role, u.password_hash, \
      u.disabled, u.created_at, u.last_login_at, u.password_changed_at, u.two_factor_enabled, \
-     u.totp_sealed_secret, u.totp_enabled, u.totp_last_step, u.backup_codes";
+     u.totp_sealed_secret, u.totp_enabled, u.totp_last_step, u.backup_codes, u.email_verified_at";
 
 /// How many columns [`USER_COLUMNS`] names.
-pub(super) const USER_WIDTH: usize = 15;
+pub(super) const USER_WIDTH: usize = 16;
 
 /// A user from [`USER_COLUMNS`] starting at column `at`.
 pub(super) fn user_from_row(row: &Row, at: usize) -> StoreResult<UserRecord> {
@@ -43,6 +46,7 @@ pub(super) fn user_from_row(row: &Row, at: usize) -> StoreResult<UserRecord> {
         password_changed_at: col(row, at + 9)?,
         two_factor_enabled: col(row, at + 10)?,
         totp,
+        email_verified_at: col(row, at + 15)?,
     })
 }
 
@@ -79,8 +83,8 @@ pub(super) async fn insert_user(c: &impl GenericClient, u: &UserRecord) -> Store
         c,
         "INSERT INTO users (id, email, email_key, full_name, role, password_hash, disabled, created_at,
                             last_login_at, password_changed_at, two_factor_enabled, totp_sealed_secret,
-                            totp_enabled, totp_last_step, backup_codes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                            totp_enabled, totp_last_step, backup_codes, email_verified_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (email_key) DO NOTHING",
         &[
             &u.id,
@@ -98,6 +102,7 @@ pub(super) async fn insert_user(c: &impl GenericClient, u: &UserRecord) -> Store
             &t.enabled,
             &t.last_step,
             &t.codes,
+            &u.email_verified_at,
         ],
     )
     .await?;
@@ -174,6 +179,39 @@ impl UserStore for PostgresStore {
     async fn set_role(&self, user_id: &str, role: Role) -> StoreResult<Option<UserRecord>> {
         let client = self.client().await?;
         update_returning(&client, "role = $2", &[&user_id, &role_name(role)]).await
+    }
+
+    async fn mark_email_verified(&self, user_id: &str, email_key: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = execute(
+            &client,
+            "UPDATE users SET email_verified_at = $3 WHERE id = $1 AND email_key = $2",
+            &[&user_id, &email_key, &at],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn change_email(
+        &self,
+        user_id: &str,
+        from_key: &str,
+        email: String,
+        email_key: String,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EmailChange> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE users u SET email = $3, email_key = $4, email_verified_at = $5
+              WHERE u.id = $1 AND u.email_key = $2 RETURNING {USER_COLUMNS}"
+        );
+        // The unique index on email_key settles a race for the address.
+        match client.query_opt(&sql, &[&user_id, &from_key, &email, &email_key, &at]).await {
+            Ok(Some(row)) => Ok(EmailChange::Changed(user_from_row(&row, 0)?)),
+            Ok(None) => Ok(EmailChange::Stale),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(EmailChange::Taken),
+            Err(e) => Err(pg(e)),
+        }
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -294,5 +332,86 @@ impl TwoFactorStore for PostgresStore {
         )
         .await?;
         Ok(inserted == 1)
+    }
+}
+
+fn token_from_row(row: &Row) -> StoreResult<AccountToken> {
+    let purpose: String = col(row, 0)?;
+    let purpose = [
+        TokenPurpose::VerifyEmail,
+        TokenPurpose::ResetPassword,
+        TokenPurpose::ChangeEmail,
+        TokenPurpose::CancelEmailChange,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == purpose)
+    .ok_or_else(|| crate::store::StoreError::Corrupt {
+        table: "account_tokens",
+        reason: format!("unknown purpose {purpose}"),
+    })?;
+    Ok(AccountToken {
+        purpose,
+        user_id: col(row, 1)?,
+        email: col(row, 2)?,
+        other_email: col(row, 3)?,
+        created_at: col(row, 4)?,
+        expires_at: col(row, 5)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "purpose, user_id, email, other_email, created_at, expires_at";
+
+#[async_trait]
+impl AccountTokenStore for PostgresStore {
+    async fn put_account_token(&self, hash: String, t: AccountToken, retire_others: bool) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        if retire_others {
+            execute(
+                &tx,
+                "DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2",
+                &[&t.user_id, &t.purpose.as_str()],
+            )
+            .await?;
+        }
+        execute(
+            &tx,
+            "INSERT INTO account_tokens (hash, purpose, user_id, email, other_email, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &hash,
+                &t.purpose.as_str(),
+                &t.user_id,
+                &t.email,
+                &t.other_email,
+                &t.created_at,
+                &t.expires_at,
+            ],
+        )
+        .await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM account_tokens WHERE hash = $1");
+        query_opt(&client, &sql, &[&hash]).await?.map(|r| token_from_row(&r)).transpose()
+    }
+
+    async fn take_account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>> {
+        let client = self.client().await?;
+        let sql = format!("DELETE FROM account_tokens WHERE hash = $1 RETURNING {TOKEN_COLUMNS}");
+        query_opt(&client, &sql, &[&hash]).await?.map(|r| token_from_row(&r)).transpose()
+    }
+
+    async fn retire_account_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreResult<usize> {
+        let client = self.client().await?;
+        let n = execute(
+            &client,
+            "DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2",
+            &[&user_id, &purpose.as_str()],
+        )
+        .await?;
+        Ok(n as usize)
     }
 }

@@ -12,16 +12,28 @@ fn event_matches(e: &EventRecord, f: &EventFilter) -> bool {
 
 #[async_trait]
 impl EventStore for RedbStore {
-    async fn record_event(&self, event: EventRecord, alert: Option<OutboxMessage>) -> StoreResult<()> {
+    async fn record_event(&self, event: EventRecord, mails: Vec<OutboxMessage>) -> StoreResult<()> {
         self.write(move |tx| {
             put(tx, EVENTS, &event.id, &event)?;
+            if let Some(link) = &event.link {
+                let mut heads = tx.open_table(CHAIN_HEADS).map_err(backend)?;
+                let newer = match get::<ChainLink>(&heads, "chain_heads", &link.chain)? {
+                    Some(head) => link.seq > head.seq,
+                    None => true,
+                };
+                if newer {
+                    heads
+                        .insert(link.chain.as_str(), encode(link)?.as_slice())
+                        .map_err(backend)?;
+                }
+            }
             if let Some(uid) = &event.user_id {
                 let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
                 let key = format!("{uid}/{}", event.id);
                 ue.insert(key.as_str(), [].as_slice()).map_err(backend)?;
             }
-            if let Some(mail) = alert {
-                put(tx, OUTBOX, &mail.id, &mail)?;
+            for mail in &mails {
+                put(tx, OUTBOX, &mail.id, mail)?;
             }
             Ok(())
         })
@@ -73,18 +85,37 @@ impl EventStore for RedbStore {
         Ok(out)
     }
 
-    async fn purge_events(&self, before: DateTime<Utc>) -> StoreResult<usize> {
+    async fn purge_plan(&self, before: DateTime<Utc>) -> StoreResult<Vec<ChainCut>> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let events = tx.open_table(EVENTS).map_err(backend)?;
+        let mut newest_old: std::collections::BTreeMap<String, ChainLink> = Default::default();
+        // Ids are UUIDv7, so the oldest come first.
+        for row in events.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            let e: EventRecord = decode("events", v.value())?;
+            if e.timestamp >= before {
+                break;
+            }
+            if let Some(link) = e.link {
+                if newest_old.get(&link.chain).is_none_or(|l| l.seq < link.seq) {
+                    newest_old.insert(link.chain.clone(), link);
+                }
+            }
+        }
+        Ok(newest_old.into_values().map(ChainLink::cut_after).collect())
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, cuts: &[ChainCut]) -> StoreResult<usize> {
+        let cuts = cuts.to_vec();
         self.write(move |tx| {
             let mut events = tx.open_table(EVENTS).map_err(backend)?;
             let mut old = Vec::new();
-            // Ids are UUIDv7, so the oldest come first.
             for row in events.iter().map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
                 let e: EventRecord = decode("events", v.value())?;
-                if e.timestamp >= before {
-                    break;
+                if e.is_before(before, &cuts) {
+                    old.push((k.value().to_string(), e.user_id));
                 }
-                old.push((k.value().to_string(), e.user_id));
             }
             let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
             for (id, uid) in &old {
@@ -96,6 +127,10 @@ impl EventStore for RedbStore {
             Ok(old.len())
         })
         .await
+    }
+
+    async fn chain_head(&self, chain: &str) -> StoreResult<Option<ChainLink>> {
+        self.read(CHAIN_HEADS, "chain_heads", chain)
     }
 }
 

@@ -50,6 +50,7 @@ impl MaintenanceStore for RedbStore {
                     let r: LockoutRecord = decode("lockouts", v)?;
                     Ok(r.user_id.is_none() && r.locked_at(now).is_none() && r.live_failures(now, lockout) == 0)
                 })?,
+                account_tokens: super::tokens::purge_expired_tokens(tx, now)?,
             })
         })
         .await

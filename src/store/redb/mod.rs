@@ -14,6 +14,7 @@ mod maintenance;
 mod market;
 mod portfolio;
 mod sessions;
+mod tokens;
 mod users;
 
 pub use backup::StagedRestore;
@@ -29,7 +30,7 @@ use crate::domain::market::{NewsItem, Series};
 use crate::domain::portfolio::{Order, Position, Transaction};
 
 use super::{
-    CreateUserError, DeviceRecord, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
+    ChainCut, ChainLink, CreateUserError, DeviceRecord, EmailChange, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
     LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OrderReceipt,
     OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord, RevocationStore, Rotation,
     SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TwoFactorStore, UserRecord, UserStore,
@@ -74,9 +75,18 @@ const NEWS_IDS: Table = TableDefinition::new("news_ids");
 const FLAGS: Table = TableDefinition::new("flags");
 /// job name → JobLease.
 const JOB_LEASES: Table = TableDefinition::new("job_leases");
+/// Account token hash → `AccountToken`.
+const ACCOUNT_TOKENS: Table = TableDefinition::new("account_tokens");
+/// `<user>/<purpose>/<hash>` → empty.
+const USER_ACCOUNT_TOKENS: Table = TableDefinition::new("user_account_tokens");
+/// Chain name → its newest stored `ChainLink`.
+const CHAIN_HEADS: Table = TableDefinition::new("chain_heads");
 
-const ALL_TABLES: [Table; 21] = [
+const ALL_TABLES: [Table; 24] = [
     JOB_LEASES,
+    ACCOUNT_TOKENS,
+    USER_ACCOUNT_TOKENS,
+    CHAIN_HEADS,
     NEWS,
     NEWS_IDS,
     FLAGS,
@@ -278,7 +288,8 @@ mod tests {
             Purged {
                 refresh_tokens: 1,
                 idempotency_answers: 1,
-                lockouts: 1
+                lockouts: 1,
+                account_tokens: 0,
             }
         );
         assert!(store.lockout("account:ghost@x").await.unwrap().is_none());

@@ -71,6 +71,59 @@ impl UserStore for RedbStore {
         self.update_user(user_id, move |u| u.role = role).await
     }
 
+    async fn mark_email_verified(&self, user_id: &str, email_key: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let (id, key) = (user_id.to_string(), email_key.to_string());
+        self.write(move |tx| {
+            Ok(modify_user(tx, &id, |u| {
+                let same = u.email_key == key;
+                if same {
+                    u.email_verified_at = Some(at);
+                }
+                (same, same)
+            })?
+            .unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn change_email(
+        &self,
+        user_id: &str,
+        from_key: &str,
+        email: String,
+        email_key: String,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EmailChange> {
+        let (id, from) = (user_id.to_string(), from_key.to_string());
+        self.write(move |tx| {
+            let mut by_email = tx.open_table(USERS_BY_EMAIL).map_err(backend)?;
+            if let Some(owner) = by_email.get(email_key.as_str()).map_err(backend)? {
+                if owner.value() != id.as_bytes() {
+                    return Ok(EmailChange::Taken);
+                }
+            }
+            let changed = modify_user(tx, &id, |u| {
+                if u.email_key != from {
+                    return (false, None);
+                }
+                u.email = email;
+                u.email_key = email_key.clone();
+                u.email_verified_at = Some(at);
+                (true, Some(u.clone()))
+            })?
+            .flatten();
+            let Some(user) = changed else {
+                return Ok(EmailChange::Stale);
+            };
+            by_email.remove(from.as_str()).map_err(backend)?;
+            by_email
+                .insert(email_key.as_str(), id.as_bytes())
+                .map_err(backend)?;
+            Ok(EmailChange::Changed(user))
+        })
+        .await
+    }
+
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         let tx = self.db.begin_read().map_err(backend)?;
         let t = tx.open_table(USERS).map_err(backend)?;
