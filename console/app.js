@@ -9,6 +9,7 @@ import { assetPage } from './page-asset.js';
 import { newsPage } from './page-news.js';
 import { securityPage } from './page-security.js';
 import { adminPage } from './page-admin.js';
+import { cancelEmailChangePage, confirmEmailPage, forgotPage, resetPasswordPage, verifyEmailPage } from './page-links.js';
 
 /** The signed-in user (`GET /me`), or null. */
 export const session = { user: null };
@@ -21,6 +22,12 @@ const pages = {
   news: { draw: newsPage },
   security: { draw: securityPage },
   admin: { draw: adminPage, admin: true },
+  // Opened from mailed links, signed in or not.
+  forgot: { draw: forgotPage, open: true },
+  'verify-email': { draw: verifyEmailPage, any: true },
+  'reset-password': { draw: resetPasswordPage, any: true },
+  'confirm-email': { draw: confirmEmailPage, any: true },
+  'cancel-email-change': { draw: cancelEmailChangePage, any: true },
 };
 
 const main = () => document.getElementById('main');
@@ -56,8 +63,8 @@ async function route() {
   if (location.hash === '#main') return; // the skip link, not a page
   const [name = 'portfolio', ...rest] = location.hash.replace(/^#\/?/, '').split('/');
   let page = pages[name];
-  if (!page || (!page.open && !session.user) || (page.admin && session.user?.role !== 'admin')) {
-    if (!session.user) { if (name !== 'signin' && name !== 'register') location.hash = '#/signin'; return; }
+  if (!page || (!page.open && !page.any && !session.user) || (page.admin && session.user?.role !== 'admin')) {
+    if (!session.user) { if (!page?.open) location.hash = '#/signin'; return; }
     page = pages.portfolio;
   }
   if (page.open && session.user) { location.hash = '#/portfolio'; return; }

@@ -18,7 +18,8 @@ export async function signInPage(root) {
     field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
     line,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Sign in')));
-  const box = h('div', {}, form, h('p', {}, 'New here? ', h('a', { href: '#/register' }, 'Create an account')));
+  const box = h('div', {}, form, h('p', {}, 'New here? ', h('a', { href: '#/register' }, 'Create an account')),
+    h('p', {}, h('a', { href: '#/forgot' }, 'Forgot your password?')));
   fill(root, h('section', { class: 'narrow' }, title('Sign in'), box));
   onSubmit(form, line, async (data) => {
     const answer = await post('/auth/login', { email: data.get('email'), password: data.get('password') });

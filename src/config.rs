@@ -718,7 +718,11 @@ impl Config {
         if !self.server.public_url.is_empty() {
             return self.server.public_url.trim_end_matches('/').to_string();
         }
-        let scheme = if self.server.tls == TlsMode::Off { "http" } else { "https" };
+        let scheme = if self.server.tls == TlsMode::Off {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{}", self.server.bind)
     }
 
@@ -753,9 +757,8 @@ impl Config {
                 return bad("server.tls_key", "is required when server.tls = \"files\"");
             }
         }
-        if !s.public_url.is_empty()
-            && !(s.public_url.starts_with("https://") || s.public_url.starts_with("http://"))
-        {
+        let url = &s.public_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return bad(
                 "server.public_url",
                 "must be a URL like https://fortfolio.example.com (or empty)",

@@ -180,7 +180,11 @@ impl Accounts {
         let (hash, t) = self.live_token(token, TokenPurpose::VerifyEmail).await?;
         let user = self.holder(&t, &t.email).await?;
         self.spend(&hash).await?;
-        if !self.store.mark_email_verified(&user.id, &user.email_key, Utc::now()).await? {
+        if !self
+            .store
+            .mark_email_verified(&user.id, &user.email_key, Utc::now())
+            .await?
+        {
             return Err(AccountsError::InvalidToken);
         }
         self.events
@@ -302,7 +306,10 @@ impl Accounts {
         self.require_mail()?;
         let new = Email::parse(new_email).map_err(|e| AccountsError::invalid("new_email", e))?;
         if new.key() == ctx.user.email_key {
-            return Err(AccountsError::invalid("new_email", "this is already the account's address"));
+            return Err(AccountsError::invalid(
+                "new_email",
+                "this is already the account's address",
+            ));
         }
         let attempt = Attempt {
             user: Some(&ctx.user),
@@ -349,10 +356,16 @@ impl Accounts {
         self.spend(&hash).await?;
         let changed = self
             .store
-            .change_email(&user.id, &user.email_key, new.as_str().to_string(), new.key(), Utc::now())
+            .change_email(
+                &user.id,
+                &user.email_key,
+                new.as_str().to_string(),
+                new.key(),
+                Utc::now(),
+            )
             .await?;
         let user = match changed {
-            EmailChange::Changed(u) => u,
+            EmailChange::Changed(u) => *u,
             EmailChange::Taken => return Err(AccountsError::EmailTaken),
             EmailChange::Stale => return Err(AccountsError::InvalidToken),
         };
@@ -388,10 +401,16 @@ impl Accounts {
         let user = if user.email_key == super::login_key(&new) {
             let back = self
                 .store
-                .change_email(&user.id, &user.email_key, old.as_str().to_string(), old.key(), Utc::now())
+                .change_email(
+                    &user.id,
+                    &user.email_key,
+                    old.as_str().to_string(),
+                    old.key(),
+                    Utc::now(),
+                )
                 .await?;
             match back {
-                EmailChange::Changed(u) => u,
+                EmailChange::Changed(u) => *u,
                 EmailChange::Taken => return Err(AccountsError::EmailTaken),
                 EmailChange::Stale => return Err(AccountsError::InvalidToken),
             }

@@ -487,7 +487,12 @@ fn print_audit(report: &Value) -> anyhow::Result<()> {
         say!("store: {}", chain_line(c))?;
     }
     if let Some(files) = report.get("files") {
-        let names: Vec<&str> = files["files"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let names: Vec<&str> = files["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         say!("files: {}", names.join(", "))?;
         if !files["chain"].is_null() {
             say!("files: {}", chain_line(&files["chain"]))?;

@@ -36,6 +36,7 @@ console_files!(
     "page-news.js",
     "page-security.js",
     "page-admin.js",
+    "page-links.js",
 );
 
 fn serve(name: &str) -> Response {

@@ -237,7 +237,12 @@ pub fn access_token(headers: &axum::http::HeaderMap) -> Option<(String, Credenti
 /// `auth.require_email_verification` is on: its profile, sign-out, and
 /// the change of a mistyped address (the verification endpoints need no
 /// access token).
-const UNVERIFIED_MAY_USE: [&str; 4] = ["/api/v1/me", "/api/v1/me/email", "/api/v1/auth/logout", "/api/v1/auth/logout-all"];
+const UNVERIFIED_MAY_USE: [&str; 4] = [
+    "/api/v1/me",
+    "/api/v1/me/email",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/logout-all",
+];
 
 /// An authenticated caller.
 pub struct AuthUser {
@@ -255,9 +260,14 @@ impl FromRequestParts<AppState> for AuthUser {
             Some(checked) => checked.0,
             None => state.accounts.authenticate(&token).await?,
         };
+        // Under the `/api/v1` nest the request's own URI has lost its prefix.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |o| o.0.path());
         if state.config.auth.require_email_verification
             && ctx.user.email_verified_at.is_none()
-            && !UNVERIFIED_MAY_USE.contains(&parts.uri.path())
+            && !UNVERIFIED_MAY_USE.contains(&path)
         {
             return Err(crate::accounts::AccountsError::EmailNotVerified.into());
         }

@@ -14,9 +14,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
+use super::totp::SecretBox;
 use crate::config::{SmtpConfig, SmtpSecurity};
 use crate::domain::rfc3339;
-use super::totp::SecretBox;
 use crate::store::{EventRecord, OutboxMessage, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -222,7 +222,10 @@ pub fn verify(key: &AuditKey, entries: &[Entry], anchors: &[ChainCut]) -> Result
                 if link.chain != p.chain {
                     return Err(broken(
                         seq,
-                        format!("an event of chain {:?} inside chain {:?}: inserted", link.chain, p.chain),
+                        format!(
+                            "an event of chain {:?} inside chain {:?}: inserted",
+                            link.chain, p.chain
+                        ),
                     ));
                 }
                 let expected = p.seq + 1;
@@ -262,7 +265,10 @@ pub fn verify(key: &AuditKey, entries: &[Entry], anchors: &[ChainCut]) -> Result
                 if link.prev_hash != p.hash {
                     return Err(broken(
                         seq,
-                        format!("seq {} does not continue from seq {}: inserted or replaced", link.seq, p.seq),
+                        format!(
+                            "seq {} does not continue from seq {}: inserted or replaced",
+                            link.seq, p.seq
+                        ),
                     ));
                 }
             }
@@ -358,7 +364,9 @@ mod tests {
         assert!(problem(check(&key, &copied, "files")).problem.contains("inserted"));
 
         let forged = AuditKey::derive(b"another key");
-        assert!(problem(check(&forged, &chain(&key, 2), "files")).problem.contains("edited"));
+        assert!(problem(check(&forged, &chain(&key, 2), "files"))
+            .problem
+            .contains("edited"));
     }
 
     #[test]

@@ -335,6 +335,14 @@ impl LogFiles {
         if today == self.day {
             return Ok(());
         }
+        let empty = [TEXT, JSON]
+            .iter()
+            .all(|name| std::fs::metadata(self.dir.join(name)).is_ok_and(|m| m.len() == 0));
+        if empty {
+            // Nothing written yet: the files belong to the new day.
+            self.day = today;
+            return Ok(());
+        }
         for name in [TEXT, JSON] {
             let from = self.dir.join(name);
             let to = self.dir.join(format!("{name}.{}", self.day));
@@ -631,11 +639,7 @@ pub struct LogSetup {
 impl SecurityLog {
     /// Opens the log files and picks up the chain where the files or the
     /// store (whichever is further) left it.
-    pub async fn open(
-        setup: LogSetup,
-        store: Arc<dyn Store>,
-        mail_wakeup: Option<Arc<tokio::sync::Notify>>,
-    ) -> Self {
+    pub async fn open(setup: LogSetup, store: Arc<dyn Store>, mail_wakeup: Option<Arc<tokio::sync::Notify>>) -> Self {
         let LogSetup {
             dir,
             retention_days,
@@ -893,7 +897,10 @@ impl SecurityLog {
                 _ => by_chain.push((chain, vec![entry])),
             }
         }
-        let unchained = by_chain.iter().find(|(c, _)| c.is_none()).map_or(0, |(_, l)| l.len() as u64);
+        let unchained = by_chain
+            .iter()
+            .find(|(c, _)| c.is_none())
+            .map_or(0, |(_, l)| l.len() as u64);
         for (chain, entries) in by_chain.iter().filter(|(c, _)| c.is_some()) {
             match audit::verify(&self.key, entries, &anchors) {
                 Ok(Some(mut r)) => {
@@ -1016,7 +1023,156 @@ fn alert_message(kind: AlertKind, to: &str, e: &EventRecord, token: Option<&Toke
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use crate::store::redb::RedbStore;
+
+    async fn log_in(dir: &Path, retention_days: u32) -> SecurityLog {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.join("data")).unwrap());
+        let setup = LogSetup {
+            dir: dir.join("logs"),
+            retention_days,
+            key: AuditKey::derive(b"server secret"),
+            chain: "main".into(),
+        };
+        SecurityLog::open(setup, store, None).await
+    }
+
+    fn login(n: usize) -> NewEvent {
+        NewEvent::success(EventType::LoginSuccess)
+            .email(&format!("user{n}@example.com"))
+            .detail("n", n)
+    }
+
+    fn broken_at(report: &AuditReport) -> (String, String) {
+        let b = report.broken.as_ref().expect("a broken link");
+        (b.position.clone(), b.problem.clone())
+    }
+
+    /// Rewrites line `n` (1-based) of the current security.json.
+    fn edit_json(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let path = dir.join("logs").join(JSON);
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        f(&mut lines);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_files_and_the_store_carry_one_chain_and_edits_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_in(dir.path(), 90).await;
+        for n in 0..6 {
+            log.emit(login(n)).await;
+        }
+        let ok = log.verify(true).await.unwrap();
+        assert!(ok.broken.is_none(), "{:?}", ok.broken);
+        assert_eq!(ok.store[0].last_seq, 7, "a log_file_started link and six events");
+        assert_eq!(ok.files.as_ref().unwrap().chain.as_ref().unwrap().last_seq, 7);
+        let first = std::fs::read_to_string(dir.path().join("logs").join(JSON)).unwrap();
+        assert!(first.lines().next().unwrap().contains("\"event\":\"log_file_started\""));
+
+        // One byte of one line's details.
+        edit_json(dir.path(), |l| l[3] = l[3].replace("\"n\":2", "\"n\":3"));
+        let (at, why) = broken_at(&log.verify(true).await.unwrap());
+        assert_eq!(at, "security.json line 4");
+        assert!(why.contains("edited"), "{why}");
+        edit_json(dir.path(), |l| l[3] = l[3].replace("\"n\":3", "\"n\":2"));
+        assert!(log.verify(true).await.unwrap().broken.is_none());
+
+        // A line deleted.
+        let saved = std::fs::read_to_string(dir.path().join("logs").join(JSON)).unwrap();
+        edit_json(dir.path(), |l| {
+            l.remove(4);
+        });
+        let (at, why) = broken_at(&log.verify(true).await.unwrap());
+        assert_eq!(at, "security.json line 5");
+        assert!(why.contains("1 event(s) deleted (seq 5)"), "{why}");
+        std::fs::write(dir.path().join("logs").join(JSON), &saved).unwrap();
+
+        // Two lines swapped.
+        edit_json(dir.path(), |l| l.swap(2, 3));
+        let (at, why) = broken_at(&log.verify(true).await.unwrap());
+        assert_eq!(at, "security.json line 3");
+        assert!(why.contains("reordered"), "{why}");
+        std::fs::write(dir.path().join("logs").join(JSON), &saved).unwrap();
+
+        // A stored event edited.
+        let mut events = log
+            .store
+            .events(EventFilter {
+                limit: 100,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut e = events.remove(2);
+        e.details = json!({"n": 99});
+        let id = e.id.clone();
+        log.store.record_event(e, vec![]).await.unwrap();
+        let (at, why) = broken_at(&log.verify(false).await.unwrap());
+        assert!(at.contains(&id), "{at}");
+        assert!(why.contains("edited"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_log_rotated_over_days_and_purged_by_retention_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_in(dir.path(), 1).await;
+        let day = |d: i64| Utc::now() - chrono::Duration::days(d);
+        for (n, ago) in [(0, 3), (1, 3), (2, 2), (3, 2), (4, 0)].into_iter() {
+            log.emit_at(login(n), day(ago)).await;
+        }
+        let files = json_files(&dir.path().join("logs"));
+        assert_eq!(files.len(), 3, "{files:?}");
+        let report = log.verify(true).await.unwrap();
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+        // Each file opens with its own log_file_started link.
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(
+                text.lines().next().unwrap().contains("log_file_started"),
+                "{}",
+                f.display()
+            );
+        }
+
+        // Retention (1 day): the two dated files go, behind a checkpoint.
+        log.purge_log_files_at(Utc::now()).await;
+        assert_eq!(json_files(&dir.path().join("logs")).len(), 1);
+        log.purge_stored_events_before(day(1)).await;
+        let report = log.verify(true).await.unwrap();
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+        let store = &report.store[0];
+        assert!(store.first_seq > 1, "the store was purged too: {store:?}");
+
+        // Deleting the first lines of the kept file is not retention.
+        edit_json(dir.path(), |l| {
+            l.drain(..1);
+        });
+        let (_, why) = broken_at(&log.verify(true).await.unwrap());
+        assert!(
+            why.contains("log_file_started") || why.contains("no retention checkpoint"),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = log_in(dir.path(), 90).await;
+            log.emit(login(1)).await;
+        }
+        let log = log_in(dir.path(), 90).await;
+        log.emit(login(2)).await;
+        let report = log.verify(true).await.unwrap();
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+        assert_eq!(report.store[0].last_seq, 3);
+    }
 
     #[test]
     fn every_type_round_trips() {
@@ -1039,8 +1195,8 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), "x").unwrap();
         }
-        assert_eq!(purge_files(dir.path(), 90, today).unwrap(), 1);
-        assert!(!dir.path().join("security.json.2026-08-01").exists());
+        let old = expired_files(dir.path(), 90, today);
+        assert_eq!(old, vec![dir.path().join("security.json.2026-08-01")]);
         assert!(dir.path().join("security.log.2026-08-30").exists());
         assert!(dir.path().join("security.log").exists());
         assert!(dir.path().join("other.log.2020-01-01").exists());
@@ -1060,6 +1216,7 @@ mod tests {
             user_agent: None,
             request_id: None,
             details: json!({"reason": "unknown\u{9b}account"}),
+            link: None,
         };
         for line in [text_line(&e), json_line(&e)] {
             assert!(

@@ -70,7 +70,10 @@ async fn account_tokens_are_single_use(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store.account_token(&h("r1")).await.unwrap().is_none(), "retired by r2");
-    assert!(store.account_token(&h("v1")).await.unwrap().is_some(), "other purposes stay");
+    assert!(
+        store.account_token(&h("v1")).await.unwrap().is_some(),
+        "other purposes stay"
+    );
     assert!(store.take_account_token(&h("r2")).await.unwrap().is_some());
     assert!(store.take_account_token(&h("r2")).await.unwrap().is_none(), "spent");
     assert_eq!(
@@ -122,7 +125,10 @@ async fn email_changes_keep_addresses_unique(store: &dyn Store) {
         }
         _ => panic!("the change should apply"),
     }
-    assert!(store.user_by_email(&a.email_key).await.unwrap().is_none(), "old key freed");
+    assert!(
+        store.user_by_email(&a.email_key).await.unwrap().is_none(),
+        "old key freed"
+    );
     assert_eq!(store.user_by_email(&new).await.unwrap().unwrap().id, a.id);
     assert!(matches!(
         store
@@ -131,7 +137,10 @@ async fn email_changes_keep_addresses_unique(store: &dyn Store) {
             .unwrap(),
         EmailChange::Stale
     ));
-    assert!(!store.mark_email_verified(&b.id, "not-b@example.com", now).await.unwrap());
+    assert!(!store
+        .mark_email_verified(&b.id, "not-b@example.com", now)
+        .await
+        .unwrap());
     assert!(store.mark_email_verified(&b.id, &b.email_key, now).await.unwrap());
     assert_eq!(
         store.user_by_id(&b.id).await.unwrap().unwrap().email_verified_at,

@@ -279,7 +279,7 @@ pub struct AccountToken {
 
 /// How an email change went.
 pub enum EmailChange {
-    Changed(UserRecord),
+    Changed(Box<UserRecord>),
     /// Another account has the new address.
     Taken,
     /// The user is gone, or their address is no longer the expected one.

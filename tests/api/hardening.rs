@@ -334,7 +334,7 @@ async fn admin_actions_are_events_with_their_actor_and_alert_the_user() {
     admin(&app, &["reset-2fa", "ad@example.com"]).await;
     admin(&app, &["disable", "ad@example.com"]).await;
     admin(&app, &["enable", "ad@example.com"]).await;
-    let mails = sink.wait_for(2, 10).await;
+    let mails = sink.wait_for_alerts(2, 10).await;
     let subjects: Vec<&str> = mails
         .iter()
         .filter_map(|m| m.lines().find(|l| l.starts_with("Subject:")))

@@ -38,6 +38,7 @@ pub fn test_config(data_dir: &Path) -> Config {
         &mut r.news,
         &mut r.predictions,
         &mut r.admin,
+        &mut r.recovery,
     ] {
         *rate = lots;
     }
@@ -188,14 +189,25 @@ impl MailSink {
         self.messages.lock().unwrap().clone()
     }
 
-    /// Waits until at least `n` messages arrived (or `secs` pass).
-    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<String> {
+    /// The messages other than the verification mail every registration
+    /// sends.
+    pub fn alerts(&self) -> Vec<String> {
+        self.all().into_iter().filter(|m| !is_verification(m)).collect()
+    }
+
+    /// Waits until at least `n` [`Self::alerts`] arrived (or `secs` pass).
+    pub async fn wait_for_alerts(&self, n: usize, secs: u64) -> Vec<String> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while self.all().len() < n && std::time::Instant::now() < deadline {
+        while self.alerts().len() < n && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        self.all()
+        self.alerts()
     }
+}
+
+/// Whether a mail is the verification link a registration sends.
+pub fn is_verification(mail: &str) -> bool {
+    mail.contains("Subject: Confirm your fortfolio email address")
 }
 
 fn serve_smtp(
@@ -251,4 +263,30 @@ pub fn smtp_to(c: &mut Config, port: u16) {
     c.smtp.host = "127.0.0.1".into();
     c.smtp.port = port;
     c.smtp.security = fortfolio::config::SmtpSecurity::None;
+}
+
+/// Undoes quoted-printable (soft line breaks and `=XX` bytes) so the parts
+/// can be read as written.
+pub fn unquote_printable(mail: &str) -> String {
+    let joined = mail.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod news;
 mod openapi;
 mod portfolio;
+mod recovery;
 mod scaled;
 mod tokens;
 mod two_factor;

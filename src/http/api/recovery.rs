@@ -308,7 +308,10 @@ async fn confirm_email(
     client: ClientInfo,
     AppJson(body): AppJson<TokenBody>,
 ) -> ApiResult<Json<Verified>> {
-    let user = state.accounts.confirm_email_change(body.token.expose(), &client).await?;
+    let user = state
+        .accounts
+        .confirm_email_change(body.token.expose(), &client)
+        .await?;
     Ok(Json(Verified {
         email: user.email,
         email_verified: true,

@@ -206,8 +206,11 @@ impl UserStore for PostgresStore {
               WHERE u.id = $1 AND u.email_key = $2 RETURNING {USER_COLUMNS}"
         );
         // The unique index on email_key settles a race for the address.
-        match client.query_opt(&sql, &[&user_id, &from_key, &email, &email_key, &at]).await {
-            Ok(Some(row)) => Ok(EmailChange::Changed(user_from_row(&row, 0)?)),
+        match client
+            .query_opt(&sql, &[&user_id, &from_key, &email, &email_key, &at])
+            .await
+        {
+            Ok(Some(row)) => Ok(EmailChange::Changed(Box::new(user_from_row(&row, 0)?))),
             Ok(None) => Ok(EmailChange::Stale),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(EmailChange::Taken),
             Err(e) => Err(pg(e)),
@@ -395,13 +398,19 @@ impl AccountTokenStore for PostgresStore {
     async fn account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>> {
         let client = self.client().await?;
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM account_tokens WHERE hash = $1");
-        query_opt(&client, &sql, &[&hash]).await?.map(|r| token_from_row(&r)).transpose()
+        query_opt(&client, &sql, &[&hash])
+            .await?
+            .map(|r| token_from_row(&r))
+            .transpose()
     }
 
     async fn take_account_token(&self, hash: &str) -> StoreResult<Option<AccountToken>> {
         let client = self.client().await?;
         let sql = format!("DELETE FROM account_tokens WHERE hash = $1 RETURNING {TOKEN_COLUMNS}");
-        query_opt(&client, &sql, &[&hash]).await?.map(|r| token_from_row(&r)).transpose()
+        query_opt(&client, &sql, &[&hash])
+            .await?
+            .map(|r| token_from_row(&r))
+            .transpose()
     }
 
     async fn retire_account_tokens(&self, user_id: &str, purpose: TokenPurpose) -> StoreResult<usize> {

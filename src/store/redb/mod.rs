@@ -30,11 +30,11 @@ use crate::domain::market::{NewsItem, Series};
 use crate::domain::portfolio::{Order, Position, Transaction};
 
 use super::{
-    ChainCut, ChainLink, CreateUserError, DeviceRecord, EmailChange, DeviceStore, EventFilter, EventRecord, EventStore, FailureStatus, IdempotencyKey,
-    LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore, OrderOutcome, OrderReceipt,
-    OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord, RevocationStore, Rotation,
-    SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TwoFactorStore, UserRecord, UserStore,
-    IDEMPOTENCY_TTL_HOURS,
+    ChainCut, ChainLink, CreateUserError, DeviceRecord, DeviceStore, EmailChange, EventFilter, EventRecord, EventStore,
+    FailureStatus, IdempotencyKey, LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore,
+    OrderOutcome, OrderReceipt, OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord,
+    RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TwoFactorStore,
+    UserRecord, UserStore, IDEMPOTENCY_TTL_HOURS,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;

@@ -18,7 +18,10 @@ fn retire(tx: &WriteTransaction, user_id: &str, purpose: TokenPurpose) -> StoreR
     let prefix = format!("{user_id}/{}/", purpose.as_str());
     let mut index = tx.open_table(USER_ACCOUNT_TOKENS).map_err(backend)?;
     let mut keys = Vec::new();
-    for row in index.range(prefix.as_str()..prefix_end(&prefix).as_str()).map_err(backend)? {
+    for row in index
+        .range(prefix.as_str()..prefix_end(&prefix).as_str())
+        .map_err(backend)?
+    {
         let (k, _) = row.map_err(backend)?;
         keys.push(k.value().to_string());
     }

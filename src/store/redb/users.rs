@@ -116,10 +116,8 @@ impl UserStore for RedbStore {
                 return Ok(EmailChange::Stale);
             };
             by_email.remove(from.as_str()).map_err(backend)?;
-            by_email
-                .insert(email_key.as_str(), id.as_bytes())
-                .map_err(backend)?;
-            Ok(EmailChange::Changed(user))
+            by_email.insert(email_key.as_str(), id.as_bytes()).map_err(backend)?;
+            Ok(EmailChange::Changed(Box::new(user)))
         })
         .await
     }
