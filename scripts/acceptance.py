@@ -3,7 +3,7 @@
 
     cargo build --release && python3 scripts/acceptance.py [section ...]
 
-Sections: hardening foundation defenses twofactor events portfolio predictions scaled openapi packaging.
+Sections: hardening foundation defenses twofactor events lifecycle portfolio predictions scaled openapi packaging.
 The packaging section runs scripts/release.sh, lintian, and scripts/package-test.sh,
 which installs the .deb on this machine as root and removes every trace.
 The openapi section also runs the contract fuzzing (scripts/fuzz/run.sh 500;
@@ -112,7 +112,7 @@ class Server:
 def lifted(**extra):
     env = {f"FORTFOLIO_RATE_LIMITS__{k.upper()}": "100000/s" for k in
            ["register", "login", "two_factor", "refresh", "logout", "password", "account", "portfolio", "prices", "news",
-            "predictions", "admin"]}
+            "predictions", "admin", "recovery"]}
     env.update(extra)
     return env
 
@@ -454,6 +454,11 @@ def smtp_sink(port):
     return ctl, h
 
 
+def alerts_of(msgs):
+    """The mails other than the verification link every registration sends."""
+    return [m for m in msgs if "Subject: Confirm your fortfolio email address" not in m]
+
+
 def wait_for(pred, secs):
     end = time.time() + secs
     while time.time() < end:
@@ -474,22 +479,24 @@ def events():
     s.env["FORTFOLIO_LOGGING__DIR"] = logs
     check("a file dated older than the retention is removed at start", not os.path.exists(os.path.join(logs, "security.log.2020-01-01")))
     tok = s.register("ev@example.com", ua="ua-one")["access_token"]
-    subj = lambda: [next((l[9:] for l in m.splitlines() if l.startswith("Subject: ")), "") for m in sink.msgs]
+    # Every registration also mails a verification link (issue 16): count alerts only.
+    alerts = lambda box: alerts_of(box.msgs)
+    subj = lambda: [next((l[9:] for l in m.splitlines() if l.startswith("Subject: ")), "") for m in alerts(sink)]
     s.login("ev@example.com", headers={"User-Agent": "ua-two"})
-    ok1 = wait_for(lambda: len(sink.msgs) == 1, 10)
+    ok1 = wait_for(lambda: len(alerts(sink)) == 1, 10)
     new_pw = "quartz-meadow-lantern-77"
     s.req("POST", "/me/password", tok, json={"current_password": PASSWORD, "new_password": new_pw})
-    ok2 = wait_for(lambda: len(sink.msgs) == 2, 10)
+    ok2 = wait_for(lambda: len(alerts(sink)) == 2, 10)
     sec = s.req("POST", "/auth/2fa/enable", tok, json={"password": new_pw}).json()["secret"]
     s.req("POST", "/auth/2fa/verify", tok, json={"code": pyotp.TOTP(sec).now()})
-    ok3 = wait_for(lambda: len(sink.msgs) == 3, 10)
+    ok3 = wait_for(lambda: len(alerts(sink)) == 3, 10)
     for _ in range(5):
         s.login("ev@example.com", "bad-guess-12345", headers={"User-Agent": "attacker"})
-    ok4 = wait_for(lambda: len(sink.msgs) == 4, 10)
+    ok4 = wait_for(lambda: len(alerts(sink)) == 4, 10)
     time.sleep(1)
     sj = subj()
     check("new-device login, password change, 2FA enabled, lockout: one email each with the right subject",
-          ok1 and ok2 and ok3 and ok4 and len(sink.msgs) == 4 and "New sign-in" in sj[0] and "password was changed" in sj[1]
+          ok1 and ok2 and ok3 and ok4 and len(alerts(sink)) == 4 and "New sign-in" in sj[0] and "password was changed" in sj[1]
           and "turned on" in sj[2] and "locked" in sj[3], " | ".join(sj))
     logtext = open(os.path.join(logs, "security.log")).read() + open(os.path.join(logs, "security.json")).read()
     check("the password never appears in any mail or log", not any(p in m for m in sink.msgs + [logtext] for p in (PASSWORD, new_pw, "bad-guess-12345")))
@@ -536,12 +543,12 @@ def events():
     d2.restart()
     ctl2, sink2 = smtp_sink(dead_port)
     queued = 20 + 0  # 20 new-device logins above
-    arrived = wait_for(lambda: len(sink2.msgs) >= queued, 60)
+    arrived = wait_for(lambda: len(alerts(sink2)) >= queued, 60)
     up = median_login()
-    wait_for(lambda: len(sink2.msgs) >= 40, 30)
+    wait_for(lambda: len(alerts(sink2)) >= 40, 30)
     time.sleep(3)
     check("SMTP down vs up: median login latency within 20 %", abs(down - up) / max(down, up) < 0.2, f"down {down*1000:.1f} ms, up {up*1000:.1f} ms")
-    check("queued alerts arrive exactly once after restart + SMTP start", arrived and len(sink2.msgs) == 40, f"{len(sink2.msgs)} mails for 40 new-device logins")
+    check("queued alerts arrive exactly once after restart + SMTP start", arrived and len(alerts(sink2)) == 40, f"{len(alerts(sink2))} mails for 40 new-device logins")
     d2.stop()
     ctl2.stop()
 
@@ -781,13 +788,13 @@ def hardening():
     s.cli("admin", "user", "reset-2fa", "adm@example.com")
     s.cli("admin", "user", "disable", "adm@example.com")
     s.cli("admin", "user", "enable", "adm@example.com")
-    wait_for(lambda: len(sink.msgs) >= n0 + 2, 10)
+    wait_for(lambda: len(alerts_of(sink.msgs[n0:])) >= 2, 10)
     out = s.cli("admin", "events", "--user", "adm@example.com", "--json")
     evs = json.loads(out.stdout) if out.returncode == 0 else []
     kinds = {e["event"]: e for e in evs}
     check("reset-2fa, disable, enable are events naming the actor",
           all(k in kinds and kinds[k]["details"].get("actor", "").startswith("cli") for k in ("two_factor_reset", "account_disabled", "account_enabled")), str(list(kinds)))
-    new = sink.msgs[n0:]
+    new = alerts_of(sink.msgs[n0:])
     check("…and reset-2fa and disable mail the user", sum("adm@example.com" in m for m in new) >= 2, f"{len(new)} mails")
     check("alert mails carry Message-ID and a UTC Date", new and all("Message-ID: <" in m and "@alerts.example.org>" in m and "+0000" in m for m in new))
 
@@ -975,9 +982,9 @@ def scaled():
     a, b = Server(env2), Server(env2)
     a.register("mail@example.com", ua="ua-one")
     b.login("mail@example.com", headers={"User-Agent": "ua-two"})
-    wait_for(lambda: len(sink.msgs) >= 1, 10)
+    wait_for(lambda: len(alerts_of(sink.msgs)) >= 1, 10)
     time.sleep(3)
-    check("with A and B both delivering, a new-device login sends exactly one mail", len(sink.msgs) == 1, f"{len(sink.msgs)} mails")
+    check("with A and B both delivering, a new-device login sends exactly one mail", len(alerts_of(sink.msgs)) == 1, f"{len(alerts_of(sink.msgs))} alert mails")
     ctl.stop()
     a.stop()
     b.stop()
@@ -1333,7 +1340,193 @@ def packaging():
               f"terminal: {len(seen)} bytes with the bar; piped stderr {len(piped.stderr)} bytes")
 
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging, "admin": admin}
+# ---------------------------------------------------------------- lifecycle
+def mail_token(sink, subject_has, route, to=None, since=0):
+    """The token of the newest mail (after `since`) whose subject has `subject_has`."""
+    import quopri
+    def find():
+        for m in reversed(sink.msgs[since:]):
+            head = m.split("\n\n", 1)[0]
+            if subject_has in head and (to is None or f"To: {to}" in head):
+                return m
+    m = wait_for(lambda: find() is not None, 10) and find()
+    if not m:
+        return None
+    text = quopri.decodestring(m.encode()).decode("utf8", "replace")
+    marker = f"#/{route}/"
+    at = text.index(marker) + len(marker)
+    tok = ""
+    for c in text[at:]:
+        if c.isalnum() or c in "-_":
+            tok += c
+        else:
+            break
+    return tok
+
+
+def lifecycle():
+    print("== account lifecycle and the tamper-evident log (issue 16)")
+    port = free_port()
+    ctl, sink = smtp_sink(port)
+    mail = {"FORTFOLIO_SMTP__HOST": "127.0.0.1", "FORTFOLIO_SMTP__PORT": str(port), "FORTFOLIO_SMTP__SECURITY": "none"}
+    s = Server(lifted(**mail))
+    secrets = [PASSWORD]
+
+    # 1. verification
+    reg = s.register("life@example.com")
+    tok = mail_token(sink, "Confirm your fortfolio email address", "verify-email", "life@example.com")
+    secrets.append(tok or "")
+    r1 = s.req("POST", "/auth/verify-email", json={"token": tok})
+    r2 = s.req("POST", "/auth/verify-email", json={"token": tok})
+    me = s.req("GET", "/me", reg["access_token"]).json()
+    check("register mails a verification link; its token verifies once, then 400 invalid_token",
+          tok is not None and len(tok) == 43 and r1.status_code == 200 and is_problem(r2, 400, "invalid_token") and me["email_verified"] is True,
+          f"{r1.status_code} then {r2.status_code} {r2.json().get('code')}")
+    strict = Server(lifted(FORTFOLIO_AUTH__REQUIRE_EMAIL_VERIFICATION="true", **mail))
+    u = strict.register("strict@example.com")
+    p = strict.req("GET", "/portfolio", u["access_token"])
+    m = strict.req("GET", "/me", u["access_token"])
+    check("require_email_verification = true: unverified account gets 403 email_not_verified on /portfolio, /me works",
+          is_problem(p, 403, "email_not_verified") and m.status_code == 200, f"{p.status_code} {p.json().get('code')}, /me {m.status_code}")
+    strict.stop()
+
+    # 2. password reset: same answer and timing for known and unknown
+    other = s.login("life@example.com").json()
+    n0 = len(sink.msgs)
+    def timed(email):
+        t = time.perf_counter()
+        r = s.req("POST", "/auth/password-reset/request", json={"email": email})
+        return time.perf_counter() - t, r
+    known, unknown = [], []
+    for i in range(20):
+        for email, out in (("life@example.com", known), (f"ghost{i}@example.com", unknown)):
+            out.append(timed(email))
+    mk, mu = statistics.median(t for t, _ in known), statistics.median(t for t, _ in unknown)
+    same = all(r.status_code == 202 and r.json() == known[0][1].json() for _, r in known + unknown)
+    check("reset request: known and unknown emails get the same status and body, median latency within 15 %",
+          same and abs(mk - mu) / max(mk, mu) <= 0.15, f"202 x40, known {mk*1000:.2f} ms, unknown {mu*1000:.2f} ms")
+    wait_for(lambda: len([m for m in sink.msgs[n0:] if "Reset your fortfolio password" in m]) >= 20, 20)
+    resets = [m for m in sink.msgs[n0:] if "Reset your fortfolio password" in m]
+    check("only the known address receives reset mails", len(resets) == 20 and all("To: life@example.com" in m for m in resets)
+          and not any("ghost" in m for m in sink.msgs), f"{len(resets)} reset mails")
+    tok = mail_token(sink, "Reset your fortfolio password", "reset-password", "life@example.com")
+    secrets.append(tok or "")
+    weak = s.req("POST", "/auth/password-reset/confirm", json={"token": tok, "new_password": "password1234"})
+    new_pw = "quartz-meadow-lantern-77"
+    secrets.append(new_pw)
+    ok = s.req("POST", "/auth/password-reset/confirm", json={"token": tok, "new_password": new_pw})
+    again = s.req("POST", "/auth/password-reset/confirm", json={"token": tok, "new_password": "another-fine-phrase-93"})
+    old_access = s.req("GET", "/me", other["access_token"])
+    old_refresh = s.req("POST", "/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    check("confirm: weak password 422 weak_password; a good one 200; the token works once",
+          is_problem(weak, 422, "weak_password") and ok.status_code == 200 and is_problem(again, 400, "invalid_token"),
+          f"{weak.status_code}, {ok.status_code}, {again.status_code}")
+    check("after the reset every old session and refresh token is dead, the new password works, the old one does not",
+          old_access.status_code == 401 and old_refresh.status_code == 401 and s.login("life@example.com", new_pw).status_code == 200
+          and s.login("life@example.com").status_code == 401, f"old access {old_access.status_code}, old refresh {old_refresh.status_code}")
+    # 2FA
+    t2 = s.register("twofa@example.com")["access_token"]
+    sec = s.req("POST", "/auth/2fa/enable", t2, json={"password": PASSWORD}).json()["secret"]
+    totp = pyotp.TOTP(sec)
+    s.req("POST", "/auth/2fa/verify", t2, json={"code": totp.at(time.time() - 30)})
+    s.req("POST", "/auth/password-reset/request", json={"email": "twofa@example.com"})
+    tok2 = mail_token(sink, "Reset your fortfolio password", "reset-password", "twofa@example.com")
+    secrets.append(tok2 or "")
+    none = s.req("POST", "/auth/password-reset/confirm", json={"token": tok2, "new_password": new_pw})
+    wrong = s.req("POST", "/auth/password-reset/confirm", json={"token": tok2, "new_password": new_pw,
+                                                                  "code": "000000" if totp.now() != "000000" else "111111"})
+    good = s.req("POST", "/auth/password-reset/confirm", json={"token": tok2, "new_password": new_pw, "code": totp.now()})
+    check("a user with 2FA cannot reset without a valid code (401 invalid_2fa_code), can with one",
+          is_problem(none, 401, "invalid_2fa_code") and is_problem(wrong, 401, "invalid_2fa_code") and good.status_code == 200,
+          f"{none.status_code}, {wrong.status_code}, {good.status_code}")
+
+    # 3. email change
+    acc = s.login("life@example.com", new_pw).json()["access_token"]
+    n1 = len(sink.msgs)
+    ch = s.req("POST", "/me/email", acc, json={"new_email": "life-new@example.com", "password": new_pw})
+    ctok = mail_token(sink, "Confirm your new fortfolio email address", "confirm-email", "life-new@example.com", n1)
+    alert = mail_token(sink, "about to change", "cancel-email-change", "life@example.com", n1)
+    secrets += [ctok or "", alert or ""]
+    before = s.login("life@example.com", new_pw).status_code
+    conf = s.req("POST", "/auth/confirm-email", json={"token": ctok})
+    after_new, after_old = s.login("life-new@example.com", new_pw).status_code, s.login("life@example.com", new_pw).status_code
+    told = wait_for(lambda: any("address was changed" in m and "To: life@example.com" in m for m in sink.msgs[n1:]), 10)
+    check("email change: the new address confirms it, the old address gets an alert (and one after), the old email signs in until then",
+          ch.status_code == 202 and ctok and alert and before == 200 and conf.status_code == 200 and after_new == 200 and after_old == 401 and told,
+          f"202, old before {before}, confirm {conf.status_code}, new {after_new}, old after {after_old}")
+
+    # 5. secrets never in logs or events
+    s.stop()
+    logs = os.path.join(s.dir, "logs")
+    blobs = [open(os.path.join(logs, f)).read() for f in os.listdir(logs)] + [open(os.path.join(s.dir, "server.log")).read()]
+    blobs.append(s.cli("admin", "events", "--json", "--limit", "100000").stdout)
+    leaked = [x[:6] for x in secrets if x and any(x in b for b in blobs)]
+    check("no token, code or password appears in any log line or stored event", not leaked, f"{len(secrets)} secrets checked; leaked: {leaked}")
+    doc = json.loads(subprocess.run([BIN, "openapi"], capture_output=True, text=True).stdout)
+    new_ops = ["/auth/verify-email", "/auth/verify-email/resend", "/auth/password-reset/request", "/auth/password-reset/confirm",
+               "/me/email", "/auth/confirm-email", "/auth/cancel-email-change"]
+    groups = {p: doc["paths"].get("/api/v1" + p, {}).get("post", {}).get("x-rate-limit-group") for p in new_ops}
+    check("every new endpoint has a rate-limit group (recovery)", all(g == "recovery" for g in groups.values()), str(groups))
+
+    # 4. the chain: rotation over two days and retention, then edits
+    for name in ("security.log", "security.json"):
+        path = os.path.join(logs, name)
+        old = time.time() - 3 * 86400
+        os.utime(path, (old, old))
+    s.start()
+    s.login("life-new@example.com", new_pw)
+    s.stop()
+    rotated = sorted(f for f in os.listdir(logs) if f.startswith("security.json."))
+    s.env["FORTFOLIO_LOGGING__RETENTION_DAYS"] = "1"
+    s.start()
+    for _ in range(4):
+        s.login("life-new@example.com", new_pw)
+    s.stop()
+    left = sorted(f for f in os.listdir(logs) if f.startswith("security.json"))
+    v = s.cli("admin", "events", "verify", "--files")
+    check("a log rotated across two days and purged by retention still verifies (exit 0)",
+          rotated and not any(f in left for f in rotated) and v.returncode == 0, f"rotated {rotated}, left {left}, exit {v.returncode}: {v.stdout.strip()[-200:]}")
+    path = os.path.join(logs, "security.json")
+    saved = open(path).read()
+    lines = saved.splitlines()
+
+    def tampered(new_lines, label):
+        open(path, "w").write("\n".join(new_lines) + "\n")
+        r = s.cli("admin", "events", "verify", "--files")
+        open(path, "w").write(saved)
+        return r, f"{label}: exit {r.returncode}, {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}"
+    d, dmsg = tampered(lines[:3] + lines[4:], "deleted line 4")
+    w, wmsg = tampered(lines[:2] + [lines[3], lines[2]] + lines[4:], "swapped lines 3 and 4")
+    edited = lines[:]
+    edited[5] = edited[5].replace('"outcome":"success"', '"outcome":"failure"', 1) if '"outcome":"success"' in edited[5] else edited[5].replace('"outcome":"failure"', '"outcome":"success"', 1)
+    e, emsg = tampered(edited, "edited line 6")
+    check("security.json: a deleted line, two swapped lines and an edited line are each reported with their position (exit 1)",
+          d.returncode == 1 and "line 4" in d.stderr and "deleted" in d.stderr and w.returncode == 1 and "line 3" in w.stderr
+          and "reordered" in w.stderr and e.returncode == 1 and "line 6" in e.stderr and "edited" in e.stderr, f"{dmsg} | {wmsg} | {emsg}")
+    ok = s.cli("admin", "events", "verify", "--files")
+    check("an untouched log exits 0", ok.returncode == 0, ok.stdout.strip().splitlines()[-1] if ok.stdout.strip() else ok.stderr)
+    ctl.stop()
+
+    # A stored event edited in the database (PostgreSQL, as someone with DB access would).
+    pg = PrivatePostgres()
+    url = pg.new_database()
+    env = lifted(FORTFOLIO_STORAGE__BACKEND="postgres", FORTFOLIO_STORAGE__POSTGRES_URL=url, **SHARED_KEYS)
+    ps = Server(env)
+    ps.register("pg@example.com")
+    ps.login("pg@example.com", "wrong-password-99")
+    before = ps.cli("admin", "events", "verify")
+    row = subprocess.run(["psql", "-tA", url, "-c", "SELECT seq FROM events WHERE event = 'login_failure'"], capture_output=True, text=True).stdout.strip()
+    subprocess.run(["psql", "-q", url, "-c", "UPDATE events SET details = jsonb_set(details, '{reason}', '\"invalid_credentialz\"') WHERE event = 'login_failure'"],
+                   check=True, capture_output=True)
+    after = ps.cli("admin", "events", "verify")
+    check("one byte of a stored event's details edited in the database: verify names it and exits 1",
+          before.returncode == 0 and after.returncode == 1 and f"seq {row}" in after.stderr and "edited" in after.stderr,
+          f"before: exit {before.returncode}; after: exit {after.returncode}: {after.stderr.strip()[-160:]}")
+    ps.stop()
+    pg.stop()
+
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging, "admin": admin, "lifecycle": lifecycle}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

@@ -153,12 +153,13 @@ async fn email_changes_keep_addresses_unique(store: &dyn Store) {
 async fn purges_cut_chains_where_planned(store: &dyn Store) {
     let chain = format!("contract-{}", crate::domain::new_id());
     let old = micros_now() - Duration::days(400);
-    let mut prev_hash = crate::security::audit::GENESIS.to_string();
+    let mut prev_hash = "genesis".to_string();
     for seq in 1..=4u64 {
         let at = if seq <= 2 { old } else { micros_now() };
         let hash = format!("{chain}-h{seq}");
+        // Ids sort as time does (UUIDv7): these old ones before any other.
         let e = EventRecord {
-            id: crate::domain::new_id(),
+            id: format!("0000-{chain}-{seq}"),
             timestamp: at,
             event: "login_success".into(),
             outcome: "success".into(),
