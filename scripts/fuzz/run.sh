@@ -32,6 +32,12 @@ dir = "$work/logs"
 level = "warn"
 [auth]
 lockout_threshold = 1000000
+# A mail server that never answers: the mailing endpoints (SPEC §12) run
+# their real paths and queue their mails instead of answering 503.
+[smtp]
+host = "127.0.0.1"
+port = $((port + 1))
+security = "none"
 [rate_limits]
 register = "100000/min"
 login = "100000/min"
@@ -45,6 +51,7 @@ prices = "100000/min"
 news = "100000/min"
 predictions = "100000/min"
 admin = "100000/min"
+recovery = "100000/min"
 TOML
 
 "$bin" --config "$work/fuzz.toml" serve > "$work/server.log" 2>&1 &

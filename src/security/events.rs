@@ -386,8 +386,17 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The last non-empty line of a file, reading only its tail (a day's log
+/// can be large; one line is far below 64 KiB).
 fn last_line_of(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string)
 }
 
