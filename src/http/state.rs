@@ -130,7 +130,7 @@ impl AppState {
             dir: config.logging.dir.clone(),
             retention_days: config.logging.retention_days,
             key: AuditKey::derive(&secret),
-            chain: chain_name(&config),
+            chain: chain_name(&config, &data_dir)?,
         };
         let events = Arc::new(SecurityLog::open(log, store.clone(), mail_wakeup.clone()).await);
         if let Some(changes) = health_changes {
@@ -191,18 +191,20 @@ fn jwt_key(secret: &str) -> Vec<u8> {
 }
 
 /// This instance's event chain: `main` on the embedded store; in scaled
-/// mode the host name, so each instance keeps a chain of its own in the
-/// shared database.
-fn chain_name(config: &Config) -> String {
+/// mode the host name and an id made once into `<data_dir>/chain.id`, so
+/// every instance — two on one host included — keeps a chain of its own in
+/// the shared database, the same across restarts.
+fn chain_name(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<String> {
     if !config.is_scaled() {
-        return "main".into();
+        return Ok("main".into());
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "instance".into())
+        .unwrap_or_else(|| "instance".into());
+    let id = keyfile::load_or_create(&data_dir.join("chain.id"), 4)?;
+    Ok(format!("{host}-{}", hex::encode(id)))
 }
 
 /// Writes a security event each time the shared state degrades or recovers.

@@ -695,19 +695,7 @@ impl SecurityLog {
         if let Some(c) = self.counters.get(ev.kind.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        let record = EventRecord {
-            id: new_id(),
-            timestamp: now,
-            event: ev.kind.as_str().to_string(),
-            outcome: if ev.success { "success" } else { "failure" }.to_string(),
-            user_id: ev.user_id.clone(),
-            email: ev.email.clone(),
-            ip: ev.client.as_ref().map(|c| c.ip.to_string()),
-            user_agent: ev.client.as_ref().map(|c| c.user_agent.clone()),
-            request_id: ev.client.as_ref().and_then(|c| c.request_id.clone()),
-            details: ev.details.clone(),
-            link: None,
-        };
+        let record = new_record(&ev, now);
         tracing::info!(target: "security", event = %record.event, outcome = %record.outcome, user_id = ?record.user_id, ip = ?record.ip, "security event");
         let mut queued = false;
         for r in self.append(record) {
@@ -740,22 +728,14 @@ impl SecurityLog {
                 tracing::error!(error = %e, "cannot rotate the security log");
             }
             if f.needs_header {
-                out.push(EventRecord {
-                    id: new_id(),
-                    event: EventType::LogFileStarted.as_str().to_string(),
-                    outcome: "success".into(),
-                    user_id: None,
-                    email: None,
-                    ip: None,
-                    user_agent: None,
-                    request_id: None,
-                    details: json!({
-                        "file": JSON,
-                        "continues_from_seq": head.as_ref().map_or(0, |h| h.seq),
-                        "continues_from_hash": head.as_ref().map_or(audit::GENESIS, |h| h.hash.as_str()),
-                    }),
-                    ..record.clone()
-                });
+                let header = NewEvent::success(EventType::LogFileStarted)
+                    .detail("file", JSON)
+                    .detail("continues_from_seq", head.as_ref().map_or(0, |h| h.seq))
+                    .detail(
+                        "continues_from_hash",
+                        head.as_ref().map_or(audit::GENESIS, |h| h.hash.as_str()),
+                    );
+                out.push(new_record(&header, record.timestamp));
             }
         }
         out.push(record);
@@ -933,6 +913,23 @@ impl SecurityLog {
             report.broken = broken;
         }
         Ok(report)
+    }
+}
+
+/// The record of an event emitted at `now`, not yet linked.
+fn new_record(ev: &NewEvent, now: DateTime<Utc>) -> EventRecord {
+    EventRecord {
+        id: new_id(),
+        timestamp: now,
+        event: ev.kind.as_str().to_string(),
+        outcome: if ev.success { "success" } else { "failure" }.to_string(),
+        user_id: ev.user_id.clone(),
+        email: ev.email.clone(),
+        ip: ev.client.as_ref().map(|c| c.ip.to_string()),
+        user_agent: ev.client.as_ref().map(|c| c.user_agent.clone()),
+        request_id: ev.client.as_ref().and_then(|c| c.request_id.clone()),
+        details: ev.details.clone(),
+        link: None,
     }
 }
 

@@ -21,8 +21,7 @@ async fn login_as(app: &TestApp, email: &str, password: &str, ua: &str) -> reqwe
 
 #[tokio::test]
 async fn alerts_reach_the_user_by_email_without_secrets() {
-    let port = free_port();
-    let sink = MailSink::start(port);
+    let (sink, port) = MailSink::start_any();
     let app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
     let r = app
         .client
@@ -318,8 +317,7 @@ async fn a_typed_email_cannot_forge_log_lines_or_terminal_output() {
 
 #[tokio::test]
 async fn alert_mails_have_a_message_id_a_utc_date_and_a_user_agent_that_is_no_link() {
-    let port = free_port();
-    let sink = MailSink::start(port);
+    let (sink, port) = MailSink::start_any();
     let app = TestApp::spawn_with(|c| smtp_to(c, port)).await;
     app.register("ma@example.com").await;
     let ua = format!(

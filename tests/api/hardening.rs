@@ -326,8 +326,7 @@ async fn admin(app: &TestApp, args: &[&str]) -> String {
 /// reset-2fa also mail the user.
 #[tokio::test]
 async fn admin_actions_are_events_with_their_actor_and_alert_the_user() {
-    let port = crate::helpers::free_port();
-    let sink = crate::helpers::MailSink::start(port);
+    let (sink, port) = crate::helpers::MailSink::start_any();
     let app = TestApp::spawn_with(|c| crate::helpers::smtp_to(c, port)).await;
     let reg = app.register("ad@example.com").await;
     let access = token(&reg, "access_token");

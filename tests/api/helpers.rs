@@ -171,8 +171,19 @@ pub struct MailSink {
 impl MailSink {
     /// Serves on `port` (for the life of the test process).
     pub fn start(port: u16) -> Self {
+        Self::serve(std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind smtp sink"))
+    }
+
+    /// Serves on a port of its own choosing (no race with other tests for
+    /// a port picked beforehand); returns it.
+    pub fn start_any() -> (Self, u16) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind smtp sink");
+        let port = listener.local_addr().expect("sink address").port();
+        (Self::serve(listener), port)
+    }
+
+    fn serve(listener: std::net::TcpListener) -> Self {
         let sink = MailSink::default();
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind smtp sink");
         let messages = sink.messages.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {

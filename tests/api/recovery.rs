@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{free_port, problem, smtp_to, token, unquote_printable, MailSink, TestApp, PASSWORD};
+use crate::helpers::{problem, smtp_to, token, unquote_printable, MailSink, TestApp, PASSWORD};
 
 const NEW_PASSWORD: &str = "quartz-meadow-lantern-77";
 
@@ -43,8 +43,7 @@ fn token_in(mail: &str, route: &str) -> String {
 }
 
 async fn with_mail(tweak: impl FnOnce(&mut fortfolio::config::Config)) -> (TestApp, MailSink) {
-    let port = free_port();
-    let sink = MailSink::start(port);
+    let (sink, port) = MailSink::start_any();
     let app = TestApp::spawn_with(|c| {
         smtp_to(c, port);
         tweak(c);

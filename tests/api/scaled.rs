@@ -75,6 +75,14 @@ async fn two_instances_share_one_view() {
     let tok = token(&login.json().await.unwrap(), "access_token");
     assert_eq!(a.get("/me", Some(&tok)).await.status(), StatusCode::OK);
 
+    // Each instance keeps its own event chain in the shared database, and
+    // both verify (the schema is this run's: only A's and B's chains).
+    let state = &a.running.as_ref().unwrap().state;
+    let report = state.events.verify(false).await.unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.store.len(), 2, "{:?}", report.store);
+    assert_ne!(report.store[0].chain, report.store[1].chain);
+
     // Failures on A and B add up to one lock, seen by both.
     a.register("lock@example.com").await;
     for i in 0..5 {

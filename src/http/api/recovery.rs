@@ -63,17 +63,22 @@ fn accepted(detail: &'static str) -> Response {
     (StatusCode::ACCEPTED, Json(Accepted { accepted: true, detail })).into_response()
 }
 
-/// Runs mail work after the answer: the answer takes the same time whether
-/// or not the address is an account's.
-fn in_background<F>(what: &'static str, work: F)
+/// Answers `202` at once (or `503` without SMTP), and runs the mail work
+/// after the answer: it takes the same time whether or not the address is
+/// an account's.
+fn after_answer<F>(mail_enabled: bool, what: &'static str, detail: &'static str, work: F) -> ApiResult<Response>
 where
     F: std::future::Future<Output = Result<(), AccountsError>> + Send + 'static,
 {
+    if !mail_enabled {
+        return Err(AccountsError::EmailUnavailable.into());
+    }
     tokio::spawn(async move {
         if let Err(e) = work.await {
             tracing::error!(error = %e, what, "mail work failed");
         }
     });
+    Ok(accepted(detail))
 }
 
 problems!(TokenProblems {
@@ -134,15 +139,10 @@ async fn resend_verification(
     client: ClientInfo,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<Response> {
-    if !state.accounts.mail_enabled {
-        return Err(AccountsError::EmailUnavailable.into());
-    }
-    in_background("verification resend", async move {
+    let detail = "if an unverified account has this address, a new link is on its way";
+    after_answer(state.accounts.mail_enabled, "verification resend", detail, async move {
         state.accounts.resend_verification(&body.email, &client).await
-    });
-    Ok(accepted(
-        "if an unverified account has this address, a new link is on its way",
-    ))
+    })
 }
 
 /// Ask for a password reset link
@@ -163,13 +163,13 @@ async fn request_reset(
     client: ClientInfo,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<Response> {
-    if !state.accounts.mail_enabled {
-        return Err(AccountsError::EmailUnavailable.into());
-    }
-    in_background("password reset request", async move {
-        state.accounts.request_password_reset(&body.email, &client).await
-    });
-    Ok(accepted("if an account has this address, a reset link is on its way"))
+    let detail = "if an account has this address, a reset link is on its way";
+    after_answer(
+        state.accounts.mail_enabled,
+        "password reset request",
+        detail,
+        async move { state.accounts.request_password_reset(&body.email, &client).await },
+    )
 }
 
 #[derive(Deserialize, ToSchema)]
