@@ -640,6 +640,15 @@ impl Accounts {
         }
     }
 
+    /// The account under a [`login_key`]; a key longer than any address is
+    /// simply no account (and is not looked up).
+    async fn account_at(&self, key: &str) -> AccountsResult<Option<UserRecord>> {
+        if key.len() > 254 {
+            return Ok(None);
+        }
+        Ok(self.store.user_by_email(key).await?)
+    }
+
     pub async fn login(
         &self,
         email: &str,
@@ -648,11 +657,7 @@ impl Accounts {
         device_token: Option<&str>,
     ) -> AccountsResult<LoginOutcome> {
         let email_key = login_key(email);
-        let user = if email_key.len() <= 254 {
-            self.store.user_by_email(&email_key).await?
-        } else {
-            None
-        };
+        let user = self.account_at(&email_key).await?;
         let key = self.throttle_key(&email_key, user.as_ref(), device_token).await?;
         let attempt = Attempt {
             user: user.as_ref(),

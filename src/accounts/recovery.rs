@@ -160,19 +160,25 @@ impl Accounts {
     /// account at `email`; nothing for any other address, and the caller
     /// cannot tell which (the handler answers before this runs).
     pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> AccountsResult<()> {
-        let user = self.account_at(email).await?;
+        let user = self.account_at(&super::login_key(email)).await?;
         match user {
             Some(u) if u.email_verified_at.is_none() && !u.disabled => self.send_verification(&u, client).await,
             _ => Ok(()),
         }
     }
 
-    async fn account_at(&self, email: &str) -> AccountsResult<Option<UserRecord>> {
-        let key = super::login_key(email);
-        if key.len() > 254 {
-            return Ok(None);
+    /// Moves `user` from its current address to `to` (proven by a link);
+    /// `email_taken` when another account has it meanwhile.
+    async fn move_account(&self, user: &UserRecord, to: &Email) -> AccountsResult<UserRecord> {
+        let moved = self
+            .store
+            .change_email(&user.id, &user.email_key, to.as_str().to_string(), to.key(), Utc::now())
+            .await?;
+        match moved {
+            EmailChange::Changed(u) => Ok(*u),
+            EmailChange::Taken => Err(AccountsError::EmailTaken),
+            EmailChange::Stale => Err(AccountsError::InvalidToken),
         }
-        Ok(self.store.user_by_email(&key).await?)
     }
 
     /// `POST /auth/verify-email`: proves the address the link was sent to.
@@ -198,7 +204,7 @@ impl Accounts {
     /// reset link to an enabled account at `email`.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AccountsResult<()> {
         let ev = NewEvent::success(EventType::PasswordResetRequested).client(client);
-        let user = match self.account_at(email).await? {
+        let user = match self.account_at(&super::login_key(email)).await? {
             Some(u) if !u.disabled => u,
             other => {
                 let reason = if other.is_some() {
@@ -354,21 +360,7 @@ impl Accounts {
         let user = self.holder(&t, &old).await?;
         let new = Email::parse(&t.email).map_err(AccountsError::internal)?;
         self.spend(&hash).await?;
-        let changed = self
-            .store
-            .change_email(
-                &user.id,
-                &user.email_key,
-                new.as_str().to_string(),
-                new.key(),
-                Utc::now(),
-            )
-            .await?;
-        let user = match changed {
-            EmailChange::Changed(u) => *u,
-            EmailChange::Taken => return Err(AccountsError::EmailTaken),
-            EmailChange::Stale => return Err(AccountsError::InvalidToken),
-        };
+        let user = self.move_account(&user, &new).await?;
         // The alert goes to the old address.
         self.events
             .emit(
@@ -399,21 +391,7 @@ impl Accounts {
             .await?;
         let old = Email::parse(&t.email).map_err(AccountsError::internal)?;
         let user = if user.email_key == super::login_key(&new) {
-            let back = self
-                .store
-                .change_email(
-                    &user.id,
-                    &user.email_key,
-                    old.as_str().to_string(),
-                    old.key(),
-                    Utc::now(),
-                )
-                .await?;
-            match back {
-                EmailChange::Changed(u) => *u,
-                EmailChange::Taken => return Err(AccountsError::EmailTaken),
-                EmailChange::Stale => return Err(AccountsError::InvalidToken),
-            }
+            self.move_account(&user, &old).await?
         } else {
             user
         };

@@ -202,15 +202,16 @@ impl Accounts {
     /// Whether `code` is a current TOTP code or an unused backup code of
     /// `user`; a match is spent (the time step, or the backup code).
     pub(super) async fn spend_any_code(&self, user: &UserRecord, code: &Secret) -> AccountsResult<bool> {
-        let secret = self.secret_of(user)?;
-        Ok(match totp::matching_step(&secret, code.expose(), now_secs()) {
-            Some(step) => self.store.use_totp_step(&user.id, step).await? == TotpChange::Done,
-            None => self
-                .store
-                .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
-                .await?
-                .is_some(),
-        })
+        // A six-digit TOTP code is never a backup code (eight letters and
+        // digits), so trying both is the same as choosing by form.
+        if self.spend_totp_code(user, code).await? {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
+            .await?
+            .is_some())
     }
 
     pub(super) async fn fresh(&self, id: &str) -> AccountsResult<UserRecord> {

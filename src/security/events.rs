@@ -313,12 +313,18 @@ impl LogFiles {
             .and_then(|m| m.modified())
             .map(|t| DateTime::<Utc>::from(t).date_naive())
             .unwrap_or_else(|_| Utc::now().date_naive());
-        let files = json_files(dir);
-        let last_line = files.iter().rev().find_map(|f| last_line_of(f));
-        let last = last_line.as_ref().and_then(|l| parse_line(l).ok()).and_then(|e| e.link);
+        let link_of = |line: String| parse_line(&line).ok().and_then(|e| e.link);
+        let current = last_line_of(&dir.join(JSON)).and_then(link_of);
         // The chain opens the current file unless it already runs in it.
-        let current_last = last_line_of(&dir.join(JSON));
-        let needs_header = current_last.is_none_or(|l| parse_line(&l).ok().and_then(|e| e.link).is_none());
+        let needs_header = current.is_none();
+        // Else the chain continues from the newest file with a last line.
+        let last = current.or_else(|| {
+            json_files(dir)
+                .iter()
+                .rev()
+                .find_map(|f| last_line_of(f))
+                .and_then(link_of)
+        });
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -364,6 +370,12 @@ impl LogFiles {
     }
 }
 
+/// The day of a rotated file `<base>.YYYY-MM-DD`.
+fn file_day(name: &str, base: &str) -> Option<NaiveDate> {
+    let day = name.strip_prefix(base)?.strip_prefix('.')?;
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
 /// The JSON log files oldest first: `security.json.<day>` by day, then
 /// `security.json`.
 fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -372,8 +384,7 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let day = NaiveDate::parse_from_str(name.strip_prefix(&format!("{JSON}."))?, "%Y-%m-%d").ok()?;
+            let day = file_day(&entry.file_name().to_string_lossy(), JSON)?;
             Some((day, entry.path()))
         })
         .collect();
@@ -584,10 +595,7 @@ fn expired_files(dir: &Path, retention_days: u32, today: NaiveDate) -> Vec<PathB
         .flatten()
         .filter(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let day = [TEXT, JSON]
-                .iter()
-                .filter_map(|base| name.strip_prefix(&format!("{base}.")))
-                .find_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            let day = [TEXT, JSON].iter().find_map(|base| file_day(&name, base));
             day.is_some_and(|d| d < cutoff)
         })
         .map(|entry| entry.path())
