@@ -37,6 +37,8 @@ use chrono::NaiveDate;
 use ndarray::Array2;
 use serde::Serialize;
 
+use rust_decimal::Decimal;
+
 use crate::market::Candle;
 
 pub use evaluate::{Evaluation, FoldReport, DEFAULT_FOLDS};
@@ -120,10 +122,21 @@ fn check_request(candles: &[Candle], horizon: usize) -> Result<(), MlError> {
     Ok(())
 }
 
+/// The candles after the last non-positive close. The model works in log
+/// returns, which no series can cross a zero or negative price with (WTI
+/// crude settled at -37.63 on 2020-04-20), so it learns from the run since.
+fn modellable_tail(candles: &[Candle]) -> &[Candle] {
+    match candles.iter().rposition(|c| c.close <= Decimal::ZERO) {
+        Some(i) => &candles[i + 1..],
+        None => candles,
+    }
+}
+
 fn evaluate_series(
     candles: &[Candle],
     horizon: usize,
 ) -> Result<(features::Series, DesignMatrix, Evaluation), MlError> {
+    let candles = modellable_tail(candles);
     check_request(candles, horizon)?;
     let series = features::Series::from_candles(candles)?;
     let design = features::design_from_series(&series, horizon);
@@ -354,6 +367,25 @@ mod tests {
             })
         );
         assert!(predict(&synthetic_candles(evaluate::min_candles(30), 1), 30).is_ok());
+    }
+
+    #[test]
+    fn a_negative_close_starts_the_history_after_it() {
+        // Like WTI on 2020-04-20: the model learns from the days after.
+        let mut candles = synthetic_candles(600, 3);
+        candles[200].close = Decimal::new(-3763, 2);
+        let p = predict(&candles, 5).unwrap();
+        assert!(p.trained_from > candles[200].date);
+        assert_eq!(p.as_of, candles[599].date);
+        // Too little left after it is too little history, not bad input.
+        candles[500].close = Decimal::ZERO;
+        assert_eq!(
+            predict(&candles, 5),
+            Err(MlError::InsufficientHistory {
+                rows: 99,
+                needed: MIN_HISTORY
+            })
+        );
     }
 
     #[test]
