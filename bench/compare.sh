@@ -1,36 +1,214 @@
 #!/usr/bin/env bash
-# Authenticated GET /me against GET /health for two builds in one run, so a
-# change's effect on the per-request cost of authentication is measured on
-# the same machine at the same time: `bench/compare.sh /path/to/old/fortfolio`.
-# The other build runs first, then this checkout's; each on a fresh data dir.
+# fortfolio against the seed's own stack (../shared/peers: FastAPI + uvicorn
+# with 2 workers + PyJWT + argon2-cffi + SQLite), in one run on this machine,
+# and the same figures for one scaled-mode instance (PostgreSQL + Redis).
+# TLS off for all, wrk on loopback (client and servers share the cores).
+#
+#   bench/compare.sh            one run (about 4 minutes with DURATION=10)
+#   RUNS=2 bench/compare.sh     two consecutive runs, one table each
+#
+# Needs wrk and curl; python3 with venv for the peer (its packages are
+# installed into target/bench/peer-venv on first use, or set PEER_PYTHON to
+# an interpreter that has fastapi, uvicorn[standard], argon2-cffi and pyjwt).
+# Scaled mode needs psql and the PostgreSQL and Redis servers
+# (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres,
+# is used to create a scratch database; BENCH_REDIS_URL, default
+# redis://127.0.0.1:6379/); without them its column says so.
+#
+# What each row runs (every figure is one wrk run of DURATION seconds):
+#   GET /health, /me, /portfolio   wrk -t2 -c16; /portfolio holds 20 positions
+#   logins/s                       wrk -t2 -c16 POST /auth/login, one account
+#   raw argon2id                   verifications/s with the servers' own
+#                                  library and parameters, one thread per core
+#   p99 /portfolio alone           wrk -t1 -c16 GET /portfolio
+#   p99 /portfolio in a storm      the same, while another wrk -t1 -c16 posts
+#                                  logins for the whole run
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OTHER="${1:?usage: bench/compare.sh <other fortfolio binary>}"
+source bench/lib.sh
 DURATION="${DURATION:-10}"
-CONNS="${CONNS:-16}"
-PORT="${PORT:-18443}"
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet --bin fortfolio
-rps() { sed -nE 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p'; }
-p99() { sed -nE 's/^[[:space:]]+99%[[:space:]]+([0-9.]+[a-z]+).*/\1/p'; }
-measure() { # label binary
-  local data pid base token health me
-  data=$(mktemp -d)
-  base="https://127.0.0.1:$PORT/api/v1"
-  FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_LOGGING__DIR="$data/logs" \
-    FORTFOLIO_RATE_LIMITS__REGISTER=1000000/s FORTFOLIO_RATE_LIMITS__ACCOUNT=1000000/s \
-    "$2" serve --data-dir "$data" --bind "127.0.0.1:$PORT" >"$data/server.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do curl -skf "$base/health" >/dev/null && break; sleep 0.2; done
-  token=$(curl -sk "$base/auth/register" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","password":"violet-anchor-tundra-41"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  health=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$base/health")
-  me=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/me")
-  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$data"
-  printf '%-8s GET /health %9s req/s (p99 %s)   GET /me %9s req/s (p99 %s)   /me ÷ /health %.3f\n' \
-    "$1" "$(echo "$health" | rps)" "$(echo "$health" | p99)" "$(echo "$me" | rps)" "$(echo "$me" | p99)" \
-    "$(echo "$(echo "$me" | rps) / $(echo "$health" | rps)" | bc -l)"
+RUNS="${RUNS:-1}"
+PEER_DIR="${PEER_DIR:-../shared/peers}"
+[ -f "$PEER_DIR/fastapi_peer.py" ] || { echo "no peer at $PEER_DIR (set PEER_DIR)" >&2; exit 1; }
+PEER_DIR=$(cd "$PEER_DIR" && pwd)
+PASSWORD="violet-anchor-tundra-41"
+
+# BIN=<path> measures another build (e.g. an older commit's) without
+# building this checkout.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin fortfolio --example argon2_rate
+  BIN=target/release/fortfolio
+fi
+RAW="${RAW:-target/release/examples/argon2_rate}"
+if [ -z "${PEER_PYTHON:-}" ]; then
+  venv=target/bench/peer-venv
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q fastapi "uvicorn[standard]" argon2-cffi pyjwt
+  fi
+  PEER_PYTHON="$PWD/$venv/bin/python"
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+DB=""
+ADMIN_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/}"
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$DB" ]; then
+    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+    redis-cli -u "$REDIS_URL" --scan --pattern "$DB:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
 }
-echo "machine: $(nproc) cores, ${DURATION}s per run, $CONNS connections"
-measure other "$OTHER"
-measure this target/release/fortfolio
+trap cleanup EXIT
+
+export FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_SERVER__TLS=off
+lift_limits
+start_fortfolio() { # name port [env...]
+  local name=$1 port=$2; shift 2
+  env "$@" FORTFOLIO_LOGGING__DIR="$WORK/$name/logs" \
+    "$BIN" serve --data-dir "$WORK/$name" --bind "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_up "http://127.0.0.1:$port/api/v1/health" "$WORK/$name.log"
+}
+fortfolio_user() { # base → access token of a user holding 20 positions
+  local base=$1 token s
+  token=$(curl -s "$base/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | json_field access_token)
+  for s in $(curl -s "$base/prices" -H "Authorization: Bearer $token" | grep -oE '"symbol":"[A-Z]+"' | cut -d'"' -f4 | head -20); do
+    curl -sf "$base/portfolio/buy" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+      -d "{\"symbol\":\"$s\",\"quantity\":\"3\"}" >/dev/null
+  done
+  echo "$token"
+}
+
+start_fortfolio embedded 18701
+E=http://127.0.0.1:18701/api/v1
+TE=$(fortfolio_user "$E")
+SCALED_NOTE=""
+if command -v psql >/dev/null && command -v redis-cli >/dev/null &&
+  psql -q "$ADMIN_URL" -c "SELECT 1" >/dev/null 2>&1 && redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  DB="ff_compare_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  psql -q "$ADMIN_URL" -c "CREATE DATABASE $DB"
+  start_fortfolio scaled 18702 FORTFOLIO_STORAGE__BACKEND=postgres "FORTFOLIO_STORAGE__POSTGRES_URL=${ADMIN_URL%/*}/$DB" \
+    FORTFOLIO_STATE__BACKEND=redis "FORTFOLIO_STATE__REDIS_URL=$REDIS_URL" "FORTFOLIO_STATE__REDIS_PREFIX=$DB:" \
+    FORTFOLIO_AUTH__JWT_SECRET="$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+    FORTFOLIO_AUTH__TOTP_KEY="$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  S=http://127.0.0.1:18702/api/v1
+  TS=$(fortfolio_user "$S")
+else
+  SCALED_NOTE="(scaled mode skipped: no PostgreSQL/Redis at $ADMIN_URL / $REDIS_URL)"
+fi
+(cd "$PEER_DIR" && PEER_DB="$WORK/peer.sqlite" exec "$PEER_PYTHON" -m uvicorn fastapi_peer:app \
+  --workers 2 --port 18703 --log-level warning) >"$WORK/peer.log" 2>&1 &
+PIDS+=($!)
+P=http://127.0.0.1:18703/api/v1
+wait_up "$P/health" "$WORK/peer.log"
+TP=$(curl -sf "$P/auth/register" -H 'content-type: application/json' \
+  -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | json_field access_token)
+LOGIN_LUA="$WORK/login.lua"
+printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = %s\n' \
+  "'{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}'" >"$LOGIN_LUA"
+
+# One measurement: prints "rate p99_ms non2xx".
+get() { # url token
+  local out
+  out=$(wrk -t2 -c16 -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} "$1")
+  echo "$(echo "$out" | rps) $(echo "$out" | p99_ms) $(echo "$out" | non2xx)"
+}
+logins() { # base
+  local out
+  out=$(wrk -t2 -c16 -d"${DURATION}s" --latency -s "$LOGIN_LUA" "$1/auth/login")
+  echo "$(echo "$out" | rps) $(echo "$out" | p99_ms) $(echo "$out" | non2xx)"
+}
+storm() { # base token → "p99_alone p99_storm logins/s_in_storm non2xx_logins non2xx_reads"
+  local alone during login
+  alone=$(wrk -t1 -c16 -d"${DURATION}s" --latency -H "Authorization: Bearer $2" "$1/portfolio")
+  wrk -t1 -c16 -d"$((DURATION + 2))s" -s "$LOGIN_LUA" "$1/auth/login" >"$WORK/storm" &
+  sleep 1
+  during=$(wrk -t1 -c16 -d"${DURATION}s" --latency -H "Authorization: Bearer $2" "$1/portfolio")
+  wait $!
+  login=$(cat "$WORK/storm")
+  echo "$(echo "$alone" | p99_ms) $(echo "$during" | p99_ms) $(echo "$login" | rps) $(echo "$login" | non2xx) $(echo "$during" | non2xx)"
+}
+raw_argon2_rust() { "$RAW" "$DURATION"; }
+raw_argon2_peer() {
+  "$PEER_PYTHON" - "$DURATION" <<'PY'
+import multiprocessing as mp, sys, time
+from argon2 import PasswordHasher
+SECONDS = float(sys.argv[1])
+def work(_):
+    ph = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    h = ph.hash("violet-anchor-tundra-41"); end = time.time() + SECONDS; c = 0
+    while time.time() < end:
+        ph.verify(h, "violet-anchor-tundra-41"); c += 1
+    return c
+with mp.Pool(mp.cpu_count()) as p:
+    print(f"{sum(p.map(work, range(mp.cpu_count()))) / SECONDS:.1f}")
+PY
+}
+
+f() { echo "$1" | cut -d' ' -f"$2"; }
+div() { echo "scale=4; $1 / $2" | bc | awk '{printf "%.2f", $0}'; }
+mark() { # value op goal → ✓/✗
+  if [ "$(echo "$1 $2 $3" | bc)" = 1 ]; then echo "met"; else echo "MISSED"; fi
+}
+
+machine
+echo "TLS off; wrk on loopback; ${DURATION}s per figure; peer: FastAPI + uvicorn (2 workers) + PyJWT + argon2-cffi + SQLite"
+[ -n "$SCALED_NOTE" ] && echo "$SCALED_NOTE"
+for run in $(seq "$RUNS"); do
+  declare -A R=()
+  for side in e s p; do
+    case $side in
+      e) base=$E tok=$TE ;;
+      s) [ -z "$DB" ] && continue; base=$S tok=$TS ;;
+      p) base=$P tok=$TP ;;
+    esac
+    R[$side.health]=$(get "$base/health" "")
+    R[$side.me]=$(get "$base/me" "$tok")
+    R[$side.portfolio]=$(get "$base/portfolio" "$tok")
+    R[$side.login]=$(logins "$base")
+    R[$side.storm]=$(storm "$base" "$tok")
+  done
+  RAW_RUST=$(raw_argon2_rust)
+  RAW_PEER=$(raw_argon2_peer)
+
+  col() { # key field... → one cell per side, the fields joined by " / "
+    local side key=$1 i cell
+    shift
+    for side in e s p; do
+      cell="–"
+      if [ -n "${R[$side.$key]:-}" ]; then
+        cell=""
+        for i in "$@"; do cell="$cell${cell:+ / }$(f "${R[$side.$key]}" "$i")"; done
+      fi
+      printf ' %s |' "$cell"
+    done
+  }
+  pf_ratio=$(div "$(f "${R[e.portfolio]}" 1)" "$(f "${R[p.portfolio]}" 1)")
+  me_health=$(div "$(f "${R[e.me]}" 1)" "$(f "${R[e.health]}" 1)")
+  login_peer=$(div "$(f "${R[e.login]}" 1)" "$(f "${R[p.login]}" 1)")
+  login_raw=$(div "$(f "${R[e.login]}" 1)" "$RAW_RUST")
+  storm_ratio=$(div "$(f "${R[e.storm]}" 2)" "$(f "${R[e.storm]}" 1)")
+  s_ratio() { [ -n "$DB" ] && div "$1" "$2" || echo "–"; }
+  echo
+  echo "run $run of $RUNS ($(date -u +%H:%M:%S) UTC)"
+  echo
+  echo "| measure | fortfolio | scaled | peer | fortfolio ratio (scaled) | goal | |"
+  echo "|---|---|---|---|---|---|---|"
+  echo "| GET /health req/s |$(col health 1) | | | |"
+  echo "| GET /me req/s / p99 ms |$(col me 1 2) | | | |"
+  echo "| GET /portfolio (20 positions) req/s / p99 ms |$(col portfolio 1 2) | ÷ peer **$pf_ratio** ($(s_ratio "$(f "${R[s.portfolio]:-0}" 1)" "$(f "${R[p.portfolio]}" 1)")) | ≥ 20 | $(mark "$pf_ratio" ">=" 20) |"
+  echo "| GET /me ÷ GET /health | | | | **$me_health** ($(s_ratio "$(f "${R[s.me]:-0}" 1)" "$(f "${R[s.health]:-1}" 1)")) | ≥ 0.6 | $(mark "$me_health" ">=" 0.6) |"
+  echo "| logins/s / p99 ms |$(col login 1 2) | ÷ peer **$login_peer** ($(s_ratio "$(f "${R[s.login]:-0}" 1)" "$(f "${R[p.login]}" 1)")) | ≥ 1.6 | $(mark "$login_peer" ">=" 1.6) |"
+  echo "| raw argon2id verifications/s, all cores | $RAW_RUST | | $RAW_PEER | logins ÷ raw **$login_raw** ($(s_ratio "$(f "${R[s.login]:-0}" 1)" "$RAW_RUST")) | ≥ 0.9 | $(mark "$login_raw" ">=" 0.9) |"
+  echo "| p99 of GET /portfolio alone, ms |$(col storm 1) | | | |"
+  echo "| p99 of GET /portfolio in a 16-connection login storm, ms |$(col storm 2) | storm ÷ alone **$storm_ratio** ($(s_ratio "$(f "${R[s.storm]:-0 0}" 2)" "$(f "${R[s.storm]:-1 1}" 1)")) | ≤ 2 | $(mark "$storm_ratio" "<=" 2) |"
+  echo "| logins/s during the storm |$(col storm 3) | | | |"
+  echo "| non-2xx: logins / reads in the storm |$(col storm 4 5) | | | |"
+  echo "| non-2xx in the other rows | $(( $(f "${R[e.me]}" 3) + $(f "${R[e.portfolio]}" 3) + $(f "${R[e.login]}" 3) )) | $([ -n "$DB" ] && echo $(( $(f "${R[s.me]}" 3) + $(f "${R[s.portfolio]}" 3) + $(f "${R[s.login]}" 3) )) || echo –) | $(( $(f "${R[p.me]}" 3) + $(f "${R[p.portfolio]}" 3) + $(f "${R[p.login]}" 3) )) | | | |"
+done

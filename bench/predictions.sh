@@ -4,8 +4,7 @@
 #     measured as the first POST /predictions of each symbol at horizon 5
 #   - the second (cached) request's time inside the server (Server-Timing),
 #     and cached predictions req/s
-# (WTI answers 422: its real history has a negative close, 2020-04-20, and
-# log returns are undefined there.)
+# (WTI's model learns from the days after its negative close of 2020-04-20.)
 source "$(dirname "$0")/common.sh"
 TOKEN=$(register bench@example.com)
 machine

@@ -11,9 +11,9 @@
 # three, as behind a TLS-terminating proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-16}"
-command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release --quiet --bin fortfolio
 BIN="${BIN:-target/release/fortfolio}"
 ADMIN_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -31,10 +31,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-export FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_SERVER__TLS=off FORTFOLIO_AUTH__LOCKOUT_THRESHOLD=1000000
-for k in register login refresh account password portfolio prices news predictions; do
-  export "FORTFOLIO_RATE_LIMITS__$(echo "$k" | tr a-z A-Z)=1000000/s"
-done
+export FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_SERVER__TLS=off
+lift_limits
 SCALED=(FORTFOLIO_STORAGE__BACKEND=postgres "FORTFOLIO_STORAGE__POSTGRES_URL=$PG_URL"
   FORTFOLIO_STATE__BACKEND=redis "FORTFOLIO_STATE__REDIS_URL=$REDIS_URL" "FORTFOLIO_STATE__REDIS_PREFIX=$DB:"
   FORTFOLIO_AUTH__JWT_SECRET=bench-shared-secret-0123456789abcdef0123
@@ -45,8 +43,7 @@ start() { # name port [env...] → starts a server, waits for /health
   env "$@" FORTFOLIO_LOGGING__DIR="$WORK/$name/logs" \
     "$BIN" serve --data-dir "$WORK/$name" --bind "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/v1/health" >/dev/null && return; sleep 0.2; done
-  echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+  wait_up "http://127.0.0.1:$port/api/v1/health" "$WORK/$name.log"
 }
 setup_user() { # base email → access token, after buying 20 positions
   local base=$1 email=$2 token s
@@ -64,9 +61,6 @@ login_lua() { # email → a wrk script file
     "'{\"email\":\"$1\",\"password\":\"violet-anchor-tundra-41\"}'" >"$f"
   echo "$f"
 }
-rps() { sed -nE 's/^Requests\/sec:[[:space:]]+([0-9.]+).*/\1/p'; }
-p99() { sed -nE 's/^[[:space:]]+99%[[:space:]]+([0-9.]+[a-z]+).*/\1/p'; }
-non2xx() { local n; n=$(sed -nE 's/.*Non-2xx or 3xx responses: ([0-9]+).*/\1/p' | paste -sd+ | bc 2>/dev/null); echo "${n:-0}"; }
 one() { # url token|"" [lua] → "rate p99 non2xx"
   local out
   if [ -n "${3:-}" ]; then out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$3" "$1")

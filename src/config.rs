@@ -178,6 +178,25 @@ pub struct AuthConfig {
     /// How recent a login or `POST /auth/reauthenticate` must be for an
     /// admin action (SPEC §11: 10 minutes).
     pub reauth_max_age: Dur,
+    /// How the password hashing threads are scheduled against everything
+    /// else the server does.
+    pub hash_priority: HashPriority,
+    /// The longest a password check or hash may wait for a hashing thread;
+    /// one that would wait longer is answered `503 overloaded`.
+    pub hash_max_wait: Dur,
+}
+
+/// The OS scheduling of the password hashing threads (Linux; elsewhere they
+/// run at the default priority).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HashPriority {
+    /// `SCHED_IDLE`: hashing runs only on cores nothing else wants.
+    Idle,
+    /// `nice 19` under the default policy.
+    Low,
+    /// The same as every other thread.
+    Normal,
 }
 
 impl Default for AuthConfig {
@@ -195,6 +214,8 @@ impl Default for AuthConfig {
             lockout_duration: Dur::secs(3600),
             require_email_verification: false,
             reauth_max_age: Dur::secs(600),
+            hash_priority: HashPriority::Idle,
+            hash_max_wait: Dur::secs(2),
         }
     }
 }
@@ -748,6 +769,9 @@ impl Config {
         }
         if s.request_timeout.0.is_zero() {
             return bad("server.request_timeout", "must be positive");
+        }
+        if self.auth.hash_max_wait.0.is_zero() {
+            return bad("auth.hash_max_wait", "must be positive");
         }
         if s.tls == TlsMode::Files {
             if s.tls_cert.as_os_str().is_empty() {

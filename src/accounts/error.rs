@@ -110,6 +110,9 @@ pub enum AccountsError {
     /// `auth.require_email_verification` and the address is not proven.
     #[error("confirm your email address first: open the link mailed to you, or POST /api/v1/auth/verify-email/resend")]
     EmailNotVerified,
+    /// Password hashing is at capacity (`auth.hash_max_wait`).
+    #[error("the server is busy checking passwords; retry in a moment")]
+    Overloaded { retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -152,7 +155,18 @@ impl AccountsError {
             AccountsError::InvalidToken => "invalid_token",
             AccountsError::EmailUnavailable => "email_unavailable",
             AccountsError::EmailNotVerified => "email_not_verified",
+            AccountsError::Overloaded { .. } => "overloaded",
             AccountsError::Store(_) | AccountsError::State(_) | AccountsError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::security::password::HashError> for AccountsError {
+    fn from(e: crate::security::password::HashError) -> Self {
+        use crate::security::password::HashError;
+        match e {
+            HashError::Overloaded { retry_after } => AccountsError::Overloaded { retry_after },
+            e @ HashError::Failed(_) => AccountsError::internal(e),
         }
     }
 }

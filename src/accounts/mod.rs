@@ -12,6 +12,7 @@ pub mod profile;
 pub mod recovery;
 pub mod step_up;
 pub mod two_factor;
+pub mod verified;
 
 use crate::domain::{new_id, ts, Email, NewPassword, PasswordRejection, Secret};
 pub use error::{AccountsError, AccountsResult, SecretKind, Wrong};
@@ -148,6 +149,8 @@ pub struct Accounts {
     pub mail_enabled: bool,
     /// Where mailed links point (`server.public_url`).
     pub public_url: String,
+    /// Access tokens checked in full since the store's last write.
+    pub verified: verified::VerifiedTokens,
 }
 
 /// The lookup key for a login email: no validation, so a malformed address
@@ -198,11 +201,7 @@ impl Accounts {
         let full_name = validate_full_name(full_name)?;
         let password =
             NewPassword::parse(password, &email, full_name.as_deref()).map_err(|r| weak_password("password", r))?;
-        let hash = self
-            .hasher
-            .hash(password.secret())
-            .await
-            .map_err(AccountsError::internal)?;
+        let hash = self.hasher.hash(password.secret()).await?;
         let now = Utc::now();
         let user = UserRecord {
             id: new_id(),
@@ -420,11 +419,17 @@ impl Accounts {
     /// Resolves an access token to its user and live session.
     pub async fn authenticate(&self, token: &str) -> AccountsResult<AuthContext> {
         let unauthorized = || AccountsError::Unauthenticated("missing, invalid, expired or revoked access token");
-        let claims = self.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
         let hash = token_hash(token);
         if self.revocations.is_revoked(&hash).await? {
             return Err(unauthorized());
         }
+        // Read before the checks below, so a write committed while they run
+        // makes what they find unservable from the cache.
+        let epoch = self.store.write_epoch();
+        if let Some(ctx) = epoch.and_then(|e| self.verified.get(&hash, e, Utc::now())) {
+            return Ok(ctx);
+        }
+        let claims = self.jwt.verify(token, TokenType::Access).ok_or_else(unauthorized)?;
         let session_id = claims.sid.clone().ok_or_else(unauthorized)?;
         let (session, user) = self
             .store
@@ -434,13 +439,17 @@ impl Accounts {
         if !session.is_active(Utc::now()) || session.user_id != claims.sub || user.disabled {
             return Err(unauthorized());
         }
-        Ok(AuthContext {
+        let ctx = AuthContext {
             user,
             authenticated_at: session.authenticated_at(),
             session_id,
             claims,
             token_hash: hash,
-        })
+        };
+        if let Some(epoch) = epoch {
+            self.verified.insert(epoch, session.expires_at, &ctx);
+        }
+        Ok(ctx)
     }
 
     /// Ends the caller's session and revokes the presented access token.
@@ -498,10 +507,10 @@ impl Accounts {
         let email = Email::parse(&ctx.user.email).map_err(AccountsError::internal)?;
         let new = NewPassword::parse(new, &email, ctx.user.full_name.as_deref())
             .map_err(|r| weak_password("new_password", r))?;
-        if self.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await {
+        if self.hasher.verify(new.secret(), Some(&ctx.user.password_hash)).await? {
             return Err(AccountsError::SamePassword);
         }
-        let hash = self.hasher.hash(new.secret()).await.map_err(AccountsError::internal)?;
+        let hash = self.hasher.hash(new.secret()).await?;
         self.store
             .set_password_hash(&ctx.user.id, hash, Utc::now())
             .await?
@@ -558,7 +567,7 @@ impl Accounts {
     ) -> AccountsResult<Reservation> {
         let key = crate::security::lockout::account_key(&user.email_key);
         let slot = self.reserve_attempt(&key, &attempt).await?;
-        if self.hasher.verify(password, Some(&user.password_hash)).await {
+        if self.hasher.verify(password, Some(&user.password_hash)).await? {
             Ok(slot)
         } else {
             Err(self.failed_attempt(slot, attempt, wrong).await)
@@ -669,7 +678,7 @@ impl Accounts {
         let ok = self
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await;
+            .await?;
         let user = match user {
             Some(u) if ok => u,
             _ => return Err(self.failed_attempt(slot, attempt, Wrong::PASSWORD).await),
@@ -739,10 +748,11 @@ mod tests {
             throttle: LoginThrottle::new(rt_state, &config),
             revocations: RevocationList::load(store.clone(), state).await.unwrap(),
             jwt: JwtKeys::new(&[7u8; 32], "fortfolio-test"),
-            hasher: PasswordHasher::new().unwrap(),
+            hasher: PasswordHasher::new(crate::config::HashPriority::Normal, std::time::Duration::from_secs(2)).unwrap(),
             totp_box: Arc::new(SecretBox::new(&[9u8; 32]).unwrap()),
             mail_enabled: false,
             public_url: "https://127.0.0.1:8443".into(),
+            verified: verified::VerifiedTokens::new(1000, std::time::Duration::from_secs(900)),
             config,
             store,
         }

@@ -277,7 +277,7 @@ impl Accounts {
             }
             self.passed_attempt(slot, true).await?;
         }
-        let password_hash = self.hasher.hash(new.secret()).await.map_err(AccountsError::internal)?;
+        let password_hash = self.hasher.hash(new.secret()).await?;
         self.spend(&hash).await?;
         let now = Utc::now();
         self.store

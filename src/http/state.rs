@@ -100,7 +100,7 @@ impl AppState {
         };
         let jwt = JwtKeys::new(&secret, &config.auth.issuer);
         let csrf = crate::security::csrf::CsrfKey::derive(&secret);
-        let hasher = PasswordHasher::new()?;
+        let hasher = PasswordHasher::new(config.auth.hash_priority, config.auth.hash_max_wait.0)?;
         let idle_bucket = RateLimiter::longest_period(&config.rate_limits);
         let mut health_changes = None;
         let state: Arc<dyn State> = match config.state.backend {
@@ -155,6 +155,7 @@ impl AppState {
                 totp_box,
                 mail_enabled: mail_wakeup.is_some(),
                 public_url: config.public_url(),
+                verified: crate::accounts::verified::VerifiedTokens::new(100_000, config.auth.access_ttl.0),
             },
             events,
             mail_wakeup,

@@ -50,6 +50,8 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     issuer: String,
+    /// Built once: HS256 only, no leeway, this issuer and audience.
+    validation: Validation,
 }
 
 impl JwtKeys {
@@ -58,6 +60,14 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             issuer: issuer.to_string(),
+            validation: {
+                let mut v = Validation::new(Algorithm::HS256);
+                v.leeway = 0;
+                v.set_issuer(&[issuer]);
+                v.set_audience(&[AUDIENCE]);
+                v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+                v
+            },
         }
     }
 
@@ -98,12 +108,7 @@ impl JwtKeys {
     /// issued in the future and is not used before its `nbf` (both with
     /// [`CLOCK_LEEWAY_SECS`]), and the token type.
     pub fn verify(&self, token: &str, typ: TokenType) -> Option<Claims> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 0;
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[AUDIENCE]);
-        v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        let claims = decode::<Claims>(token, &self.decoding, &v).ok()?.claims;
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         let latest = Utc::now().timestamp() + CLOCK_LEEWAY_SECS;
         let timely = claims.iat <= latest && claims.nbf.is_none_or(|nbf| nbf <= latest);
         (timely && claims.typ == typ).then_some(claims)

@@ -917,6 +917,13 @@ pub trait Store:
     async fn ping(&self) -> StoreResult<()>;
     /// "embedded" or "postgres", as `/health` reports it.
     fn kind(&self) -> &'static str;
+    /// A number that changes with every committed write, where every write
+    /// goes through this process (the embedded store); `None` where other
+    /// processes write too. What is derived from reads that began at one
+    /// epoch is current while the epoch is unchanged.
+    fn write_epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

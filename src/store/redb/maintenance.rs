@@ -91,4 +91,8 @@ impl Store for RedbStore {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    fn write_epoch(&self) -> Option<u64> {
+        Some(self.epoch.load(std::sync::atomic::Ordering::Acquire))
+    }
 }

@@ -114,6 +114,9 @@ pub const FILE_NAME: &str = "fortfolio.redb";
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    /// Counts write transactions (see `Store::write_epoch`); the database
+    /// file is locked to this process, so no write escapes it.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn backend(e: impl Into<super::BoxError>) -> StoreError {
@@ -173,7 +176,10 @@ impl RedbStore {
             tx.open_table(t).map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            epoch: Arc::default(),
+        })
     }
 
     /// Runs a write transaction on the blocking pool and commits it if `f`
@@ -194,13 +200,16 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, epoch) = (self.db.clone(), self.epoch.clone());
         tokio::task::spawn_blocking(move || {
             let mut tx = db.begin_write().map_err(backend)?;
             tx.set_durability(durability);
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
+            let out = f(&tx);
+            // Counted whatever the outcome: a failed commit may still have
+            // written, and a spurious count costs only a cache miss.
+            let committed = out.and_then(|out| tx.commit().map(|()| out).map_err(backend));
+            epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
+            committed
         })
         .await
         .map_err(backend)?
