@@ -244,7 +244,11 @@ impl From<AccountsError> for ApiError {
             }
             e @ AccountsError::Disabled => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
             AccountsError::Overloaded { retry_after } => {
-                let e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, "the server is busy checking passwords; retry shortly");
+                let e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "the server is busy checking passwords; retry shortly",
+                );
                 e.with_header(header::RETRY_AFTER, &retry_after.as_secs().max(1).to_string())
             }
             AccountsError::Unauthenticated(detail) => ApiError::unauthorized(detail),

@@ -44,7 +44,7 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
 }
 
 pub fn verify_blocking(password: &str, hash: &str) -> bool {
-    verify_in(password, hash, &mut Vec::new())
+    verify_with_memory(password, hash, &mut Vec::new())
 }
 
 /// Verifies in `memory`, argon2's working memory kept by a hashing thread
@@ -52,7 +52,7 @@ pub fn verify_blocking(password: &str, hash: &str) -> bool {
 /// fifth of a login (page faults and zeroing, measured with `perf`).
 /// Hashes with parameters other than this server's are checked the usual
 /// way.
-fn verify_in(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
+pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
@@ -261,7 +261,8 @@ impl PasswordHasher {
                 std::sync::mpsc::TrySendError::Disconnected(_) => HashError::Failed("hashing pool stopped".into()),
             });
         }
-        rx.await.map_err(|_| HashError::Failed("hashing job was dropped".into()))?
+        rx.await
+            .map_err(|_| HashError::Failed("hashing job was dropped".into()))?
     }
 
     pub async fn hash(&self, password: &Secret) -> Result<String, HashError> {
@@ -283,7 +284,10 @@ impl PasswordHasher {
             Some(h) => (h.to_string(), true),
             None => (self.dummy_hash.as_str().to_string(), false),
         };
-        match self.run(move |memory| verify_in(pw.expose(), &target, memory)).await {
+        match self
+            .run(move |memory| verify_with_memory(pw.expose(), &target, memory))
+            .await
+        {
             Ok(ok) => Ok(ok && real),
             Err(e @ HashError::Overloaded { .. }) => Err(e),
             Err(HashError::Failed(_)) => Ok(false),
@@ -308,19 +312,39 @@ mod tests {
         let mut memory = Vec::new();
         let h = hash_blocking("violet-anchor-tundra-41").unwrap();
         for _ in 0..2 {
-            assert!(verify_in("violet-anchor-tundra-41", &h, &mut memory));
-            assert!(!verify_in("violet-anchor-tundra-4", &h, &mut memory));
+            assert!(verify_with_memory("violet-anchor-tundra-41", &h, &mut memory));
+            assert!(!verify_with_memory("violet-anchor-tundra-4", &h, &mut memory));
         }
         assert_eq!(memory.len(), 19_456);
         // Other parameters (an older or foreign hash) take the usual path.
-        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 3, 1, None).unwrap());
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 3, 1, None).unwrap(),
+        );
         let h: PasswordHash = other.hash_password(b"violet-anchor-tundra-41").unwrap();
-        assert!(verify_in("violet-anchor-tundra-41", &h.to_string(), &mut memory));
-        assert!(!verify_in("violet-anchor-tundra-42", &h.to_string(), &mut memory));
+        assert!(verify_with_memory(
+            "violet-anchor-tundra-41",
+            &h.to_string(),
+            &mut memory
+        ));
+        assert!(!verify_with_memory(
+            "violet-anchor-tundra-42",
+            &h.to_string(),
+            &mut memory
+        ));
         // A hash cut short or garbled matches nothing.
         let good = hash_blocking("violet-anchor-tundra-41").unwrap();
-        assert!(!verify_in("violet-anchor-tundra-41", &good[..good.len() - 4], &mut memory));
-        assert!(!verify_in("violet-anchor-tundra-41", "$argon2id$v=19$m=19456,t=2,p=1$", &mut memory));
+        assert!(!verify_with_memory(
+            "violet-anchor-tundra-41",
+            &good[..good.len() - 4],
+            &mut memory
+        ));
+        assert!(!verify_with_memory(
+            "violet-anchor-tundra-41",
+            "$argon2id$v=19$m=19456,t=2,p=1$",
+            &mut memory
+        ));
     }
 
     #[tokio::test]
