@@ -833,6 +833,33 @@ mod tests {
         assert!(a.authenticate(&s.tokens.access_token).await.is_err());
     }
 
+    /// A token served from the verified cache is refused as soon as any
+    /// write changes what a full check would find, even one that bypasses
+    /// the revocation list.
+    #[tokio::test]
+    async fn a_cached_token_check_stays_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        let s = a.register("dee@example.com", PASSWORD, None, &client()).await.unwrap();
+        let token = &s.tokens.access_token;
+        let ctx = a.authenticate(token).await.unwrap();
+        let epoch = a.store.write_epoch().unwrap();
+        assert!(a.verified.get(&ctx.token_hash, epoch, Utc::now()).is_some(), "cached");
+        assert_eq!(a.authenticate(token).await.unwrap().user.id, ctx.user.id);
+        a.store.set_disabled(&ctx.user.id, true).await.unwrap();
+        assert!(a.verified.get(&ctx.token_hash, a.store.write_epoch().unwrap(), Utc::now()).is_none());
+        assert!(a.authenticate(token).await.is_err(), "a disabled user");
+        a.store.set_disabled(&ctx.user.id, false).await.unwrap();
+        a.authenticate(token).await.unwrap();
+        a.store.revoke_session(&ctx.session_id, Utc::now()).await.unwrap();
+        assert!(a.authenticate(token).await.is_err(), "a revoked session");
+        // Past the token's expiry the entry is not served, whatever the epoch.
+        let s = a.register("eve@example.com", PASSWORD, None, &client()).await.unwrap();
+        let ctx = a.authenticate(&s.tokens.access_token).await.unwrap();
+        let later = ctx.claims.expires_at() + chrono::Duration::seconds(1);
+        assert!(a.verified.get(&ctx.token_hash, a.store.write_epoch().unwrap(), later).is_none());
+    }
+
     /// The caller's `AuthContext` holds the user as it was when the request
     /// was authenticated; changing the password or profile from it must not
     /// bring back a backup code spent since.
