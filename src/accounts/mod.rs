@@ -847,7 +847,10 @@ mod tests {
         assert!(a.verified.get(&ctx.token_hash, epoch, Utc::now()).is_some(), "cached");
         assert_eq!(a.authenticate(token).await.unwrap().user.id, ctx.user.id);
         a.store.set_disabled(&ctx.user.id, true).await.unwrap();
-        assert!(a.verified.get(&ctx.token_hash, a.store.write_epoch().unwrap(), Utc::now()).is_none());
+        assert!(a
+            .verified
+            .get(&ctx.token_hash, a.store.write_epoch().unwrap(), Utc::now())
+            .is_none());
         assert!(a.authenticate(token).await.is_err(), "a disabled user");
         a.store.set_disabled(&ctx.user.id, false).await.unwrap();
         a.authenticate(token).await.unwrap();
@@ -857,7 +860,10 @@ mod tests {
         let s = a.register("eve@example.com", PASSWORD, None, &client()).await.unwrap();
         let ctx = a.authenticate(&s.tokens.access_token).await.unwrap();
         let later = ctx.claims.expires_at() + chrono::Duration::seconds(1);
-        assert!(a.verified.get(&ctx.token_hash, a.store.write_epoch().unwrap(), later).is_none());
+        assert!(a
+            .verified
+            .get(&ctx.token_hash, a.store.write_epoch().unwrap(), later)
+            .is_none());
     }
 
     /// The caller's `AuthContext` holds the user as it was when the request

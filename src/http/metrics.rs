@@ -136,9 +136,10 @@ impl Metrics {
     }
 }
 
-/// Records every request under its route template (`/api/v1/me/sessions/{id}`),
-/// so ids never explode the label set; paths that match no route share one label.
-pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs the request and records it under its route template
+/// (`/api/v1/me/sessions/{id}`), so ids never explode the label set; paths
+/// that match no route share one label. Called by `middleware::guard`.
+pub async fn record(state: &AppState, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = state

@@ -52,13 +52,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(published))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::http::metrics::record,
-        ))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::guard))
         .layer(layers::cors(&state.config.server))
         .layer(middleware::from_fn_with_state(state.clone(), layers::security_headers))
         .layer(CatchPanicLayer::custom(|_| {

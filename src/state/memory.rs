@@ -1,5 +1,5 @@
-//! The in-process state (`state.backend = "memory"`): moka caches and a
-//! lock per key, for one instance. Lockout records stay durable in the
+//! The in-process state (`state.backend = "memory"`): moka caches, a lock
+//! per key and a lock-striped table of rate-limit buckets, for one instance. Lockout records stay durable in the
 //! store (a lock survives a restart); what lives only here is the count of
 //! attempts in flight, the revocation list (reloaded from the store at
 //! start), rate-limit buckets and ledger versions.
@@ -22,10 +22,9 @@ use super::{
 use crate::config::Rate;
 use crate::store::{FailureStatus, LockoutPolicy, LockoutRecord, Store};
 
-/// Rate-limit buckets kept at most. A bucket costs about 330 bytes in moka
-/// (measured with `examples/rate_limit_memory`), so this caps the limiter
-/// near 170 MiB under a flood of distinct clients; an evicted bucket only
-/// forgets a client that has been idle longest.
+/// Rate-limit buckets kept at most: a bucket is two words in a hash table,
+/// so a flood of distinct clients costs the limiter a few tens of MiB at
+/// most (`examples/rate_limit_memory` measures it).
 pub const MAX_BUCKETS: u64 = 500_000;
 
 /// Stripes of the per-key lock that makes each throttle step atomic.
@@ -36,6 +35,91 @@ struct UntilTokenExpiry;
 impl Expiry<String, DateTime<Utc>> for UntilTokenExpiry {
     fn expire_after_create(&self, _key: &String, exp: &DateTime<Utc>, _now: Instant) -> Option<Duration> {
         Some((*exp - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+    }
+}
+
+/// The GCRA buckets: stripes of plain hash tables from a bucket's keyed
+/// hash to its theoretical arrival time (µs), each behind a mutex held for
+/// one lookup and store. A bucket whose arrival time has passed carries no
+/// state (a fresh bucket decides the same), so a full stripe first drops
+/// those; only if every bucket in it is still live does it forget the least
+/// constrained of a few (the one nearest to passing).
+struct Buckets {
+    stripes: Box<[Mutex<Stripe>]>,
+    per_stripe: usize,
+    /// How long a full stripe waits between sweeps (a sweep walks it whole).
+    sweep_every_us: u64,
+}
+
+#[derive(Default)]
+struct Stripe {
+    tats: HashMap<u64, u64, std::hash::BuildHasherDefault<KeyedHash>>,
+    swept_at_us: u64,
+}
+
+/// The table's keys are already keyed hashes; hashing them again is waste.
+#[derive(Default)]
+struct KeyedHash(u64);
+
+impl std::hash::Hasher for KeyedHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl Buckets {
+    fn new(max: u64, idle: Duration) -> Self {
+        let per_stripe = usize::try_from(max).unwrap_or(usize::MAX) / STRIPES;
+        Self {
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            per_stripe: per_stripe.max(1),
+            sweep_every_us: u64::try_from(idle.as_micros())
+                .unwrap_or(u64::MAX)
+                .clamp(1_000_000, 60_000_000),
+        }
+    }
+
+    fn step(&self, hashed: u64, now_us: u64, rate: Rate) -> Decision {
+        let stripe = &self.stripes[(hashed % STRIPES as u64) as usize];
+        let mut stripe = stripe.lock().unwrap_or_else(|p| p.into_inner());
+        let (decision, new_tat) = gcra(stripe.tats.get(&hashed).copied(), now_us, rate);
+        if let Some(tat) = new_tat {
+            if stripe.tats.len() >= self.per_stripe && !stripe.tats.contains_key(&hashed) {
+                self.make_room(&mut stripe, now_us);
+            }
+            stripe.tats.insert(hashed, tat);
+        }
+        decision
+    }
+
+    fn make_room(&self, stripe: &mut Stripe, now_us: u64) {
+        if now_us.saturating_sub(stripe.swept_at_us) >= self.sweep_every_us {
+            stripe.swept_at_us = now_us;
+            stripe.tats.retain(|_, tat| *tat > now_us);
+        }
+        if stripe.tats.len() >= self.per_stripe {
+            let nearest = stripe.tats.iter().take(8).min_by_key(|(_, tat)| **tat).map(|(k, _)| *k);
+            if let Some(k) = nearest {
+                stripe.tats.remove(&k);
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.tats.len() as u64))
+            .sum()
     }
 }
 
@@ -50,7 +134,7 @@ pub struct MemoryState {
     stripes: Box<[tokio::sync::Mutex<()>]>,
     /// Keyed by a keyed 64-bit hash of the client key (random per process,
     /// so nobody can aim collisions): one allocation-free word per bucket.
-    buckets: Cache<u64, u64>,
+    buckets: Buckets,
     hasher: RandomState,
     ledgers: RwLock<HashMap<String, u64>>,
     clock: AtomicU64,
@@ -66,10 +150,7 @@ impl MemoryState {
             lockouts: Cache::builder().max_capacity(100_000).build(),
             in_flight: Mutex::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            buckets: Cache::builder()
-                .max_capacity(MAX_BUCKETS)
-                .time_to_idle(idle_bucket)
-                .build(),
+            buckets: Buckets::new(MAX_BUCKETS, idle_bucket),
             hasher: RandomState::new(),
             ledgers: RwLock::new(HashMap::new()),
             clock: AtomicU64::new(1),
@@ -94,10 +175,9 @@ impl MemoryState {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Rate-limit buckets held now (after pending evictions).
+    /// Rate-limit buckets held now.
     pub fn bucket_count(&self) -> u64 {
-        self.buckets.run_pending_tasks();
-        self.buckets.entry_count()
+        self.buckets.len()
     }
 }
 
@@ -200,24 +280,8 @@ impl ThrottleState for MemoryState {
 #[async_trait]
 impl RateLimitState for MemoryState {
     async fn check(&self, group: &str, key: &str, rate: Rate, now_us: u64) -> StateResult<Decision> {
-        let mut decision = None;
         let hashed = self.hasher.hash_one((group, key));
-        self.buckets.entry(hashed).and_compute_with(|entry| {
-            let (d, new_tat) = gcra(entry.map(|e| e.into_value()), now_us, rate);
-            decision = Some(d);
-            match new_tat {
-                Some(t) => moka::ops::compute::Op::Put(t),
-                None => moka::ops::compute::Op::Nop,
-            }
-        });
-        // `and_compute_with` always runs the closure.
-        Ok(decision.unwrap_or(Decision {
-            allowed: true,
-            limit: rate.count,
-            remaining: 0,
-            reset_secs: 0,
-            retry_after_secs: 0,
-        }))
+        Ok(self.buckets.step(hashed, now_us, rate))
     }
 }
 
@@ -261,5 +325,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(crate::store::redb::RedbStore::open(dir.path()).unwrap());
         super::super::contract::run_all(Arc::new(MemoryState::new(store, Duration::from_secs(3600)))).await;
+    }
+
+    #[test]
+    fn a_full_bucket_table_stays_bounded_and_keeps_live_limits() {
+        let buckets = Buckets::new(STRIPES as u64 * 4, Duration::from_secs(60));
+        let rate = Rate::per_minute(1);
+        let t0 = 1_000_000_000;
+        for k in 0..10_000u64 {
+            assert!(buckets.step(k, t0, rate).allowed);
+        }
+        assert!(buckets.len() <= STRIPES as u64 * 4);
+        // A client just limited stays limited while its stripe is full.
+        let limited = 20_000;
+        assert!(buckets.step(limited, t0, rate).allowed);
+        assert!(!buckets.step(limited, t0 + 1, rate).allowed);
+        // Once the others' periods have passed, a sweep drops them, not it.
+        let later = t0 + 61_000_000;
+        for k in 30_000..30_100u64 {
+            buckets.step(k, later, rate);
+        }
+        assert!(buckets.len() <= STRIPES as u64 * 4);
+        let b = Buckets::new(STRIPES as u64 * 4, Duration::from_secs(60));
+        assert!(b.step(7, t0, Rate::per_minute(2)).allowed);
+        assert!(b.step(7, t0, Rate::per_minute(2)).allowed);
+        assert!(!b.step(7, t0, Rate::per_minute(2)).allowed);
     }
 }
