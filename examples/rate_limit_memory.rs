@@ -1,6 +1,6 @@
 //! Memory of the rate limiter under many distinct client keys: feeds N
 //! distinct keys (default 5 million) and prints the bucket count and the
-//! process RSS along the way. The limiter keeps at most 2 M buckets, so RSS
+//! process RSS along the way. The limiter keeps at most 500 000 buckets, so RSS
 //! must level off instead of growing with N.
 //!
 //! `cargo run --release --example rate_limit_memory -- [N]`
