@@ -243,13 +243,9 @@ impl From<AccountsError> for ApiError {
                 .with_header(header::RETRY_AFTER, &retry.to_string())
             }
             e @ AccountsError::Disabled => ApiError::new(StatusCode::FORBIDDEN, code, e.to_string()),
-            AccountsError::Overloaded { retry_after } => {
-                let e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    code,
-                    "the server is busy checking passwords; retry shortly",
-                );
-                e.with_header(header::RETRY_AFTER, &retry_after.as_secs().max(1).to_string())
+            e @ AccountsError::Overloaded { retry_after } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+                    .with_header(header::RETRY_AFTER, &retry_after.as_secs().max(1).to_string())
             }
             AccountsError::Unauthenticated(detail) => ApiError::unauthorized(detail),
             e @ (AccountsError::RefreshTokenReused | AccountsError::ChallengeExpired) => {

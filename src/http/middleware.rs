@@ -203,13 +203,6 @@ pub fn rate_key_net(ip: std::net::IpAddr) -> std::net::IpAddr {
 #[derive(Clone)]
 pub struct Authenticated(pub crate::accounts::AuthContext);
 
-/// Refuses a declared body larger than `server.max_body_bytes` before reading
-/// it, and reads any other body in full before the handler runs.
-///
-/// Reading it matters even where the handler has no use for it (a `GET`
-/// with a body, a logout): a connection closed with request bytes still
-/// unread is reset by the kernel, and over TLS (where the body arrives in a
-/// record of its own) the reset cut long answers short at the client.
 /// The request timeout, the body limit and the request metrics, outermost
 /// first, as one layer: each `from_fn` layer clones and boxes the service
 /// under it for every request, which the profile of a cached read showed.
@@ -226,6 +219,13 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
 }
 
+/// Refuses a declared body larger than `server.max_body_bytes` before reading
+/// it, and reads any other body in full before the handler runs.
+///
+/// Reading it matters even where the handler has no use for it (a `GET`
+/// with a body, a logout): a connection closed with request bytes still
+/// unread is reset by the kernel, and over TLS (where the body arrives in a
+/// record of its own) the reset cut long answers short at the client.
 async fn body_limit(state: &AppState, req: Request, next: Next) -> Response {
     let max = state.config.server.max_body_bytes;
     let declared = req

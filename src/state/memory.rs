@@ -118,7 +118,7 @@ impl Buckets {
     fn len(&self) -> u64 {
         self.stripes
             .iter()
-            .map(|s| s.lock().map_or(0, |s| s.tats.len() as u64))
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).tats.len() as u64)
             .sum()
     }
 }
