@@ -15,7 +15,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("store and state traits", &["store", "state"]),
     ("security primitives", &["security"]),
-    ("services", &["accounts", "portfolio", "market", "ml", "admin"]),
+    (
+        "services",
+        &["accounts", "portfolio", "market", "ml", "admin", "backup"],
+    ),
     ("http", &["http"]),
     ("edge", &["server", "connections", "cli", "telemetry", "lib", "main"]),
 ];

@@ -28,6 +28,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub market: MarketConfig,
     pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
 }
 
 /// Where a command looks for its configuration without `--config` (or
@@ -360,6 +361,36 @@ impl std::fmt::Debug for MarketConfig {
 pub struct MetricsConfig {
     #[serde(serialize_with = "redact")]
     pub token: Secret,
+}
+
+/// Scheduled backups: every `interval`, an age-encrypted snapshot into
+/// `dir`, the newest `keep` kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Empty: no scheduled backups.
+    pub dir: PathBuf,
+    pub interval: Dur,
+    pub keep: usize,
+    /// An age public key (`age1…`); required with a dir.
+    pub recipient: String,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            interval: Dur::secs(24 * 3600),
+            keep: 7,
+            recipient: String::new(),
+        }
+    }
+}
+
+impl BackupConfig {
+    pub fn enabled(&self) -> bool {
+        !self.dir.as_os_str().is_empty()
+    }
 }
 
 /// A duration written as `"30s"`, `"15m"`, `"1h"`, `"7d"` (or `"500ms"`).
@@ -773,6 +804,7 @@ impl Config {
         if self.auth.hash_max_wait.0.is_zero() {
             return bad("auth.hash_max_wait", "must be positive");
         }
+        self.validate_backup()?;
         if s.tls == TlsMode::Files {
             if s.tls_cert.as_os_str().is_empty() {
                 return bad("server.tls_cert", "is required when server.tls = \"files\"");
@@ -902,6 +934,39 @@ impl Config {
     /// The effective configuration as TOML, secrets redacted.
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    fn validate_backup(&self) -> Result<(), ConfigError> {
+        let b = &self.backup;
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("invalid config key backup.{key}: {why}")));
+        if !b.enabled() {
+            return Ok(());
+        }
+        if self.is_scaled() {
+            return bad(
+                "dir",
+                "scheduled backups are for the embedded backend; back up PostgreSQL with its own tools (pg_dump)",
+            );
+        }
+        if b.interval.0 < Duration::from_secs(1) {
+            return bad("interval", "must be at least 1s");
+        }
+        if b.keep == 0 {
+            return bad("keep", "must be at least 1");
+        }
+        if b.recipient.trim().is_empty() {
+            return bad(
+                "recipient",
+                "is required with backup.dir: snapshots hold the server keys and are always encrypted \
+                 (make a key with `fortfolio admin backup keygen FILE`)",
+            );
+        }
+        // Fully parsed when the server starts (the age crate is not a
+        // config concern).
+        if !b.recipient.trim().starts_with("age1") {
+            return bad("recipient", "must be an age public key (age1…)");
+        }
+        Ok(())
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod admin;
 #[cfg(test)]
 mod architecture;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod connections;

@@ -145,6 +145,19 @@ fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     if state.config.is_scaled() {
         tasks.push(tokio::spawn(sync_imports(state.clone(), rx.clone())));
     }
+    if let (true, Some(store)) = (state.config.backup.enabled(), &state.embedded) {
+        let recipient = crate::backup::seal::recipient(&state.config.backup.recipient)
+            .map_err(|e| anyhow::anyhow!("invalid config key backup.recipient: {e}"))?;
+        let scheduled = crate::backup::schedule::Scheduled {
+            recipient,
+            config: state.config.backup.clone(),
+            store: store.clone(),
+            data_dir: state.config.data_dir().to_path_buf(),
+            events: state.events.clone(),
+            last: state.last_backup.clone(),
+        };
+        tasks.push(tokio::spawn(crate::backup::schedule::run(scheduled, rx.clone())));
+    }
     let s = state.clone();
     let mut rx = rx;
     tasks.push(tokio::spawn(async move {

@@ -20,6 +20,7 @@ macro_rules! say_raw {
 }
 
 pub mod admin_client;
+mod backup;
 mod health;
 mod manual;
 pub mod privileges;
@@ -153,10 +154,22 @@ pub enum AdminCommand {
     /// Manage sessions
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// Write a consistent online snapshot (data and keys) to FILE
-    Backup { file: PathBuf },
+    /// Write a consistent online snapshot (data and keys) to FILE (or
+    /// `backup verify FILE`, `backup keygen FILE`)
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        #[command(subcommand)]
+        action: Option<backup::BackupCommand>,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        seal: backup::SealArgs,
+    },
     /// Restore a snapshot written by `admin backup` (server stopped)
-    Restore { file: PathBuf },
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        key: backup::UnsealArgs,
+    },
     /// Copy the embedded data dir into an empty PostgreSQL database
     /// (server stopped); then switch storage.backend to "postgres"
     Migrate {
@@ -268,22 +281,18 @@ impl Cli {
 
 /// Runs a non-serve command.
 pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
-    if let AdminCommand::Restore { file } = &cmd {
-        if crate::cli::admin_client::server_running(&config).await {
-            bail!("stop the server first: restore replaces the database it has open");
-        }
-        let staged = crate::store::redb::RedbStore::stage_restore(config.data_dir(), file)?;
-        // Keys first: a database without the keys that sealed it is useless.
-        for (name, bytes) in &staged.extras {
-            crate::security::keyfile::write_private(&config.data_dir().join(name), bytes)?;
-        }
-        let rows = staged.commit()?;
-        say!(
-            "restored {rows} records from {} into {}",
-            file.display(),
-            config.data_dir().display()
-        )?;
-        return Ok(());
+    match &cmd {
+        AdminCommand::Restore { file, key } => return backup::restore(&config, file, key).await,
+        AdminCommand::Backup {
+            action: Some(backup::BackupCommand::Verify { file, key, json }),
+            ..
+        } => return backup::verify(file, key, *json),
+        AdminCommand::Backup {
+            action: Some(backup::BackupCommand::Keygen { file }),
+            ..
+        } => return backup::keygen(file),
+        AdminCommand::Backup { file: None, .. } => bail!("admin backup needs a FILE (or verify FILE, keygen FILE)"),
+        _ => {}
     }
     if let AdminCommand::Migrate { postgres_url, .. } = &cmd {
         return migrate_to_postgres(&config, postgres_url.as_deref()).await;
@@ -433,30 +442,10 @@ pub async fn run_admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> 
                 print_events(&events)?;
             }
         }
-        AdminCommand::Backup { file } => {
-            let path = std::path::absolute(&file).with_context(|| format!("bad path {}", file.display()))?;
-            if path.exists() {
-                bail!("{} exists; choose a new file", path.display());
-            }
-            let busy = spinner(format!("writing a consistent snapshot to {}", path.display()));
-            let r = backend
-                .call(
-                    Method::POST,
-                    "/admin/backup",
-                    Some(json!({"path": path.to_string_lossy()})),
-                )
-                .await;
-            busy.finish_and_clear();
-            let r = r?;
-            say!(
-                "backup written: {} ({} records, {} bytes, {:.2} s); it holds the server keys: keep it private",
-                path.display(),
-                r["records"],
-                r["bytes"],
-                r["seconds"].as_f64().unwrap_or(0.0)
-            )?;
-        }
-        AdminCommand::Restore { .. } | AdminCommand::Migrate { .. } => {}
+        AdminCommand::Backup {
+            file: Some(file), seal, ..
+        } => backup::write(&backend, &file, &seal).await?,
+        AdminCommand::Restore { .. } | AdminCommand::Migrate { .. } | AdminCommand::Backup { file: None, .. } => {}
         AdminCommand::Sessions(SessionsCommand::Revoke { email }) => {
             let r = backend
                 .call(Method::POST, "/admin/sessions/revoke", Some(json!({"email": email})))

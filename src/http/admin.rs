@@ -236,38 +236,54 @@ async fn evaluate(
 #[derive(Deserialize)]
 struct BackupBody {
     path: String,
+    /// Encrypts to this passphrase (age scrypt).
+    #[serde(default)]
+    passphrase: Option<Secret>,
+    /// Encrypts to these age public keys.
+    #[serde(default)]
+    recipients: Vec<String>,
 }
 
 /// Writes a consistent snapshot while the server keeps serving.
 async fn backup(State(state): State<AppState>, AppJson(b): AppJson<BackupBody>) -> ApiResult<Json<Value>> {
+    use crate::backup::{seal, Seal};
     let path = std::path::PathBuf::from(&b.path);
     if !path.is_absolute() {
         return Err(ApiError::validation("path", "the backup path must be absolute"));
     }
-    let dir = state.config.data_dir().to_path_buf();
-    let mut extras = Vec::new();
-    for name in ["jwt.key", "totp.key"] {
-        if let Ok(bytes) = std::fs::read(dir.join(name)) {
-            extras.push((name.to_string(), bytes));
-        }
-    }
-    let started = std::time::Instant::now();
     let embedded = state.embedded.as_ref().ok_or_else(|| {
         ApiError::validation(
             "path",
             "backups are made by the embedded backend only; use the database's own tools",
         )
     })?;
-    let rows = embedded
-        .backup(&path, extras)
+    let seal = match (b.passphrase, b.recipients.is_empty()) {
+        (Some(_), false) => {
+            return Err(ApiError::validation(
+                "passphrase",
+                "give a passphrase or recipients, not both",
+            ));
+        }
+        (Some(p), true) => Seal::Passphrase(p.expose().to_string().into()),
+        (None, false) => Seal::Recipients(
+            b.recipients
+                .iter()
+                .map(|r| seal::recipient(r))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::validation("recipients", e))?,
+        ),
+        (None, true) => Seal::Plain,
+    };
+    let written = crate::backup::write(embedded, state.config.data_dir(), &path, seal)
         .await
         .map_err(|e| ApiError::validation("path", e.to_string()))?;
-    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    state.last_backup.set_now();
     Ok(Json(json!({
         "path": b.path,
-        "records": rows,
-        "bytes": bytes,
-        "seconds": started.elapsed().as_secs_f64(),
+        "records": written.records,
+        "bytes": written.bytes,
+        "seconds": written.seconds,
+        "encrypted": written.encrypted,
     })))
 }
 

@@ -210,6 +210,16 @@ pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let _ = writeln!(out, "# TYPE fortfolio_outbox_depth gauge");
     let depth = state.store.outbox_depth().await.unwrap_or(0);
     let _ = writeln!(out, "fortfolio_outbox_depth {depth}");
+    let _ = writeln!(
+        out,
+        "# HELP fortfolio_last_backup_timestamp_seconds When this server last wrote a backup (Unix time; 0: not since start)."
+    );
+    let _ = writeln!(out, "# TYPE fortfolio_last_backup_timestamp_seconds gauge");
+    let _ = writeln!(
+        out,
+        "fortfolio_last_backup_timestamp_seconds {}",
+        state.last_backup.get()
+    );
     let _ = writeln!(out, "# HELP fortfolio_uptime_seconds Seconds since start.");
     let _ = writeln!(out, "# TYPE fortfolio_uptime_seconds gauge");
     let _ = writeln!(out, "fortfolio_uptime_seconds {}", state.started.elapsed().as_secs());

@@ -36,6 +36,8 @@ pub struct Inner {
     pub state: Arc<dyn State>,
     /// The embedded backend itself, for what only it can do (backups).
     pub embedded: Option<RedbStore>,
+    /// When this server last wrote a backup (for `/metrics`).
+    pub last_backup: Arc<crate::backup::schedule::LastBackup>,
     /// The account rules (they hold the keys, hasher, throttle and log).
     pub accounts: Accounts,
     pub events: Arc<SecurityLog>,
@@ -167,6 +169,7 @@ impl AppState {
             config: Arc::new(config),
             store,
             embedded,
+            last_backup: Arc::default(),
             started: Instant::now(),
             instance_id: uuid::Uuid::new_v4().to_string(),
         })))

@@ -74,10 +74,14 @@ pub enum EventType {
     LogFileStarted,
     /// A retention purge's signed record of where it cut the chain.
     AuditCheckpoint,
+    /// A scheduled backup was written (details: file, bytes, records).
+    BackupWritten,
+    /// A scheduled backup failed (details: file, reason).
+    BackupFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 36] = [
+    pub const ALL: [EventType; 38] = [
         EventType::Register,
         EventType::LoginSuccess,
         EventType::LoginFailure,
@@ -114,6 +118,8 @@ impl EventType {
         EventType::EmailChangeCancelled,
         EventType::LogFileStarted,
         EventType::AuditCheckpoint,
+        EventType::BackupWritten,
+        EventType::BackupFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +160,8 @@ impl EventType {
             EventType::EmailChangeCancelled => "email_change_cancelled",
             EventType::LogFileStarted => super::audit::LOG_FILE_STARTED,
             EventType::AuditCheckpoint => super::audit::CHECKPOINT,
+            EventType::BackupWritten => "backup_written",
+            EventType::BackupFailed => "backup_failed",
         }
     }
 

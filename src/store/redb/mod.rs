@@ -17,7 +17,7 @@ mod sessions;
 mod tokens;
 mod users;
 
-pub use backup::StagedRestore;
+pub use backup::{contents_of, Contents, Snapshot, StagedRestore};
 
 use std::path::Path;
 use std::sync::Arc;
