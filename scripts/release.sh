@@ -70,7 +70,7 @@ if [ -z "${FORTFOLIO_BIN:-}" ]; then
   cp "$bin" "$dir/"
   cp config.toml.example README.md "$dir/"
   cp packaging/fortfolio.service "$dir/systemd/"
-  cp packaging/scaled/fortfolio@.service "$dir/systemd/"
+  cp packaging/scaled/fortfolio@.service packaging/backup/fortfolio-backup.* "$dir/systemd/"
   cp "$gen"/completions/* "$dir/completions/"
   cp "$gen"/man/*.1.gz "$dir/man/"
   cp LICENSE-MIT LICENSE-APACHE packaging/debian/copyright "$dir/licenses/"

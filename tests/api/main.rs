@@ -7,6 +7,7 @@ mod browser;
 mod helpers;
 
 mod accounts;
+mod backups;
 mod admin_api;
 mod cli;
 mod console_browser;
