@@ -16,6 +16,7 @@ the number of failures. Every server runs on loopback with a fresh data dir.
 """
 
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -1526,7 +1527,135 @@ def lifecycle():
     pg.stop()
 
 
-SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging, "admin": admin, "lifecycle": lifecycle}
+# ---------------------------------------------------------------- backups
+def items_of(v):
+    """A page's items, or the list itself."""
+    return v["items"] if isinstance(v, dict) and "items" in v else v
+
+
+def backups():
+    print("== backups: checked format, encryption, restore that validates first, schedule (issue 18)")
+    s = Server(lifted())
+    data = os.path.join(s.dir, "data")
+    # Everything a round trip must keep: a 2FA user, sessions, events, orders, imported prices.
+    plain_tok = s.register("plain@example.com")["access_token"]
+    s.req("POST", "/portfolio/buy", plain_tok, json={"symbol": "SPY", "quantity": "3", "price": "400"})
+    s.req("POST", "/portfolio/sell", plain_tok, json={"symbol": "SPY", "quantity": "1", "price": "410"})
+    tf_tok = s.register("twofa@example.com")["access_token"]
+    sec = s.req("POST", "/auth/2fa/enable", tf_tok, json={"password": PASSWORD}).json()["secret"]
+    totp = pyotp.TOTP(sec)
+    s.req("POST", "/auth/2fa/verify", tf_tok, json={"code": totp.at(time.time() - 30)})
+    s.req("POST", "/portfolio/buy", tf_tok, json={"symbol": "AAPL", "quantity": "5", "price": "150"})
+    csv = os.path.join(s.dir, "acme.csv")
+    open(csv, "w").write("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,2,10\n")
+    s.cli("prices", "import", csv)
+    s.login("plain@example.com", "wrong-password-1")
+    before = {
+        "plain": s.req("GET", "/portfolio", plain_tok).json(),
+        "twofa": s.req("GET", "/portfolio", tf_tok).json(),
+        "plain_tx": s.req("GET", "/portfolio/transactions", plain_tok).json()["items"],
+        "sessions": sorted(x["id"] for x in items_of(s.req("GET", "/me/sessions", plain_tok).json())),
+        "events": items_of(json.loads(s.cli("admin", "events", "--json").stdout)),
+        "acme": s.req("GET", "/prices/ACME", plain_tok).json(),
+    }
+    plain = os.path.join(s.dir, "plain.backup")
+    out = s.cli("admin", "backup", plain)
+    ver = s.cli("admin", "backup", "verify", plain, "--json")
+    manifest = json.loads(ver.stdout) if ver.returncode == 0 else {}
+    check("backup then verify: exit 0, the manifest lists the tables, counts and key files",
+          out.returncode == 0 and ver.returncode == 0 and manifest.get("tables", {}).get("users") == 2
+          and manifest.get("files") == ["jwt.key", "totp.key"] and len(manifest.get("payload_sha256", "")) == 64,
+          out.stdout.strip() + " | " + (ver.stderr.strip() or f"{manifest.get('records')} records"))
+    passphrase = "tidal-copper-orchard-58"
+    sealed = os.path.join(s.dir, "sealed.backup")
+    out = s.cli("admin", "backup", sealed, "--passphrase-stdin", stdin=passphrase + "\n")
+    s.stop()
+
+    # 1. the round trip, from the encrypted file into a fresh data dir
+    fresh = tempfile.mkdtemp(prefix="ff-acc-restore-")
+    r = subprocess.run([BIN, "admin", "restore", sealed, "--passphrase-stdin", "--data-dir", os.path.join(fresh, "data")],
+                       env=s.env, capture_output=True, text=True, input=passphrase + "\n", cwd=fresh)
+    t = Server(lifted(), data=fresh)
+    l1 = t.login("plain@example.com").json()
+    ch = t.login("twofa@example.com").json()
+    l2 = t.req("POST", "/auth/login/2fa", json={"challenge_token": ch.get("challenge_token"), "code": totp.now()}).json()
+    after = {
+        "plain": t.req("GET", "/portfolio", l1.get("access_token")).json(),
+        "twofa": t.req("GET", "/portfolio", l2.get("access_token")).json(),
+        "plain_tx": t.req("GET", "/portfolio/transactions", plain_tok).json()["items"],
+        "sessions": sorted(x["id"] for x in items_of(t.req("GET", "/me/sessions", plain_tok).json())),
+        "events": items_of(json.loads(t.cli("admin", "events", "--json").stdout)),
+        "acme": t.req("GET", "/prices/ACME", plain_tok).json(),
+    }
+    # The restored server's own logins since are events and sessions of their own.
+    after["events"] = [e for e in after["events"] if e["id"] in {x["id"] for x in before["events"]}]
+    after["sessions"] = [x for x in after["sessions"] if x in before["sessions"]]
+    for k in ("plain", "twofa"):
+        for side in (before, after):
+            side[k].pop("as_of", None)
+    same = {k: before[k] == after[k] for k in before}
+    chain = t.cli("admin", "events", "verify")
+    check("encrypted backup → restore → a fresh server: logins (2FA too), portfolios, ledger, sessions, events, imported prices identical; the chain verifies",
+          r.returncode == 0 and all(same.values()) and "access_token" in l1 and "access_token" in l2 and chain.returncode == 0
+          and len(before["events"]) > 0, f"{r.stdout.strip()} | {same} | {len(before['events'])} events")
+    t.stop()
+
+    # 2. bad files: exit 1, one line, no panic, the data dir byte for byte as it was
+    good = open(plain, "rb").read()
+    bad = {
+        "truncated": good[: len(good) // 2],
+        "flipped": good[: len(good) // 2] + bytes([good[len(good) // 2] ^ 0x10]) + good[len(good) // 2 + 1:],
+        "empty": b"",
+        "random": os.urandom(len(good)),
+        "newer": good[:16] + (2).to_bytes(4, "little") + good[20:],
+    }
+    def digest(root):
+        out = {}
+        for d, _, fs in os.walk(root):
+            for f in fs:
+                out[os.path.relpath(os.path.join(d, f), root)] = hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+        return out
+    snapshot = digest(data)
+    results = []
+    for name, content in bad.items():
+        path = os.path.join(s.dir, name)
+        open(path, "wb").write(content)
+        r = s.cli("admin", "restore", path)
+        lines = r.stderr.strip().splitlines()
+        results.append((name, r.returncode, len(lines), "panicked" in r.stderr, digest(data) == snapshot, lines[-1] if lines else ""))
+    check("truncated, flipped byte, empty, random, newer format: each exit 1 with one line, no panic, data dir unchanged, nothing left behind",
+          all(code == 1 and n == 1 and not p and unchanged for _, code, n, p, unchanged, _ in results),
+          " | ".join(f"{name}: exit {code}, {line}" for name, code, _, _, _, line in results))
+
+    # 3. encryption hides keys and emails; a wrong passphrase is a clear error
+    blob = open(sealed, "rb").read()
+    keys = [open(os.path.join(data, k), "rb").read() for k in ("jwt.key", "totp.key")]
+    visible = [x for x in keys + [b"plain@example.com", b"twofa@example.com", b"FORTFOLIO-BACKUP"] if x in blob]
+    wrong = s.cli("admin", "backup", "verify", sealed, "--passphrase-stdin", stdin="not-the-passphrase\n")
+    check("an encrypted backup holds neither key nor email in plain text; a wrong passphrase is a clear error",
+          out.returncode == 0 and not visible and wrong.returncode == 1 and "passphrase is wrong" in wrong.stderr,
+          f"{len(blob)} bytes, visible {visible}; wrong: {wrong.stderr.strip()}")
+
+    # 4. the schedule: interval 2s, keep 3
+    ident = os.path.join(s.dir, "backup.id")
+    kg = s.cli("admin", "backup", "keygen", ident)
+    bdir = os.path.join(s.dir, "scheduled")
+    s.env.update({"FORTFOLIO_BACKUP__DIR": bdir, "FORTFOLIO_BACKUP__INTERVAL": "2s", "FORTFOLIO_BACKUP__KEEP": "3",
+                  "FORTFOLIO_BACKUP__RECIPIENT": kg.stdout.strip()})
+    s.start()
+    time.sleep(10)
+    files = sorted(f for f in os.listdir(bdir))
+    verified = [s.cli("admin", "backup", "verify", os.path.join(bdir, f), "--identity", ident).returncode for f in files]
+    metrics = requests.get(s.base.replace("/api/v1", "/metrics"), verify=False).text
+    stamp = next((int(l.split()[1]) for l in metrics.splitlines() if l.startswith("fortfolio_last_backup_timestamp_seconds ")), 0)
+    written = items_of(json.loads(s.cli("admin", "events", "--event", "backup_written", "--json").stdout))
+    check("[backup] interval 2s, keep 3: after 10 s exactly 3 verified snapshots; /metrics shows the last backup time; backup_written events",
+          len(files) == 3 and verified == [0, 0, 0] and 0 < time.time() - stamp < 5 and len(written) >= 4,
+          f"{files}; verify {verified}; last backup {time.time() - stamp:.1f} s ago; {len(written)} backup_written events")
+    s.stop()
+
+
+SECTIONS = {"hardening": hardening, "foundation": foundation, "defenses": defenses, "twofactor": twofactor, "events": events, "portfolio": portfolio, "predictions": predictions, "scaled": scaled, "openapi": openapi, "packaging": packaging, "admin": admin, "lifecycle": lifecycle, "backups": backups}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(SECTIONS):

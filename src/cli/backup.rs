@@ -127,7 +127,12 @@ pub fn verify(file: &Path, key: &UnsealArgs, json: bool) -> anyhow::Result<()> {
             .map(|s| format!(", SHA-256 {s}"))
             .unwrap_or_default()
     )?;
-    say!("  {} records; key files: {}", m.records, m.files.join(", "))?;
+    let files = if m.files.is_empty() {
+        "none".to_string()
+    } else {
+        m.files.join(", ")
+    };
+    say!("  {} records; key files: {files}", m.records)?;
     for (table, n) in m.tables.iter().filter(|(_, n)| **n > 0) {
         say!("    {table:<22} {n:>9}")?;
     }

@@ -76,7 +76,13 @@ async fn app_with_data(email: &str) -> (TestApp, String, PathBuf) {
     assert_eq!(r.status(), 201);
     let backup = app.data_dir().join("plain.backup");
     let out = run_async(
-        vec!["admin".into(), "backup".into(), s(&backup), "--data-dir".into(), s(&app.data_dir())],
+        vec![
+            "admin".into(),
+            "backup".into(),
+            s(&backup),
+            "--data-dir".into(),
+            s(&app.data_dir()),
+        ],
         None,
     )
     .await;
@@ -89,7 +95,13 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
     let (mut app, _, backup) = app_with_data("dmg@example.com").await;
     let good = std::fs::read(&backup).unwrap();
     let verify = run_async(
-        vec!["admin".into(), "backup".into(), "verify".into(), s(&backup), "--json".into()],
+        vec![
+            "admin".into(),
+            "backup".into(),
+            "verify".into(),
+            s(&backup),
+            "--json".into(),
+        ],
         None,
     )
     .await;
@@ -135,7 +147,13 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
 
     // The good one still restores over the data dir, keeping the old files.
     let out = run_async(
-        vec!["admin".into(), "restore".into(), s(&backup), "--data-dir".into(), s(&app.data_dir())],
+        vec![
+            "admin".into(),
+            "restore".into(),
+            s(&backup),
+            "--data-dir".into(),
+            s(&app.data_dir()),
+        ],
         None,
     )
     .await;
@@ -144,8 +162,14 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().any(|n| n.starts_with("fortfolio.redb.before-restore-")), "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with("jwt.key.before-restore-")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("fortfolio.redb.before-restore-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("jwt.key.before-restore-")),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n.ends_with(".restoring")), "{names:?}");
     app.restart().await;
     assert_eq!(app.login("dmg@example.com", PASSWORD).await.status(), 200);
@@ -178,7 +202,13 @@ async fn an_encrypted_backup_hides_keys_and_emails_and_opens_with_its_passphrase
     assert!(!contains(b"FORTFOLIO-BACKUP"));
 
     let wrong = run_async(
-        vec!["admin".into(), "backup".into(), "verify".into(), s(&file), "--passphrase-stdin".into()],
+        vec![
+            "admin".into(),
+            "backup".into(),
+            "verify".into(),
+            s(&file),
+            "--passphrase-stdin".into(),
+        ],
         Some("not the passphrase\n".into()),
     )
     .await;
@@ -226,12 +256,19 @@ async fn an_encrypted_backup_hides_keys_and_emails_and_opens_with_its_passphrase
 async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
     let keys = tempfile::tempdir().unwrap();
     let identity = keys.path().join("backup.id");
-    let out = run_async(vec!["admin".into(), "backup".into(), "keygen".into(), s(&identity)], None).await;
+    let out = run_async(
+        vec!["admin".into(), "backup".into(), "keygen".into(), s(&identity)],
+        None,
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let public = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(public.starts_with("age1"), "{public}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let dir = keys.path().join("backups");
     let (d, p) = (dir.clone(), public.clone());
@@ -247,13 +284,31 @@ async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
     let mut files = Vec::new();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        files = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        let text = app.client.get(format!("{root}/metrics")).send().await.unwrap().text().await.unwrap();
+        files = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let text = app
+            .client
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text.contains("fortfolio_security_events_total{event=\"backup_written\"} 4") {
             break;
         }
     }
-    let metrics = app.client.get(format!("{root}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let stamp: i64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("fortfolio_last_backup_timestamp_seconds "))
@@ -261,7 +316,10 @@ async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
         .parse()
         .unwrap();
     assert!((chrono::Utc::now().timestamp() - stamp).abs() < 30, "{stamp}");
-    assert!(metrics.contains("fortfolio_security_events_total{event=\"backup_written\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("fortfolio_security_events_total{event=\"backup_written\"} 4"),
+        "{metrics}"
+    );
     files.retain(|f| !f.to_string_lossy().ends_with(".partial"));
     assert_eq!(files.len(), 2, "{files:?}");
     for f in &files {
@@ -280,6 +338,9 @@ async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
         .await;
         assert!(out.status.success(), "{}", stderr(&out));
         let m: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!((m["encrypted"].clone(), m["tables"]["users"].clone()), (json!(true), json!(1)));
+        assert_eq!(
+            (m["encrypted"].clone(), m["tables"]["users"].clone()),
+            (json!(true), json!(1))
+        );
     }
 }

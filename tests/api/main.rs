@@ -7,8 +7,8 @@ mod browser;
 mod helpers;
 
 mod accounts;
-mod backups;
 mod admin_api;
+mod backups;
 mod cli;
 mod console_browser;
 mod defenses;
