@@ -217,8 +217,7 @@ impl StagedRestore {
         // A leftover of an earlier interrupted restore is ours to replace.
         let _ = std::fs::remove_file(&staged);
         self.staged.push((staged.clone(), target));
-        crate::security::keyfile::write_private(&staged, bytes)
-            .map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
+        write_private(&staged, bytes).map_err(|e| format!("cannot write {}: {e}", staged.display()))?;
         Ok(staged)
     }
 
@@ -243,6 +242,19 @@ impl StagedRestore {
         }
         Ok(kept)
     }
+}
+
+/// A new file readable by the owner only, synced to disk.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 impl Drop for StagedRestore {
