@@ -29,7 +29,10 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-async fn run_async(args: Vec<String>, stdin: Option<String>) -> Output {
+/// [`run`] off the async runtime (the server under test shares it).
+async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.map(str::to_string);
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&args, stdin.as_deref())
@@ -38,8 +41,8 @@ async fn run_async(args: Vec<String>, stdin: Option<String>) -> Output {
     .unwrap()
 }
 
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -74,18 +77,8 @@ async fn app_with_data(email: &str) -> (TestApp, String, PathBuf) {
         )
         .await;
     assert_eq!(r.status(), 201);
-    let backup = app.data_dir().join("plain.backup");
-    let out = run_async(
-        vec![
-            "admin".into(),
-            "backup".into(),
-            s(&backup),
-            "--data-dir".into(),
-            s(&app.data_dir()),
-        ],
-        None,
-    )
-    .await;
+    let (backup, data_dir) = (app.data_dir().join("plain.backup"), app.data_dir());
+    let out = cli(&["admin", "backup", s(&backup), "--data-dir", s(&data_dir)], None).await;
     assert!(out.status.success(), "{}", stderr(&out));
     (app, access, backup)
 }
@@ -94,23 +87,18 @@ async fn app_with_data(email: &str) -> (TestApp, String, PathBuf) {
 async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
     let (mut app, _, backup) = app_with_data("dmg@example.com").await;
     let good = std::fs::read(&backup).unwrap();
-    let verify = run_async(
-        vec![
-            "admin".into(),
-            "backup".into(),
-            "verify".into(),
-            s(&backup),
-            "--json".into(),
-        ],
-        None,
-    )
-    .await;
+    let verify = cli(&["admin", "backup", "verify", s(&backup), "--json"], None).await;
     assert!(verify.status.success(), "{}", stderr(&verify));
     let manifest: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(manifest["format"], 1);
     assert_eq!(manifest["encrypted"], false);
     assert_eq!(manifest["tables"]["users"], 1);
     assert_eq!(manifest["files"], json!(["jwt.key", "totp.key"]));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    let data_dir = app.data_dir();
+    let out = cli(&["admin", "restore", s(&backup), "--data-dir", s(&data_dir)], None).await;
+    assert!(stderr(&out).contains("stop the server first"), "{}", stderr(&out));
     app.stop().await;
 
     // Kept outside the data dir, so the listing compares the data dir only.
@@ -133,9 +121,10 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
         let file = outside.path().join(name);
         std::fs::write(&file, &bytes).unwrap();
         for verb in [vec!["admin", "restore"], vec!["admin", "backup", "verify"]] {
-            let mut args: Vec<String> = verb.iter().map(|a| a.to_string()).collect();
-            args.extend([s(&file), "--data-dir".into(), s(&app.data_dir())]);
-            let out = run_async(args, None).await;
+            let data_dir = app.data_dir();
+            let mut args = verb.clone();
+            args.extend([s(&file), "--data-dir", s(&data_dir)]);
+            let out = cli(&args, None).await;
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(1), "{name} {verb:?}: {err}");
             assert_eq!(err.trim().lines().count(), 1, "{name} {verb:?}: {err}");
@@ -146,17 +135,7 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
     }
 
     // The good one still restores over the data dir, keeping the old files.
-    let out = run_async(
-        vec![
-            "admin".into(),
-            "restore".into(),
-            s(&backup),
-            "--data-dir".into(),
-            s(&app.data_dir()),
-        ],
-        None,
-    )
-    .await;
+    let out = cli(&["admin", "restore", s(&backup), "--data-dir", s(&data_dir)], None).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let names: Vec<String> = std::fs::read_dir(app.data_dir())
         .unwrap()
@@ -180,16 +159,17 @@ async fn an_encrypted_backup_hides_keys_and_emails_and_opens_with_its_passphrase
     let (mut app, access, _) = app_with_data("secret-owner@example.com").await;
     let file = app.data_dir().join("sealed.backup");
     let pass = "a long and quiet harbour 71";
-    let out = run_async(
-        vec![
-            "admin".into(),
-            "backup".into(),
+    let data_dir = app.data_dir();
+    let out = cli(
+        &[
+            "admin",
+            "backup",
             s(&file),
-            "--passphrase-stdin".into(),
-            "--data-dir".into(),
-            s(&app.data_dir()),
+            "--passphrase-stdin",
+            "--data-dir",
+            s(&data_dir),
         ],
-        Some(format!("{pass}\n")),
+        Some(&format!("{pass}\n")),
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -201,35 +181,29 @@ async fn an_encrypted_backup_hides_keys_and_emails_and_opens_with_its_passphrase
     assert!(!contains(&jwt_key) && !contains(&totp_key));
     assert!(!contains(b"FORTFOLIO-BACKUP"));
 
-    let wrong = run_async(
-        vec![
-            "admin".into(),
-            "backup".into(),
-            "verify".into(),
-            s(&file),
-            "--passphrase-stdin".into(),
-        ],
-        Some("not the passphrase\n".into()),
+    let wrong = cli(
+        &["admin", "backup", "verify", s(&file), "--passphrase-stdin"],
+        Some("not the passphrase\n"),
     )
     .await;
     assert_eq!(wrong.status.code(), Some(1));
     assert!(stderr(&wrong).contains("the passphrase is wrong"), "{}", stderr(&wrong));
-    let none = run_async(vec!["admin".into(), "backup".into(), "verify".into(), s(&file)], None).await;
+    let none = cli(&["admin", "backup", "verify", s(&file)], None).await;
     assert_eq!(none.status.code(), Some(1));
     assert!(stderr(&none).contains("--passphrase-stdin"), "{}", stderr(&none));
 
     app.stop().await;
     let fresh = tempfile::tempdir().unwrap();
-    let out = run_async(
-        vec![
-            "admin".into(),
-            "restore".into(),
+    let out = cli(
+        &[
+            "admin",
+            "restore",
             s(&file),
-            "--passphrase-stdin".into(),
-            "--data-dir".into(),
+            "--passphrase-stdin",
+            "--data-dir",
             s(fresh.path()),
         ],
-        Some(format!("{pass}\n")),
+        Some(&format!("{pass}\n")),
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -256,11 +230,7 @@ async fn an_encrypted_backup_hides_keys_and_emails_and_opens_with_its_passphrase
 async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
     let keys = tempfile::tempdir().unwrap();
     let identity = keys.path().join("backup.id");
-    let out = run_async(
-        vec!["admin".into(), "backup".into(), "keygen".into(), s(&identity)],
-        None,
-    )
-    .await;
+    let out = cli(&["admin", "backup", "keygen", s(&identity)], None).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let public = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(public.starts_with("age1"), "{public}");
@@ -280,35 +250,21 @@ async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
     })
     .await;
     app.register("sched@example.com").await;
-    let root = app.base.trim_end_matches("/api/v1").to_string();
     let mut files = Vec::new();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         files = std::fs::read_dir(&dir)
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
-        let text = app
-            .client
-            .get(format!("{root}/metrics"))
-            .send()
+        if app
+            .metrics()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("fortfolio_security_events_total{event=\"backup_written\"} 4") {
+            .contains("fortfolio_security_events_total{event=\"backup_written\"} 4")
+        {
             break;
         }
     }
-    let metrics = app
-        .client
-        .get(format!("{root}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let stamp: i64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("fortfolio_last_backup_timestamp_seconds "))
@@ -323,16 +279,8 @@ async fn scheduled_backups_keep_the_newest_and_show_in_metrics() {
     files.retain(|f| !f.to_string_lossy().ends_with(".partial"));
     assert_eq!(files.len(), 2, "{files:?}");
     for f in &files {
-        let out = run_async(
-            vec![
-                "admin".into(),
-                "backup".into(),
-                "verify".into(),
-                s(f),
-                "--identity".into(),
-                s(&identity),
-                "--json".into(),
-            ],
+        let out = cli(
+            &["admin", "backup", "verify", s(f), "--identity", s(&identity), "--json"],
             None,
         )
         .await;

@@ -103,6 +103,18 @@ impl TestApp {
         }
     }
 
+    /// `GET /metrics` (the test client is a loopback peer).
+    pub async fn metrics(&self) -> String {
+        let root = self.base.trim_end_matches("/api/v1");
+        let r = self
+            .client
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        r.text().await.expect("metrics text")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

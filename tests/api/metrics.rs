@@ -28,15 +28,7 @@ async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
     while let Some(done) = workers.join_next().await {
         done.unwrap();
     }
-    let text = app
-        .client
-        .get(format!("{root}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.len() < 100 * 1024, "/metrics is {} bytes", text.len());
     assert!(
         text.contains("fortfolio_http_requests_total{method=\"other\",route=\"/api/v1/health\",status=\"405\"}"),
