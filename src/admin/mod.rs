@@ -42,7 +42,7 @@ pub enum Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             Actor::Cli(name) => name,
             Actor::Account { admin, .. } => &admin.email,

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::security::events::{EventType, NewEvent};
 use crate::store::redb::{contents_of, Contents, RedbStore};
 pub use format::Manifest;
 pub use seal::{Key, Lock, Seal};
@@ -204,4 +205,24 @@ pub async fn write(store: &RedbStore, data_dir: &Path, path: &Path, seal: Seal) 
     })
     .await
     .map_err(|e| BackupError::Io(e.to_string()))?
+}
+
+/// The security event for a backup attempt: `backup_written` (file, bytes,
+/// records, seconds, encrypted, by) or `backup_failed` (file, reason, by);
+/// `by` is "schedule" or the admin command's user.
+pub fn event(path: &Path, by: &str, outcome: &Result<Written, BackupError>) -> NewEvent {
+    let file = path.display().to_string();
+    match outcome {
+        Ok(w) => NewEvent::success(EventType::BackupWritten)
+            .detail("file", file)
+            .detail("bytes", w.bytes)
+            .detail("records", w.records)
+            .detail("seconds", (w.seconds * 1000.0).round() / 1000.0)
+            .detail("encrypted", w.encrypted)
+            .detail("by", by),
+        Err(e) => NewEvent::failure(EventType::BackupFailed)
+            .detail("file", file)
+            .detail("reason", e.to_string())
+            .detail("by", by),
+    }
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::Seal;
 use crate::config::BackupConfig;
-use crate::security::events::{EventType, NewEvent, SecurityLog};
+use crate::security::events::SecurityLog;
 use crate::store::redb::RedbStore;
 
 const PREFIX: &str = "fortfolio-";
@@ -61,30 +61,19 @@ pub async fn run(s: Scheduled, mut stop: tokio::sync::watch::Receiver<bool>) {
 /// One scheduled backup, its prune and its event.
 async fn once(s: &Scheduled) {
     let name = format!("{PREFIX}{}{SUFFIX}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
-    let path = s.config.dir.join(&name);
+    let path = s.config.dir.join(name);
     let to = Seal::Recipients(vec![s.recipient.clone()]);
-    match super::write(&s.store, &s.data_dir, &path, to).await {
+    let outcome = super::write(&s.store, &s.data_dir, &path, to).await;
+    let mut ev = super::event(&path, "schedule", &outcome);
+    match &outcome {
         Ok(w) => {
             s.last.set_now();
             let pruned = prune(&s.config.dir, s.config.keep);
             tracing::info!(file = %path.display(), bytes = w.bytes, records = w.records, pruned, "backup written");
-            let ev = NewEvent::success(EventType::BackupWritten)
-                .detail("file", name)
-                .detail("bytes", w.bytes)
-                .detail("records", w.records)
-                .detail("seconds", (w.seconds * 1000.0).round() / 1000.0)
-                .detail("pruned", pruned);
-            s.events.emit(ev).await;
+            ev = ev.detail("pruned", pruned);
         }
-        Err(e) => failed(s, &name, e.to_string()).await,
+        Err(e) => tracing::error!(file = %path.display(), error = %e, "scheduled backup failed"),
     }
-}
-
-async fn failed(s: &Scheduled, name: &str, reason: String) {
-    tracing::error!(file = name, error = %reason, "scheduled backup failed");
-    let ev = NewEvent::failure(EventType::BackupFailed)
-        .detail("file", name)
-        .detail("reason", reason);
     s.events.emit(ev).await;
 }
 

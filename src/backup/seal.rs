@@ -152,6 +152,14 @@ impl Drop for Partial {
     }
 }
 
+/// The refusal for a file opened without (or with the wrong kind of) key.
+pub fn locked(lock: Lock) -> BackupError {
+    BackupError::Locked(match lock {
+        Lock::Passphrase => "with a passphrase: give --passphrase-stdin".into(),
+        Lock::Recipient => "to an age public key: give --identity FILE".into(),
+    })
+}
+
 /// Whether `bytes` are an age file.
 pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(AGE_MAGIC)
@@ -171,10 +179,11 @@ pub fn open(bytes: Vec<u8>, unseal: impl FnOnce(Lock) -> Result<Key, BackupError
     } else {
         Lock::Recipient
     };
-    let key = unseal(lock)?;
-    let ids: Vec<Box<dyn age::Identity>> = match key {
-        Key::Passphrase(p) => vec![Box::new(age::scrypt::Identity::new(p))],
-        Key::Identities(ids) => ids,
+    let ids: Vec<Box<dyn age::Identity>> = match (unseal(lock)?, lock) {
+        (Key::Passphrase(p), Lock::Passphrase) => vec![Box::new(age::scrypt::Identity::new(p))],
+        (Key::Identities(ids), Lock::Recipient) => ids,
+        (Key::Identities(_), Lock::Passphrase) => return Err(locked(lock)),
+        (Key::Passphrase(_), Lock::Recipient) => return Err(locked(lock)),
     };
     let mut reader = d
         .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
@@ -251,8 +260,11 @@ mod tests {
         assert_eq!(plain, b"payload");
         let (other, _) = keygen();
         std::fs::write(&id_path, other.expose_secret()).unwrap();
-        let e = open(bytes, |_| identities(&id_path).map_err(BackupError::Io)).unwrap_err();
+        let e = open(bytes.clone(), |_| identities(&id_path).map_err(BackupError::Io)).unwrap_err();
         assert!(matches!(e, BackupError::WrongKey(_)), "{e}");
+        // A passphrase for a file sealed to a key names the key it needs.
+        let e = open(bytes, |_| Ok(Key::Passphrase(pass("some passphrase")))).unwrap_err();
+        assert!(e.to_string().contains("--identity"), "{e}");
         assert!(
             write_file(&path, &[b"again"], &Seal::Plain).is_err(),
             "an existing file is kept"

@@ -201,8 +201,7 @@ fn read(file: &Path, key: &UnsealArgs) -> anyhow::Result<Checked> {
             Lock::Passphrase if asked => passphrase(false)
                 .map(Key::Passphrase)
                 .map_err(|e| BackupError::Io(e.to_string())),
-            Lock::Passphrase => Err(BackupError::Locked("with a passphrase: give --passphrase-stdin".into())),
-            Lock::Recipient => Err(BackupError::Locked("to an age public key: give --identity FILE".into())),
+            _ => Err(backup::seal::locked(lock)),
         }
     };
     backup::read(file, unseal, true).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))

@@ -245,7 +245,11 @@ struct BackupBody {
 }
 
 /// Writes a consistent snapshot while the server keeps serving.
-async fn backup(State(state): State<AppState>, AppJson(b): AppJson<BackupBody>) -> ApiResult<Json<Value>> {
+async fn backup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(b): AppJson<BackupBody>,
+) -> ApiResult<Json<Value>> {
     use crate::backup::{seal, Seal};
     let path = std::path::PathBuf::from(&b.path);
     if !path.is_absolute() {
@@ -274,9 +278,10 @@ async fn backup(State(state): State<AppState>, AppJson(b): AppJson<BackupBody>) 
         ),
         (None, true) => Seal::Plain,
     };
-    let written = crate::backup::write(embedded, state.config.data_dir(), &path, seal)
-        .await
-        .map_err(|e| ApiError::validation("path", e.to_string()))?;
+    let outcome = crate::backup::write(embedded, state.config.data_dir(), &path, seal).await;
+    let event = crate::backup::event(&path, actor(&headers).name(), &outcome);
+    state.events.emit(event).await;
+    let written = outcome.map_err(|e| ApiError::validation("path", e.to_string()))?;
     state.last_backup.set_now();
     Ok(Json(json!({
         "path": b.path,

@@ -97,6 +97,26 @@ async fn damaged_backups_are_refused_in_one_line_with_nothing_left_behind() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
     let data_dir = app.data_dir();
+    let out = cli(
+        &[
+            "admin",
+            "events",
+            "--event",
+            "backup_written",
+            "--json",
+            "--data-dir",
+            s(&data_dir),
+        ],
+        None,
+    )
+    .await;
+    let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = events.get("items").unwrap_or(&events).as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let details = &events[0]["details"];
+    assert_eq!(details["file"], s(&backup));
+    assert_eq!(details["encrypted"], false);
+    assert!(details["by"].as_str().unwrap().starts_with("cli:"), "{details}");
     let out = cli(&["admin", "restore", s(&backup), "--data-dir", s(&data_dir)], None).await;
     assert!(stderr(&out).contains("stop the server first"), "{}", stderr(&out));
     app.stop().await;

@@ -26,7 +26,8 @@ pub struct Snapshot {
 }
 
 /// What a snapshot holds: records per table and the carried files.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// `Debug` names the files, never their bytes (they are the server keys).
+#[derive(Default, Clone, PartialEq)]
 pub struct Contents {
     pub tables: BTreeMap<String, u64>,
     /// Files carried beside the data (key files), by plain file name.
@@ -40,6 +41,15 @@ impl Contents {
 
     pub fn file_names(&self) -> Vec<String> {
         self.files.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("tables", &self.tables)
+            .field("files", &self.file_names())
+            .finish()
     }
 }
 
