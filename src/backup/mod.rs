@@ -192,7 +192,7 @@ pub async fn write(store: &RedbStore, data_dir: &Path, path: &Path, seal: Seal) 
         let encrypted = !seal.is_plain();
         let bytes = seal::write_file(&path, &[&header, &snap.bytes], &seal)?;
         if !encrypted {
-            read(&path, |_| Err(BackupError::Locked("unexpectedly".into())), false)
+            read(&path, |lock| Err(seal::locked(lock)), false)
                 .map_err(|e| BackupError::Io(format!("{} does not read back: {e}", path.display())))?;
         }
         Ok(Written {

@@ -79,8 +79,8 @@ pub fn write_file(path: &Path, parts: &[&[u8]], seal: &Seal) -> Result<u64, Back
     if path.exists() {
         return Err(BackupError::Io(format!("{} exists; choose a new file", path.display())));
     }
-    let partial = Partial(Some(partial_path(path)));
     let staged = partial_path(path);
+    let partial = Partial(Some(staged.clone()));
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

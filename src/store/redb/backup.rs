@@ -209,7 +209,8 @@ impl RedbStore {
             stage.write(name, file)?;
         }
         if data_dir.join(FILE_NAME).exists() {
-            // Refuses while a server holds the database.
+            // Refuses while a server holds the database. Last, because the
+            // probe commits a (table-creating) write to the current file.
             drop(RedbStore::open(data_dir).map_err(|e| e.to_string())?);
         }
         Ok(stage)
