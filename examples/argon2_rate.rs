@@ -30,7 +30,7 @@ fn main() {
             let count = count.clone();
             let hash = hash.clone();
             std::thread::spawn(move || {
-                let mut memory = Vec::new();
+                let mut memory = fortfolio::security::password::Memory::default();
                 while Instant::now() < deadline {
                     assert!(fortfolio::security::password::verify_with_memory(
                         "violet-anchor-tundra-41",

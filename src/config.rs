@@ -431,13 +431,13 @@ impl Dur {
 impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.0.as_millis();
-        let (n, unit) = if ms % 86_400_000 == 0 && ms > 0 {
+        let (n, unit) = if ms.is_multiple_of(86_400_000) && ms > 0 {
             (ms / 86_400_000, "d")
-        } else if ms % 3_600_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
             (ms / 3_600_000, "h")
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             (ms / 60_000, "m")
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             (ms / 1000, "s")
         } else {
             (ms, "ms")
