@@ -433,27 +433,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_backlog_past_the_bound_is_refused_as_overloaded() {
-        let pool = PasswordHasher::new(HashPriority::Normal, std::time::Duration::from_millis(1)).unwrap();
+        let bound = Duration::from_millis(200);
+        let pool = PasswordHasher::new(HashPriority::Normal, bound).unwrap();
         let pw = Secret::new("violet-anchor-tundra-41");
         let h = hash_blocking("violet-anchor-tundra-41").unwrap();
-        let checks: Vec<_> = (0..16)
+        // Every hashing thread busy for three bounds.
+        let started = Arc::new(AtomicUsize::new(0));
+        let busy: Vec<_> = (0..pool.load.threads)
             .map(|_| {
-                let (pool, pw, h) = (pool.clone(), pw.clone(), h.clone());
-                tokio::spawn(async move { pool.verify(&pw, Some(&h)).await })
+                let (pool, started) = (pool.clone(), started.clone());
+                tokio::spawn(async move {
+                    pool.run(move |_| {
+                        started.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(bound * 3);
+                    })
+                    .await
+                })
             })
             .collect();
-        let mut outcomes = (0, 0);
-        for c in checks {
-            match c.await.unwrap() {
-                Ok(true) => outcomes.0 += 1,
-                Err(HashError::Overloaded { retry_after }) => {
-                    assert!(retry_after >= Duration::from_secs(1));
-                    outcomes.1 += 1;
-                }
-                other => panic!("{other:?}"),
-            }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.load(Ordering::Relaxed) < pool.load.threads {
+            assert!(Instant::now() < deadline, "the hashing threads never started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // One hash takes far longer than 1 ms, so most of 16 waited too long.
-        assert!(outcomes.0 >= 1 && outcomes.1 >= 8, "{outcomes:?}");
+        // A check sent now cannot start within the bound: refused, with a
+        // retry hint of at least a second.
+        match pool.verify(&pw, Some(&h)).await {
+            Err(HashError::Overloaded { retry_after }) => assert!(retry_after >= Duration::from_secs(1)),
+            other => panic!("{other:?}"),
+        }
+        for b in busy {
+            b.await.unwrap().unwrap();
+        }
+        // With the backlog gone, the same check runs.
+        assert!(pool.verify(&pw, Some(&h)).await.unwrap());
     }
 }
