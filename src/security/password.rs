@@ -68,8 +68,9 @@ impl Memory {
 
 /// Verifies in a thread's kept `memory`. Hashes with this server's
 /// parameters and a 32-byte tag are computed by the AVX2 implementation
-/// where the CPU has AVX2 (`crates/argon2id`, 1.3 times the `argon2`
-/// crate's rate here), otherwise by the `argon2` crate in the same memory;
+/// where the CPU has AVX2 (`crates/argon2id`: 1.15–1.2 times the `argon2`
+/// crate's rate on this path, README Benchmarks), otherwise by the `argon2`
+/// crate in the same memory;
 /// hashes with other parameters are checked the usual way.
 pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Memory) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
