@@ -68,6 +68,10 @@ pub struct ServerConfig {
     /// (verification, password reset, email change); empty: made from
     /// `bind` and `tls` (`https://127.0.0.1:8443`).
     pub public_url: String,
+    /// Each async worker thread stays on a core of its own (Linux), so
+    /// two never queue on one core while another runs only password
+    /// hashing (README, Benchmarks).
+    pub pin_workers: bool,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             keep_alive_timeout: Dur::secs(60),
             max_connections: 10_000,
             public_url: String::new(),
+            pin_workers: true,
         }
     }
 }

@@ -54,7 +54,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(cli.command, Command::Admin(_) | Command::Prices(_) | Command::Model(_)) {
         cli::privileges::become_data_dir_owner(&config)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let serving = matches!(cli.command, Command::Serve { .. });
+    let runtime = fortfolio::server::runtime(serving && config.server.pin_workers)?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
             cli::print_config(&config)?;

@@ -232,17 +232,27 @@ impl Accounts {
         full_name: Option<String>,
         client: &ClientInfo,
     ) -> AccountsResult<AuthSuccess> {
-        let user = self.create_user(email, password, full_name, Role::User, false).await?;
-        self.events
-            .emit(NewEvent::success(EventType::Register).user(&user).client(client))
-            .await;
-        if self.mail_enabled {
-            // The account exists either way; a link can be asked for again.
-            if let Err(e) = self.send_verification(&user, client).await {
-                tracing::error!(error = %e, "cannot mail the verification link");
+        self.synced(async {
+            let user = self.create_user(email, password, full_name, Role::User, false).await?;
+            self.events
+                .emit(NewEvent::success(EventType::Register).user(&user).client(client))
+                .await;
+            if self.mail_enabled {
+                // The account exists either way; a link can be asked for again.
+                if let Err(e) = self.send_verification(&user, client).await {
+                    tracing::error!(error = %e, "cannot mail the verification link");
+                }
             }
-        }
-        self.start_session(user, client, Origin::Registration).await
+            self.start_session(user, client, Origin::Registration).await
+        })
+        .await
+    }
+
+    /// Runs `work` with the disk waited for once, at its end, instead of
+    /// after each write ([`crate::store::sync_once`]): a sign-in writes a
+    /// session, a device and its events.
+    async fn synced<T>(&self, work: impl std::future::Future<Output = AccountsResult<T>>) -> AccountsResult<T> {
+        crate::store::sync_once(self.store.as_ref(), work).await?
     }
 
     /// Opens a session for a user whose credentials (and second factor) passed,
@@ -360,60 +370,63 @@ impl Accounts {
     /// Exchanges a refresh token for a new pair; a retired token revokes the
     /// whole session (theft detection).
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> AccountsResult<TokenPair> {
-        let invalid = || AccountsError::Unauthenticated("the refresh token is invalid or expired");
-        let claims = self.jwt.verify(refresh_token, TokenType::Refresh).ok_or_else(invalid)?;
-        let session_id = claims.sid.clone().ok_or_else(invalid)?;
-        let refresh_ttl = Duration::from_std(self.config.refresh_ttl.0).map_err(AccountsError::internal)?;
-        let (new_refresh, new_claims) = self
-            .jwt
-            .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
-            .map_err(AccountsError::internal)?;
-        let rotation = self
-            .store
-            .rotate_refresh(
-                &token_hash(refresh_token),
-                token_hash(&new_refresh),
-                new_claims.expires_at(),
-                Utc::now(),
-            )
-            .await?;
-        match rotation {
-            Rotation::Rotated(session) => {
-                let user = self.store.user_by_id(&session.user_id).await?.ok_or_else(invalid)?;
-                if user.disabled {
-                    self.store.revoke_session(&session.id, Utc::now()).await?;
-                    return Err(AccountsError::Disabled);
+        self.synced(async {
+            let invalid = || AccountsError::Unauthenticated("the refresh token is invalid or expired");
+            let claims = self.jwt.verify(refresh_token, TokenType::Refresh).ok_or_else(invalid)?;
+            let session_id = claims.sid.clone().ok_or_else(invalid)?;
+            let refresh_ttl = Duration::from_std(self.config.refresh_ttl.0).map_err(AccountsError::internal)?;
+            let (new_refresh, new_claims) = self
+                .jwt
+                .issue(TokenType::Refresh, &claims.sub, Some(&session_id), refresh_ttl)
+                .map_err(AccountsError::internal)?;
+            let rotation = self
+                .store
+                .rotate_refresh(
+                    &token_hash(refresh_token),
+                    token_hash(&new_refresh),
+                    new_claims.expires_at(),
+                    Utc::now(),
+                )
+                .await?;
+            match rotation {
+                Rotation::Rotated(session) => {
+                    let user = self.store.user_by_id(&session.user_id).await?.ok_or_else(invalid)?;
+                    if user.disabled {
+                        self.store.revoke_session(&session.id, Utc::now()).await?;
+                        return Err(AccountsError::Disabled);
+                    }
+                    self.events
+                        .emit(
+                            NewEvent::success(EventType::TokenRefreshed)
+                                .user(&user)
+                                .client(client)
+                                .detail("session_id", session.id.as_str()),
+                        )
+                        .await;
+                    Ok(TokenPair {
+                        access_token: self.issue_access(&user.id, &session.id)?,
+                        refresh_token: new_refresh,
+                        token_type: "Bearer",
+                        expires_in: self.config.access_ttl.0.as_secs(),
+                        session_id: session.id,
+                    })
                 }
-                self.events
-                    .emit(
-                        NewEvent::success(EventType::TokenRefreshed)
-                            .user(&user)
-                            .client(client)
-                            .detail("session_id", session.id.as_str()),
-                    )
-                    .await;
-                Ok(TokenPair {
-                    access_token: self.issue_access(&user.id, &session.id)?,
-                    refresh_token: new_refresh,
-                    token_type: "Bearer",
-                    expires_in: self.config.access_ttl.0.as_secs(),
-                    session_id: session.id,
-                })
-            }
-            Rotation::Reused { session_id, user_id } => {
-                let mut ev = NewEvent::failure(EventType::RefreshTokenReused)
-                    .user_id(&user_id)
-                    .client(client)
-                    .detail("session_id", session_id.as_str())
-                    .detail("action", "session revoked");
-                if let Some(u) = self.store.user_by_id(&user_id).await? {
-                    ev = ev.user(&u);
+                Rotation::Reused { session_id, user_id } => {
+                    let mut ev = NewEvent::failure(EventType::RefreshTokenReused)
+                        .user_id(&user_id)
+                        .client(client)
+                        .detail("session_id", session_id.as_str())
+                        .detail("action", "session revoked");
+                    if let Some(u) = self.store.user_by_id(&user_id).await? {
+                        ev = ev.user(&u);
+                    }
+                    self.events.emit(ev).await;
+                    Err(AccountsError::RefreshTokenReused)
                 }
-                self.events.emit(ev).await;
-                Err(AccountsError::RefreshTokenReused)
+                Rotation::Invalid => Err(invalid()),
             }
-            Rotation::Invalid => Err(invalid()),
-        }
+        })
+        .await
     }
 
     /// Resolves an access token to its user and live session.
@@ -454,19 +467,22 @@ impl Accounts {
 
     /// Ends the caller's session and revokes the presented access token.
     pub async fn logout(&self, ctx: &AuthContext, client: &ClientInfo) -> AccountsResult<()> {
-        self.revocations
-            .revoke(&ctx.token_hash, ctx.claims.expires_at())
-            .await?;
-        self.store.revoke_session(&ctx.session_id, Utc::now()).await?;
-        self.events
-            .emit(
-                NewEvent::success(EventType::Logout)
-                    .user(&ctx.user)
-                    .client(client)
-                    .detail("session_id", ctx.session_id.as_str()),
-            )
-            .await;
-        Ok(())
+        self.synced(async {
+            self.revocations
+                .revoke(&ctx.token_hash, ctx.claims.expires_at())
+                .await?;
+            self.store.revoke_session(&ctx.session_id, Utc::now()).await?;
+            self.events
+                .emit(
+                    NewEvent::success(EventType::Logout)
+                        .user(&ctx.user)
+                        .client(client)
+                        .detail("session_id", ctx.session_id.as_str()),
+                )
+                .await;
+            Ok(())
+        })
+        .await
     }
 
     /// Ends every session of the caller; returns how many ended.
@@ -665,51 +681,54 @@ impl Accounts {
         client: &ClientInfo,
         device_token: Option<&str>,
     ) -> AccountsResult<LoginOutcome> {
-        let email_key = login_key(email);
-        let user = self.account_at(&email_key).await?;
-        let key = self.throttle_key(&email_key, user.as_ref(), device_token).await?;
-        let attempt = Attempt {
-            user: user.as_ref(),
-            email,
-            client,
-            event: EventType::LoginFailure,
-        };
-        let slot = self.reserve_attempt(&key, &attempt).await?;
-        let ok = self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
-        let user = match user {
-            Some(u) if ok => u,
-            _ => return Err(self.failed_attempt(slot, attempt, Wrong::PASSWORD).await),
-        };
-        if user.disabled {
-            self.events
-                .emit(
-                    NewEvent::failure(EventType::LoginFailure)
-                        .user(&user)
-                        .client(client)
-                        .detail("reason", "account_disabled"),
-                )
-                .await;
-            return Err(AccountsError::Disabled);
-        }
-        // The password alone clears nothing when 2FA is on: the failure count
-        // stays until the second factor succeeds too.
-        self.passed_attempt(slot, !user.two_factor_enabled).await?;
-        if user.two_factor_enabled {
-            self.events
-                .emit(
-                    NewEvent::success(EventType::TwoFactorChallenge)
-                        .user(&user)
-                        .client(client),
-                )
-                .await;
-            return self.challenge(&user);
-        }
-        self.start_session(user, client, Origin::Login)
-            .await
-            .map(LoginOutcome::Tokens)
+        self.synced(async {
+            let email_key = login_key(email);
+            let user = self.account_at(&email_key).await?;
+            let key = self.throttle_key(&email_key, user.as_ref(), device_token).await?;
+            let attempt = Attempt {
+                user: user.as_ref(),
+                email,
+                client,
+                event: EventType::LoginFailure,
+            };
+            let slot = self.reserve_attempt(&key, &attempt).await?;
+            let ok = self
+                .hasher
+                .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+                .await?;
+            let user = match user {
+                Some(u) if ok => u,
+                _ => return Err(self.failed_attempt(slot, attempt, Wrong::PASSWORD).await),
+            };
+            if user.disabled {
+                self.events
+                    .emit(
+                        NewEvent::failure(EventType::LoginFailure)
+                            .user(&user)
+                            .client(client)
+                            .detail("reason", "account_disabled"),
+                    )
+                    .await;
+                return Err(AccountsError::Disabled);
+            }
+            // The password alone clears nothing when 2FA is on: the failure count
+            // stays until the second factor succeeds too.
+            self.passed_attempt(slot, !user.two_factor_enabled).await?;
+            if user.two_factor_enabled {
+                self.events
+                    .emit(
+                        NewEvent::success(EventType::TwoFactorChallenge)
+                            .user(&user)
+                            .client(client),
+                    )
+                    .await;
+                return self.challenge(&user);
+            }
+            self.start_session(user, client, Origin::Login)
+                .await
+                .map(LoginOutcome::Tokens)
+        })
+        .await
     }
 }
 

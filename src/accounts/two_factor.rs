@@ -248,55 +248,58 @@ impl Accounts {
         client: &ClientInfo,
         device_token: Option<&str>,
     ) -> AccountsResult<(AuthSuccess, Option<usize>)> {
-        let claims = self
-            .jwt
-            .verify(challenge_token, TokenType::Challenge)
-            .ok_or(AccountsError::ChallengeExpired)?;
-        if self.store.challenge_spent(&claims.jti).await? {
-            return Err(AccountsError::ChallengeExpired);
-        }
-        let user = self
-            .store
-            .user_by_id(&claims.sub)
-            .await?
-            .ok_or(AccountsError::ChallengeExpired)?;
-        if user.disabled {
-            return Err(AccountsError::Disabled);
-        }
-        if !user.two_factor_enabled {
-            return Err(AccountsError::ChallengeExpired);
-        }
-        let key = self.throttle_key(&user.email_key, Some(&user), device_token).await?;
-        let attempt = second_factor_attempt(&user, client);
-        let slot = self.reserve_attempt(&key, &attempt).await?;
-        let (accepted, remaining, wrong): (bool, Option<usize>, Wrong) = match factor {
-            SecondFactor::Totp(code) => (self.spend_totp_code(&user, code).await?, None, Wrong::TOTP_CODE),
-            SecondFactor::Backup(code) => {
-                let left = self
-                    .store
-                    .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
-                    .await?;
-                (left.is_some(), left, Wrong::BACKUP_CODE)
+        self.synced(async {
+            let claims = self
+                .jwt
+                .verify(challenge_token, TokenType::Challenge)
+                .ok_or(AccountsError::ChallengeExpired)?;
+            if self.store.challenge_spent(&claims.jti).await? {
+                return Err(AccountsError::ChallengeExpired);
             }
-        };
-        if !accepted {
-            return Err(self.failed_attempt(slot, attempt, wrong).await);
-        }
-        if !self.store.consume_challenge(&claims.jti, claims.expires_at()).await? {
-            return Err(AccountsError::ChallengeExpired);
-        }
-        self.passed_attempt(slot, true).await?;
-        if let Some(left) = remaining {
-            self.events
-                .emit(
-                    NewEvent::success(EventType::BackupCodeUsed)
-                        .user(&user)
-                        .client(client)
-                        .detail("backup_codes_remaining", left),
-                )
-                .await;
-        }
-        let out = self.start_session(user, client, Origin::Login).await?;
-        Ok((out, remaining))
+            let user = self
+                .store
+                .user_by_id(&claims.sub)
+                .await?
+                .ok_or(AccountsError::ChallengeExpired)?;
+            if user.disabled {
+                return Err(AccountsError::Disabled);
+            }
+            if !user.two_factor_enabled {
+                return Err(AccountsError::ChallengeExpired);
+            }
+            let key = self.throttle_key(&user.email_key, Some(&user), device_token).await?;
+            let attempt = second_factor_attempt(&user, client);
+            let slot = self.reserve_attempt(&key, &attempt).await?;
+            let (accepted, remaining, wrong): (bool, Option<usize>, Wrong) = match factor {
+                SecondFactor::Totp(code) => (self.spend_totp_code(&user, code).await?, None, Wrong::TOTP_CODE),
+                SecondFactor::Backup(code) => {
+                    let left = self
+                        .store
+                        .use_backup_code(&user.id, &totp::backup_code_hash(code.expose()))
+                        .await?;
+                    (left.is_some(), left, Wrong::BACKUP_CODE)
+                }
+            };
+            if !accepted {
+                return Err(self.failed_attempt(slot, attempt, wrong).await);
+            }
+            if !self.store.consume_challenge(&claims.jti, claims.expires_at()).await? {
+                return Err(AccountsError::ChallengeExpired);
+            }
+            self.passed_attempt(slot, true).await?;
+            if let Some(left) = remaining {
+                self.events
+                    .emit(
+                        NewEvent::success(EventType::BackupCodeUsed)
+                            .user(&user)
+                            .client(client)
+                            .detail("backup_codes_remaining", left),
+                    )
+                    .await;
+            }
+            let out = self.start_session(user, client, Origin::Login).await?;
+            Ok((out, remaining))
+        })
+        .await
     }
 }

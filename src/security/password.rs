@@ -116,37 +116,88 @@ pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Memory) -> bo
     computed.is_some_and(|out| bool::from(out.as_slice().ct_eq(expected.as_ref())))
 }
 
-/// Puts the calling thread at `priority`. Failure (a platform or sandbox
-/// that refuses) leaves it at the default priority and is logged once per
-/// thread.
-fn lower_this_thread(priority: HashPriority) {
+/// Puts the calling thread at `priority`; false where the platform or a
+/// sandbox refuses (the thread keeps the priority it had).
+fn set_this_thread(priority: HashPriority) -> bool {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
         };
         use thread_priority::ThreadPriority;
-        let policy = match priority {
-            HashPriority::Idle => NormalThreadSchedulePolicy::Idle,
-            HashPriority::Low => NormalThreadSchedulePolicy::Other,
-            HashPriority::Normal => return,
+        // The minimum under SCHED_OTHER is nice 19; SCHED_IDLE has no
+        // levels; normal is nice 0.
+        let (policy, level) = match priority {
+            HashPriority::Idle => (NormalThreadSchedulePolicy::Idle, ThreadPriority::Min),
+            HashPriority::Low => (NormalThreadSchedulePolicy::Other, ThreadPriority::Min),
+            HashPriority::Normal => (
+                NormalThreadSchedulePolicy::Other,
+                ThreadPriority::Os(Default::default()),
+            ),
         };
-        // The minimum under SCHED_OTHER is nice 19; SCHED_IDLE has no levels.
-        let policy = ThreadSchedulePolicy::Normal(policy);
-        if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy) {
-            tracing::warn!(?priority, error = ?e, "could not lower the password hashing thread's priority");
-        }
+        set_thread_priority_and_policy(thread_native_id(), level, ThreadSchedulePolicy::Normal(policy)).is_ok()
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = priority;
+    {
+        let _ = priority;
+        true
+    }
+}
+
+/// A hashing thread's priority: `priority` while it computes a hash, the
+/// default while it takes a job or answers one.
+///
+/// Answering wakes the caller's task, which takes the async runtime's
+/// queue lock. A `SCHED_IDLE` thread preempted while holding that lock
+/// stays off the CPU for as long as anything else wants it, and every
+/// async worker that needs the lock waits with it: a priority inversion
+/// that stalled reads for milliseconds during a login storm (README,
+/// Benchmarks). Where the thread may not return to the default priority
+/// (an unprivileged process without `RLIMIT_NICE`), it stays at
+/// `priority` throughout, as before, and says so once.
+struct Scheduling {
+    priority: HashPriority,
+    /// False once returning to the default priority was refused.
+    can_return: bool,
+}
+
+impl Scheduling {
+    fn new(priority: HashPriority) -> Self {
+        Self {
+            priority,
+            can_return: true,
+        }
+    }
+
+    /// Runs `f` (one hash) at the lowered priority.
+    fn lowered<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        if self.priority == HashPriority::Normal {
+            return f();
+        }
+        if self.can_return && !set_this_thread(self.priority) {
+            tracing::warn!(priority = ?self.priority, "could not lower the password hashing thread's priority");
+            // Nothing to return from.
+            self.priority = HashPriority::Normal;
+        }
+        let out = f();
+        if self.can_return && self.priority != HashPriority::Normal && !set_this_thread(HashPriority::Normal) {
+            tracing::info!(
+                priority = ?self.priority,
+                "password hashing threads stay at their lowered priority between hashes (returning to the default needs CAP_SYS_NICE or RLIMIT_NICE)"
+            );
+            self.can_return = false;
+        }
+        out
+    }
 }
 
 /// A queued hash with the channel its caller waits on.
 trait Pending: Send {
     /// The caller is gone (its request ended): the hash can be skipped.
     fn abandoned(&self) -> bool;
-    /// Runs with the thread's argon2 working memory.
-    fn run(self: Box<Self>, memory: &mut Memory);
+    /// Runs with the thread's argon2 working memory, the work itself
+    /// `lowered`, the answer not.
+    fn run(self: Box<Self>, memory: &mut Memory, scheduling: &mut Scheduling);
     /// Answers the caller that the job waited past the bound.
     fn expire(self: Box<Self>, retry_after: Duration);
 }
@@ -161,8 +212,10 @@ impl<T: Send, F: FnOnce(&mut Memory) -> T + Send> Pending for Task<T, F> {
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, memory: &mut Memory) {
-        let _ = self.reply.send(Ok((self.work)(memory)));
+    fn run(self: Box<Self>, memory: &mut Memory, scheduling: &mut Scheduling) {
+        let Task { work, reply } = *self;
+        let out = scheduling.lowered(|| work(memory));
+        let _ = reply.send(Ok(out));
     }
 
     fn expire(self: Box<Self>, retry_after: Duration) {
@@ -178,7 +231,8 @@ struct Job {
 /// What the pool knows of its own load, to refuse a job up front that
 /// would wait longer than the bound.
 struct Load {
-    threads: usize,
+    /// Hashing threads taking jobs now (see [`WorkersBusy`]).
+    threads: AtomicUsize,
     max_wait: Duration,
     /// Jobs sent and not yet started.
     queued: AtomicUsize,
@@ -192,7 +246,7 @@ impl Load {
     /// The wait a job sent now should expect before a thread starts it.
     fn expected_wait(&self) -> Duration {
         let ahead = self.queued.load(Ordering::Relaxed) as u64;
-        let rounds = ahead / self.threads.max(1) as u64;
+        let rounds = ahead / self.threads.load(Ordering::Relaxed).max(1) as u64;
         Duration::from_nanos(rounds.saturating_mul(self.job_ns.load(Ordering::Relaxed)))
     }
 
@@ -208,6 +262,77 @@ impl Load {
     /// at least a second.
     fn retry_after(&self) -> Duration {
         self.expected_wait().max(Duration::from_secs(1))
+    }
+}
+
+/// Whether the async workers (every request's work but the hashing) have
+/// been busy lately: the share of their time spent running tasks over the
+/// last [`Self::WINDOW`], from the runtime's own counters.
+///
+/// While it is above [`Self::SHARE`], every hashing thread but one waits
+/// between jobs. `SCHED_IDLE` gives reads the CPU whenever they ask, but
+/// not at once: each wakeup of a reader on a core busy hashing waits for a
+/// reschedule interrupt (about 13 µs on this VM, `perf sched`) and then
+/// finds the caches full of argon2's memory. With one core left free of
+/// hashing, the p99 of `GET /portfolio` during a login storm was 0.75–0.89
+/// ms against 0.58–0.81 ms alone; with both hashing, 1.4–1.9 ms (README,
+/// Benchmarks). A login-only load keeps the workers a few percent busy, so
+/// it still hashes on every core.
+struct WorkersBusy {
+    runtime: tokio::runtime::Handle,
+    /// When last sampled, and the workers' total busy time then.
+    sample: std::sync::Mutex<(Instant, Duration)>,
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl WorkersBusy {
+    const WINDOW: Duration = Duration::from_millis(20);
+    const SHARE: f64 = 0.25;
+
+    /// None outside a runtime (nothing to yield to).
+    fn of_this_runtime() -> Option<Self> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let total = Self::busy_total(&runtime);
+        Some(Self {
+            runtime,
+            sample: std::sync::Mutex::new((Instant::now(), total)),
+            busy: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn busy_total(runtime: &tokio::runtime::Handle) -> Duration {
+        let metrics = runtime.metrics();
+        (0..metrics.num_workers())
+            .map(|w| metrics.worker_total_busy_duration(w))
+            .sum()
+    }
+
+    /// The verdict, sampled afresh at most once per window.
+    fn busy(&self) -> bool {
+        let mut sample = self.sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (then, before) = *sample;
+        let elapsed = then.elapsed();
+        if elapsed >= Self::WINDOW {
+            let total = Self::busy_total(&self.runtime);
+            let workers = self.runtime.metrics().num_workers().max(1) as f64;
+            let share = total.saturating_sub(before).as_secs_f64() / (elapsed.as_secs_f64() * workers);
+            self.busy.store(share > Self::SHARE, Ordering::Relaxed);
+            *sample = (Instant::now(), total);
+        }
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the workers are quiet, counting this thread out of
+    /// the pool's capacity meanwhile.
+    fn wait_for_quiet(&self, load: &Load) {
+        if !self.busy() {
+            return;
+        }
+        load.threads.fetch_sub(1, Ordering::Relaxed);
+        while self.busy() {
+            std::thread::sleep(Self::WINDOW);
+        }
+        load.threads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -232,21 +357,28 @@ impl PasswordHasher {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let load = Arc::new(Load {
-            threads,
+            threads: AtomicUsize::new(threads),
             max_wait,
             queued: AtomicUsize::new(0),
             job_ns: AtomicU64::new(0),
         });
+        let busy = WorkersBusy::of_this_runtime().map(Arc::new);
         for i in 0..threads {
             let rx = rx.clone();
             let load = load.clone();
+            // The first thread always hashes; the others step aside while
+            // the async workers are busy.
+            let busy = busy.clone().filter(|_| i > 0);
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
-                    lower_this_thread(priority);
+                    let mut scheduling = Scheduling::new(priority);
                     // 19 MiB once the first password is checked, kept.
                     let mut memory = Memory::default();
                     loop {
+                        if let Some(busy) = &busy {
+                            busy.wait_for_quiet(&load);
+                        }
                         let job = match rx.lock() {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
@@ -263,7 +395,7 @@ impl PasswordHasher {
                             continue;
                         }
                         let started = Instant::now();
-                        job.task.run(&mut memory);
+                        job.task.run(&mut memory, &mut scheduling);
                         load.record(started.elapsed());
                     }
                 })
@@ -440,7 +572,7 @@ mod tests {
         let h = hash_blocking("violet-anchor-tundra-41").unwrap();
         // Every hashing thread busy for three bounds.
         let started = Arc::new(AtomicUsize::new(0));
-        let busy: Vec<_> = (0..pool.load.threads)
+        let busy: Vec<_> = (0..pool.load.threads.load(Ordering::Relaxed))
             .map(|_| {
                 let (pool, started) = (pool.clone(), started.clone());
                 tokio::spawn(async move {
@@ -453,7 +585,7 @@ mod tests {
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while started.load(Ordering::Relaxed) < pool.load.threads {
+        while started.load(Ordering::Relaxed) < pool.load.threads.load(Ordering::Relaxed) {
             assert!(Instant::now() < deadline, "the hashing threads never started");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

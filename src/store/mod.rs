@@ -11,6 +11,9 @@ pub mod redb;
 #[cfg(test)]
 pub mod contract;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -46,6 +49,37 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+tokio::task_local! {
+    /// Set inside [`sync_once`]: the embedded store commits that task's
+    /// writes without waiting for the disk, and marks here that it did.
+    static SYNC_DEFERRED: Arc<AtomicBool>;
+}
+
+/// Runs `work` with the disk waited for once, at its end, instead of after
+/// each of its writes: a login's session, device and event were three
+/// fsyncs, and are now one (README, Benchmarks).
+///
+/// Each write still commits whole and on its own, and is seen by readers
+/// at once. The answer comes back only after every write `work` made is on
+/// disk; a crash before then may keep some of them and lose others (each
+/// whole), as a crash before the answer could always lose them. A failed
+/// sync is the answer's error. Backends whose every commit is durable
+/// anyway (PostgreSQL) are unaffected.
+pub async fn sync_once<F: std::future::Future>(store: &dyn Store, work: F) -> StoreResult<F::Output> {
+    let deferred = Arc::new(AtomicBool::new(false));
+    let out = SYNC_DEFERRED.scope(deferred.clone(), work).await;
+    if deferred.load(Ordering::Acquire) {
+        store.sync().await?;
+    }
+    Ok(out)
+}
+
+/// True inside [`sync_once`], where a write may leave the disk to its end
+/// (and notes that it did).
+pub(crate) fn defer_sync() -> bool {
+    SYNC_DEFERRED.try_with(|d| d.store(true, Ordering::Release)).is_ok()
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -923,6 +957,11 @@ pub trait Store:
     /// epoch is current while the epoch is unchanged.
     fn write_epoch(&self) -> Option<u64> {
         None
+    }
+    /// Makes every write committed so far durable (see [`sync_once`]);
+    /// nothing to do where each commit already is.
+    async fn sync(&self) -> StoreResult<()> {
+        Ok(())
     }
 }
 

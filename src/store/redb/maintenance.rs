@@ -95,4 +95,8 @@ impl Store for RedbStore {
     fn write_epoch(&self) -> Option<u64> {
         Some(self.epoch.load(std::sync::atomic::Ordering::Acquire))
     }
+
+    async fn sync(&self) -> StoreResult<()> {
+        self.sync_to_disk().await
+    }
 }

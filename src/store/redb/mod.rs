@@ -20,6 +20,7 @@ mod users;
 pub use backup::{contents_of, Contents, Snapshot, StagedRestore};
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
@@ -116,7 +117,11 @@ pub struct RedbStore {
     db: Arc<Database>,
     /// Counts write transactions (see `Store::write_epoch`); the database
     /// file is locked to this process, so no write escapes it.
-    epoch: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Arc<AtomicU64>,
+    /// An epoch every write counted up to which is known to be on disk:
+    /// the writes `store::sync_once` commits without an fsync wait for it
+    /// to pass them, which any durable commit may do for them.
+    durable: Arc<AtomicU64>,
 }
 
 fn backend(e: impl Into<super::BoxError>) -> StoreError {
@@ -179,6 +184,7 @@ impl RedbStore {
         Ok(Self {
             db: Arc::new(db),
             epoch: Arc::default(),
+            durable: Arc::default(),
         })
     }
 
@@ -192,24 +198,61 @@ impl RedbStore {
         self.write_with(Durability::Immediate, f).await
     }
 
-    /// [`Self::write`] with a chosen durability. `Eventual` skips the fsync
-    /// (the commit becomes durable with the next immediate one): only for
-    /// writes whose loss in a crash is harmless, like outbox bookkeeping.
+    /// [`Self::write`] with a chosen durability. `Eventual` is for writes
+    /// whose loss in a crash is harmless, like outbox bookkeeping (redb
+    /// still syncs it on Linux). Inside [`crate::store::sync_once`] an
+    /// `Immediate` write commits without the fsync, which the scope's end
+    /// makes instead ([`Self::sync_to_disk`]).
     async fn write_with<T, F>(&self, durability: Durability, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
-        let (db, epoch) = (self.db.clone(), self.epoch.clone());
+        let durability = match durability {
+            Durability::Immediate if crate::store::defer_sync() => Durability::None,
+            other => other,
+        };
+        let (db, epoch, durable) = (self.db.clone(), self.epoch.clone(), self.durable.clone());
         tokio::task::spawn_blocking(move || {
             let mut tx = db.begin_write().map_err(backend)?;
             tx.set_durability(durability);
+            let before = epoch.load(Ordering::Acquire);
             let out = f(&tx);
             // Counted whatever the outcome: a failed commit may still have
             // written, and a spurious count costs only a cache miss.
             let committed = out.and_then(|out| tx.commit().map(|()| out).map_err(backend));
-            epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
+            epoch.fetch_add(1, Ordering::Release);
+            if committed.is_ok() && !matches!(durability, Durability::None) {
+                durable.fetch_max(before, Ordering::Release);
+            }
             committed
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Puts every write counted so far on disk, with one empty durable
+    /// commit unless another durable commit already did (concurrent logins
+    /// share one). Every write counted when a durable commit begins (it
+    /// holds the write lock) finished before it, so the commit covers it.
+    pub(super) async fn sync_to_disk(&self) -> StoreResult<()> {
+        let target = self.epoch.load(Ordering::Acquire);
+        let covered = move |durable: &AtomicU64| durable.load(Ordering::Acquire) >= target;
+        if covered(&self.durable) {
+            return Ok(());
+        }
+        let (db, epoch, durable) = (self.db.clone(), self.epoch.clone(), self.durable.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut tx = db.begin_write().map_err(backend)?;
+            // The commit we waited behind may have been a durable one.
+            if covered(&durable) {
+                return tx.abort().map_err(backend);
+            }
+            tx.set_durability(Durability::Immediate);
+            let before = epoch.load(Ordering::Acquire);
+            tx.commit().map_err(backend)?;
+            durable.fetch_max(before, Ordering::Release);
+            Ok(())
         })
         .await
         .map_err(backend)?
