@@ -371,9 +371,13 @@ impl LogFiles {
         Ok(())
     }
 
+    /// One `write` per line and file: `writeln!` on a `File` made two
+    /// (the line, then the newline), and one append is never torn.
     fn write(&mut self, e: &EventRecord) -> std::io::Result<()> {
-        writeln!(self.text, "{}", text_line(e))?;
-        writeln!(self.json, "{}", json_line(e))?;
+        for (file, mut line) in [(&mut self.text, text_line(e)), (&mut self.json, json_line(e))] {
+            line.push('\n');
+            file.write_all(line.as_bytes())?;
+        }
         Ok(())
     }
 }

@@ -116,88 +116,37 @@ pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Memory) -> bo
     computed.is_some_and(|out| bool::from(out.as_slice().ct_eq(expected.as_ref())))
 }
 
-/// Puts the calling thread at `priority`; false where the platform or a
-/// sandbox refuses (the thread keeps the priority it had).
-fn set_this_thread(priority: HashPriority) -> bool {
+/// Puts the calling thread at `priority`. Failure (a platform or sandbox
+/// that refuses) leaves it at the default priority and is logged once per
+/// thread.
+fn lower_this_thread(priority: HashPriority) {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
         };
         use thread_priority::ThreadPriority;
-        // The minimum under SCHED_OTHER is nice 19; SCHED_IDLE has no
-        // levels; normal is nice 0.
-        let (policy, level) = match priority {
-            HashPriority::Idle => (NormalThreadSchedulePolicy::Idle, ThreadPriority::Min),
-            HashPriority::Low => (NormalThreadSchedulePolicy::Other, ThreadPriority::Min),
-            HashPriority::Normal => (
-                NormalThreadSchedulePolicy::Other,
-                ThreadPriority::Os(Default::default()),
-            ),
+        let policy = match priority {
+            HashPriority::Idle => NormalThreadSchedulePolicy::Idle,
+            HashPriority::Low => NormalThreadSchedulePolicy::Other,
+            HashPriority::Normal => return,
         };
-        set_thread_priority_and_policy(thread_native_id(), level, ThreadSchedulePolicy::Normal(policy)).is_ok()
+        // The minimum under SCHED_OTHER is nice 19; SCHED_IDLE has no levels.
+        let policy = ThreadSchedulePolicy::Normal(policy);
+        if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy) {
+            tracing::warn!(?priority, error = ?e, "could not lower the password hashing thread's priority");
+        }
     }
     #[cfg(not(target_os = "linux"))]
-    {
-        let _ = priority;
-        true
-    }
-}
-
-/// A hashing thread's priority: `priority` while it computes a hash, the
-/// default while it takes a job or answers one.
-///
-/// Answering wakes the caller's task, which takes the async runtime's
-/// queue lock. A `SCHED_IDLE` thread preempted while holding that lock
-/// stays off the CPU for as long as anything else wants it, and every
-/// async worker that needs the lock waits with it: a priority inversion
-/// that stalled reads for milliseconds during a login storm (README,
-/// Benchmarks). Where the thread may not return to the default priority
-/// (an unprivileged process without `RLIMIT_NICE`), it stays at
-/// `priority` throughout, as before, and says so once.
-struct Scheduling {
-    priority: HashPriority,
-    /// False once returning to the default priority was refused.
-    can_return: bool,
-}
-
-impl Scheduling {
-    fn new(priority: HashPriority) -> Self {
-        Self {
-            priority,
-            can_return: true,
-        }
-    }
-
-    /// Runs `f` (one hash) at the lowered priority.
-    fn lowered<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        if self.priority == HashPriority::Normal {
-            return f();
-        }
-        if self.can_return && !set_this_thread(self.priority) {
-            tracing::warn!(priority = ?self.priority, "could not lower the password hashing thread's priority");
-            // Nothing to return from.
-            self.priority = HashPriority::Normal;
-        }
-        let out = f();
-        if self.can_return && self.priority != HashPriority::Normal && !set_this_thread(HashPriority::Normal) {
-            tracing::info!(
-                priority = ?self.priority,
-                "password hashing threads stay at their lowered priority between hashes (returning to the default needs CAP_SYS_NICE or RLIMIT_NICE)"
-            );
-            self.can_return = false;
-        }
-        out
-    }
+    let _ = priority;
 }
 
 /// A queued hash with the channel its caller waits on.
 trait Pending: Send {
     /// The caller is gone (its request ended): the hash can be skipped.
     fn abandoned(&self) -> bool;
-    /// Runs with the thread's argon2 working memory, the work itself
-    /// `lowered`, the answer not.
-    fn run(self: Box<Self>, memory: &mut Memory, scheduling: &mut Scheduling);
+    /// Runs with the thread's argon2 working memory.
+    fn run(self: Box<Self>, memory: &mut Memory);
     /// Answers the caller that the job waited past the bound.
     fn expire(self: Box<Self>, retry_after: Duration);
 }
@@ -212,10 +161,8 @@ impl<T: Send, F: FnOnce(&mut Memory) -> T + Send> Pending for Task<T, F> {
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, memory: &mut Memory, scheduling: &mut Scheduling) {
-        let Task { work, reply } = *self;
-        let out = scheduling.lowered(|| work(memory));
-        let _ = reply.send(Ok(out));
+    fn run(self: Box<Self>, memory: &mut Memory) {
+        let _ = self.reply.send(Ok((self.work)(memory)));
     }
 
     fn expire(self: Box<Self>, retry_after: Duration) {
@@ -372,7 +319,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
-                    let mut scheduling = Scheduling::new(priority);
+                    lower_this_thread(priority);
                     // 19 MiB once the first password is checked, kept.
                     let mut memory = Memory::default();
                     loop {
@@ -395,7 +342,7 @@ impl PasswordHasher {
                             continue;
                         }
                         let started = Instant::now();
-                        job.task.run(&mut memory, &mut scheduling);
+                        job.task.run(&mut memory);
                         load.record(started.elapsed());
                     }
                 })
@@ -466,6 +413,44 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Workers running tasks flat out read as busy within a window or two,
+    /// and as quiet again once they idle.
+    #[test]
+    fn busy_async_workers_are_seen_and_their_quiet_too() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let probe = WorkersBusy::of_this_runtime().unwrap();
+            let spin = || {
+                // Short polls, as requests make: the runtime counts busy
+                // time between polls, not within one.
+                tokio::spawn(async {
+                    let until = Instant::now() + WorkersBusy::WINDOW * 5;
+                    while Instant::now() < until {
+                        let poll = Instant::now() + Duration::from_micros(50);
+                        while Instant::now() < poll {
+                            std::hint::spin_loop();
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let spinning = [spin(), spin()];
+            std::thread::sleep(WorkersBusy::WINDOW * 3);
+            assert!(probe.busy(), "two workers spinning");
+            for s in spinning {
+                s.await.unwrap();
+            }
+            tokio::time::sleep(WorkersBusy::WINDOW * 2).await;
+            probe.busy();
+            tokio::time::sleep(WorkersBusy::WINDOW * 2).await;
+            assert!(!probe.busy(), "idle workers");
+        });
+    }
 
     #[test]
     fn hash_uses_owasp_parameters_and_verifies() {

@@ -289,6 +289,46 @@ mod tests {
         crate::store::contract::run_all(store).await;
     }
 
+    /// Inside `sync_once` each write is seen at once but not yet synced;
+    /// the scope's end syncs, and a write outside any scope syncs itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_once_scope_syncs_its_writes_once_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let synced = |s: &RedbStore| s.durable.load(Ordering::Acquire) >= s.epoch.load(Ordering::Acquire);
+        let inner = store.clone();
+        let durable_before = store.durable.load(Ordering::Acquire);
+        crate::store::sync_once(store.as_ref(), async move {
+            for name in ["first", "second"] {
+                inner.set_flag(name).await.unwrap();
+                assert!(inner.flag(name).await.unwrap(), "seen before the sync");
+            }
+            // A durable commit of the first write would have moved it.
+            assert_eq!(
+                inner.durable.load(Ordering::Acquire),
+                durable_before,
+                "no write in the scope waited for the disk"
+            );
+            assert!(!synced(&inner));
+        })
+        .await
+        .unwrap();
+        assert!(synced(&store), "the scope's end synced both");
+        store.set_flag("third").await.unwrap();
+        store.set_flag("fourth").await.unwrap();
+        assert!(
+            !synced(&store),
+            "an immediate commit covers the writes before it, not itself"
+        );
+        store.sync().await.unwrap();
+        assert!(synced(&store));
+        drop(store);
+        let again = RedbStore::open(dir.path()).unwrap();
+        for name in ["first", "second", "third", "fourth"] {
+            assert!(again.flag(name).await.unwrap(), "{name} survived a reopen");
+        }
+    }
+
     #[tokio::test]
     async fn purge_keeps_what_can_still_matter() {
         let dir = tempfile::tempdir().unwrap();
