@@ -68,9 +68,9 @@ pub struct ServerConfig {
     /// (verification, password reset, email change); empty: made from
     /// `bind` and `tls` (`https://127.0.0.1:8443`).
     pub public_url: String,
-    /// Each async worker thread stays on a core of its own (Linux), so
-    /// two never queue on one core while another runs only password
-    /// hashing (README, Benchmarks).
+    /// Each async worker thread stays on a core of its own (Linux, the
+    /// embedded store only), so two never queue on one core while another
+    /// runs only password hashing (README, Benchmarks).
     pub pin_workers: bool,
 }
 

@@ -54,8 +54,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(cli.command, Command::Admin(_) | Command::Prices(_) | Command::Model(_)) {
         cli::privileges::become_data_dir_owner(&config)?;
     }
-    let serving = matches!(cli.command, Command::Serve { .. });
-    let runtime = fortfolio::server::runtime(serving && config.server.pin_workers)?;
+    // Embedded only: with PostgreSQL and Redis on the same cores, pinned
+    // workers starved the password hashing (README, Benchmarks).
+    let pin = matches!(cli.command, Command::Serve { .. })
+        && config.server.pin_workers
+        && config.storage.backend == fortfolio::config::StorageBackend::Embedded;
+    let runtime = fortfolio::server::runtime(pin)?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
             cli::print_config(&config)?;
