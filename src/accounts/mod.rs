@@ -252,7 +252,7 @@ impl Accounts {
     /// after each write ([`crate::store::sync_once`]): a sign-in writes a
     /// session, a device and its events.
     async fn synced<T>(&self, work: impl std::future::Future<Output = AccountsResult<T>>) -> AccountsResult<T> {
-        crate::store::sync_once(self.store.as_ref(), work).await?
+        crate::store::sync_once(&self.store, work).await?
     }
 
     /// Opens a session for a user whose credentials (and second factor) passed,

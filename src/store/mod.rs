@@ -64,15 +64,49 @@ tokio::task_local! {
 /// at once. The answer comes back only after every write `work` made is on
 /// disk; a crash before then may keep some of them and lose others (each
 /// whole), as a crash before the answer could always lose them. A failed
-/// sync is the answer's error. Backends whose every commit is durable
-/// anyway (PostgreSQL) are unaffected.
-pub async fn sync_once<F: std::future::Future>(store: &dyn Store, work: F) -> StoreResult<F::Output> {
+/// sync is the answer's error. Dropped before its end (the client went
+/// away), the scope still has its writes synced, by a spawned task.
+/// Backends whose every commit is durable anyway (PostgreSQL) are
+/// unaffected.
+pub async fn sync_once<F: std::future::Future>(store: &Arc<dyn Store>, work: F) -> StoreResult<F::Output> {
     let deferred = Arc::new(AtomicBool::new(false));
+    let mut pending = SyncOnDrop {
+        store: Some(store.clone()),
+        deferred: deferred.clone(),
+    };
     let out = SYNC_DEFERRED.scope(deferred.clone(), work).await;
-    if deferred.load(Ordering::Acquire) {
-        store.sync().await?;
+    let synced = if deferred.load(Ordering::Acquire) {
+        store.sync().await
+    } else {
+        Ok(())
+    };
+    pending.store = None;
+    synced.map(|()| out)
+}
+
+/// Syncs a [`sync_once`] scope's writes when it is dropped before its end.
+struct SyncOnDrop {
+    /// None once the scope has synced (or had nothing to sync).
+    store: Option<Arc<dyn Store>>,
+    deferred: Arc<AtomicBool>,
+}
+
+impl Drop for SyncOnDrop {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        if !self.deferred.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.sync().await {
+                    tracing::error!(error = %e, "cannot sync the writes of an abandoned request");
+                }
+            });
+        }
     }
-    Ok(out)
 }
 
 /// True inside [`sync_once`], where a write may leave the disk to its end

@@ -222,7 +222,8 @@ impl RedbStore {
             // written, and a spurious count costs only a cache miss.
             let committed = out.and_then(|out| tx.commit().map(|()| out).map_err(backend));
             epoch.fetch_add(1, Ordering::Release);
-            if committed.is_ok() && !matches!(durability, Durability::None) {
+            // Only `Immediate` promises the disk (`Eventual` does not, off Linux).
+            if committed.is_ok() && matches!(durability, Durability::Immediate) {
                 durable.fetch_max(before, Ordering::Release);
             }
             committed
@@ -298,7 +299,8 @@ mod tests {
         let synced = |s: &RedbStore| s.durable.load(Ordering::Acquire) >= s.epoch.load(Ordering::Acquire);
         let inner = store.clone();
         let durable_before = store.durable.load(Ordering::Acquire);
-        crate::store::sync_once(store.as_ref(), async move {
+        let dyn_store: Arc<dyn Store> = store.clone();
+        crate::store::sync_once(&dyn_store, async move {
             for name in ["first", "second"] {
                 inner.set_flag(name).await.unwrap();
                 assert!(inner.flag(name).await.unwrap(), "seen before the sync");
@@ -322,10 +324,36 @@ mod tests {
         );
         store.sync().await.unwrap();
         assert!(synced(&store));
-        drop(store);
+        drop((store, dyn_store));
         let again = RedbStore::open(dir.path()).unwrap();
         for name in ["first", "second", "third", "fourth"] {
             assert!(again.flag(name).await.unwrap(), "{name} survived a reopen");
+        }
+    }
+
+    /// A scope dropped before its end (its client went away) still has
+    /// its writes synced.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_sync_once_scope_is_synced_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let (inner, dyn_store): (_, Arc<dyn Store>) = (store.clone(), store.clone());
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            crate::store::sync_once(&dyn_store, async move {
+                inner.set_flag("written").await.unwrap();
+                std::future::pending::<()>().await;
+            }),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the scope never ends on its own");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.durable.load(Ordering::Acquire) < store.epoch.load(Ordering::Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped scope's write was never synced"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
