@@ -19,7 +19,9 @@
 #   GET /health, /me, /portfolio   wrk -t2 -c16; /portfolio holds 20 positions
 #   logins/s                       wrk -t2 -c16 POST /auth/login, one account
 #   raw argon2id                   verifications/s with the servers' own
-#                                  library and parameters, one thread per core
+#                                  library and parameters, one thread per core;
+#                                  fortfolio's just before and just after its
+#                                  logins row, averaged
 #   p99 /portfolio alone           wrk -t1 -c16 GET /portfolio
 #   p99 /portfolio in a storm      the same, while another wrk -t1 -c16 posts
 #                                  logins for the whole run
@@ -171,10 +173,16 @@ for run in $(seq "$RUNS"); do
     R[$side.health]=$(get "$base/health" "")
     R[$side.me]=$(get "$base/me" "$tok")
     R[$side.portfolio]=$(get "$base/portfolio" "$tok")
+    # The ceiling is measured just before and just after fortfolio's
+    # logins and averaged: this VM's argon2 rate drifts by a tenth or more
+    # over the minutes a run takes, and a ratio of figures minutes apart
+    # measured the drift as much as the server.
+    if [ $side = e ]; then RAW_BEFORE=$(raw_argon2_rust); fi
     R[$side.login]=$(logins "$base")
+    if [ $side = e ]; then RAW_AFTER=$(raw_argon2_rust); fi
     R[$side.storm]=$(storm "$base" "$tok")
   done
-  RAW_RUST=$(raw_argon2_rust)
+  RAW_RUST=$(echo "scale=1; ($RAW_BEFORE + $RAW_AFTER) / 2" | bc)
   RAW_PEER=$(raw_argon2_peer)
 
   col() { # key field... → one cell per side, the fields joined by " / "
@@ -205,7 +213,7 @@ for run in $(seq "$RUNS"); do
   echo "| GET /portfolio (20 positions) req/s / p99 ms |$(col portfolio 1 2) ÷ peer **$pf_ratio** ($(s_ratio "$(f "${R[s.portfolio]:-0}" 1)" "$(f "${R[p.portfolio]}" 1)")) | ≥ 20 | $(mark "$pf_ratio" ">=" 20) |"
   echo "| GET /me ÷ GET /health | | | | **$me_health** ($(s_ratio "$(f "${R[s.me]:-0}" 1)" "$(f "${R[s.health]:-1}" 1)")) | ≥ 0.6 | $(mark "$me_health" ">=" 0.6) |"
   echo "| logins/s / p99 ms |$(col login 1 2) ÷ peer **$login_peer** ($(s_ratio "$(f "${R[s.login]:-0}" 1)" "$(f "${R[p.login]}" 1)")) | ≥ 1.6 | $(mark "$login_peer" ">=" 1.6) |"
-  echo "| raw argon2id verifications/s, all cores | $RAW_RUST | – | $RAW_PEER | logins ÷ raw **$login_raw** ($(s_ratio "$(f "${R[s.login]:-0}" 1)" "$RAW_RUST")) | ≥ 0.9 | $(mark "$login_raw" ">=" 0.9) |"
+  echo "| raw argon2id verifications/s, all cores (fortfolio: before / after its logins → mean) | $RAW_BEFORE / $RAW_AFTER → $RAW_RUST | – | $RAW_PEER | logins ÷ raw **$login_raw** ($(s_ratio "$(f "${R[s.login]:-0}" 1)" "$RAW_RUST")) | ≥ 0.9 | $(mark "$login_raw" ">=" 0.9) |"
   echo "| p99 of GET /portfolio alone, ms |$(col storm 1) | | |"
   echo "| p99 of GET /portfolio in a 16-connection login storm, ms |$(col storm 2) storm ÷ alone **$storm_ratio** ($(s_ratio "$(f "${R[s.storm]:-0 0}" 2)" "$(f "${R[s.storm]:-1 1}" 1)")) | ≤ 2 | $(mark "$storm_ratio" "<=" 2) |"
   echo "| logins/s during the storm |$(col storm 3) | | |"

@@ -288,20 +288,19 @@ impl Accounts {
             expires_at: refresh_claims.expires_at(),
             rotated_at: None,
         };
-        let user = self
-            .store
-            .create_session(session, token_hash(&refresh_token), refresh)
-            .await?
-            .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
-        let access_token = self.issue_access(&user.id, &session_id)?;
         let device_id = crate::security::devices::fingerprint(&client.user_agent, client.ip);
         let (device_token, device_claims) = self
             .jwt
             .issue_device(&user.id, &device_id, Duration::days(365))
             .map_err(AccountsError::internal)?;
-        let new_device = self
-            .record_device(&user, client, device_id, device_claims.jti, now)
-            .await?;
+        let device = self.device_record(&user, client, device_id.clone(), device_claims.jti, now);
+        let (user, new_device) = self
+            .store
+            .open_session(session, token_hash(&refresh_token), refresh, device)
+            .await?
+            .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
+        let new_device = new_device.then_some(device_id);
+        let access_token = self.issue_access(&user.id, &session_id)?;
         if origin == Origin::Login {
             self.events
                 .emit(
@@ -335,19 +334,19 @@ impl Accounts {
         })
     }
 
-    /// Records the device of a successful sign-in, bound to the device token
-    /// just issued for it; returns its id if unseen.
-    async fn record_device(
+    /// The device of a successful sign-in, bound to the device token just
+    /// issued for it.
+    fn device_record(
         &self,
         user: &UserRecord,
         client: &ClientInfo,
         id: String,
         token_jti: String,
         now: chrono::DateTime<Utc>,
-    ) -> AccountsResult<Option<String>> {
+    ) -> crate::store::DeviceRecord {
         use crate::security::devices;
-        let device = crate::store::DeviceRecord {
-            id: id.clone(),
+        crate::store::DeviceRecord {
+            id,
             user_id: user.id.clone(),
             user_agent: client.user_agent.clone(),
             ip_network: devices::network(client.ip),
@@ -355,8 +354,7 @@ impl Accounts {
             first_seen: now,
             last_seen: now,
             token_jtis: vec![token_jti],
-        };
-        Ok(self.store.touch_device(device).await?.then_some(id))
+        }
     }
 
     fn issue_access(&self, user_id: &str, session_id: &str) -> AccountsResult<String> {

@@ -33,6 +33,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     outbox_messages_are_claimed_once(store.clone()).await;
     news_pages_by_cursor(&*store).await;
     revocations_and_devices(&*store).await;
+    a_sign_in_opens_its_session_and_records_its_device(&*store).await;
     background_jobs_are_leased(&*store).await;
     account_tokens_are_single_use(&*store).await;
     email_changes_keep_addresses_unique(&*store).await;
@@ -777,6 +778,56 @@ async fn news_pages_by_cursor(store: &dyn Store) {
     let mut want = items.clone();
     want.sort_by(|a, b| (b.published_at, &b.id).cmp(&(a.published_at, &a.id)));
     assert_eq!(seen, want.iter().map(|n| n.id.clone()).collect::<Vec<_>>());
+}
+
+/// `open_session` stores the session, its refresh token and the device,
+/// and says whether the device is new; for a user who is gone, no device.
+async fn a_sign_in_opens_its_session_and_records_its_device(store: &dyn Store) {
+    let u = new_user(store, &[]).await;
+    let now = micros_now();
+    let device = |jti: &str, user_id: &str| DeviceRecord {
+        id: "d-open".into(),
+        user_id: user_id.into(),
+        user_agent: "contract".into(),
+        ip_network: "192.0.2.0/24".into(),
+        last_ip: "192.0.2.1".into(),
+        first_seen: now,
+        last_seen: now,
+        token_jtis: vec![jti.into()],
+    };
+    for (jti, new) in [("jti-a", true), ("jti-b", false)] {
+        let (s, r) = session_for(&u, now);
+        let (hash, sid) = (crate::domain::new_id(), s.id.clone());
+        let (user, was_new) = store
+            .open_session(s, hash.clone(), r, device(jti, &u.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((user.id.as_str(), was_new), (u.id.as_str(), new));
+        assert!(user.last_login_at.is_some());
+        assert!(store.session(&sid).await.unwrap().unwrap().is_active(now));
+        assert!(matches!(
+            store
+                .rotate_refresh(&hash, crate::domain::new_id(), now + Duration::days(1), now)
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+    }
+    let d = store.device(&u.id, "d-open").await.unwrap().unwrap();
+    assert!(d.speaks_for("jti-a") && d.speaks_for("jti-b"), "both sign-ins bound");
+    let mut gone = u.clone();
+    gone.id = crate::domain::new_id();
+    let (s, r) = session_for(&gone, now);
+    assert!(store
+        .open_session(s, crate::domain::new_id(), r, device("jti-c", &gone.id))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store.device(&gone.id, "d-open").await.unwrap().is_none(),
+        "no device for no user"
+    );
 }
 
 async fn revocations_and_devices(store: &dyn Store) {

@@ -997,6 +997,23 @@ pub trait Store:
     async fn sync(&self) -> StoreResult<()> {
         Ok(())
     }
+    /// A sign-in's writes: [`SessionStore::create_session`] and, if the
+    /// user still exists, [`DeviceStore::touch_device`]. Returns the
+    /// updated user and whether the device was new. In one transaction
+    /// where the backend overrides this (the embedded store, where each
+    /// commit costs), in two otherwise.
+    async fn open_session(
+        &self,
+        session: SessionRecord,
+        refresh_hash: String,
+        refresh: RefreshRecord,
+        device: DeviceRecord,
+    ) -> StoreResult<Option<(UserRecord, bool)>> {
+        let Some(user) = self.create_session(session, refresh_hash, refresh).await? else {
+            return Ok(None);
+        };
+        Ok(Some((user, self.touch_device(device).await?)))
+    }
 }
 
 #[cfg(test)]

@@ -5,27 +5,29 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::*;
 
+/// [`DeviceStore::touch_device`] inside `tx`.
+pub(super) fn touch_device_in(tx: &WriteTransaction, device: DeviceRecord) -> StoreResult<bool> {
+    let mut t = tx.open_table(DEVICES).map_err(backend)?;
+    let key = format!("{}/{}", device.user_id, device.id);
+    let (record, new) = match get::<DeviceRecord>(&t, "devices", &key)? {
+        Some(mut known) => {
+            known.last_seen = device.last_seen;
+            known.last_ip = device.last_ip.clone();
+            for jti in &device.token_jtis {
+                known.bind_token(jti.clone());
+            }
+            (known, false)
+        }
+        None => (device, true),
+    };
+    t.insert(key.as_str(), encode(&record)?.as_slice()).map_err(backend)?;
+    Ok(new)
+}
+
 #[async_trait]
 impl DeviceStore for RedbStore {
     async fn touch_device(&self, device: DeviceRecord) -> StoreResult<bool> {
-        self.write(move |tx| {
-            let mut t = tx.open_table(DEVICES).map_err(backend)?;
-            let key = format!("{}/{}", device.user_id, device.id);
-            let (record, new) = match get::<DeviceRecord>(&t, "devices", &key)? {
-                Some(mut known) => {
-                    known.last_seen = device.last_seen;
-                    known.last_ip = device.last_ip.clone();
-                    for jti in &device.token_jtis {
-                        known.bind_token(jti.clone());
-                    }
-                    (known, false)
-                }
-                None => (device, true),
-            };
-            t.insert(key.as_str(), encode(&record)?.as_slice()).map_err(backend)?;
-            Ok(new)
-        })
-        .await
+        self.write(move |tx| touch_device_in(tx, device)).await
     }
 
     async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>> {

@@ -13,7 +13,8 @@ fn event_matches(e: &EventRecord, f: &EventFilter) -> bool {
 #[async_trait]
 impl EventStore for RedbStore {
     async fn record_event(&self, event: EventRecord, mails: Vec<OutboxMessage>) -> StoreResult<()> {
-        self.write(move |tx| {
+        let no_mail = mails.is_empty();
+        let write = move |tx: &WriteTransaction| {
             put(tx, EVENTS, &event.id, &event)?;
             if let Some(link) = &event.link {
                 let mut heads = tx.open_table(CHAIN_HEADS).map_err(backend)?;
@@ -36,8 +37,12 @@ impl EventStore for RedbStore {
                 put(tx, OUTBOX, &mail.id, mail)?;
             }
             Ok(())
-        })
-        .await
+        };
+        // A mail is written at once: the mailer is woken when this returns.
+        match if no_mail { self.write_later(write) } else { Some(write) } {
+            Some(write) => self.write(write).await,
+            None => Ok(()),
+        }
     }
 
     async fn events(&self, f: EventFilter) -> StoreResult<Vec<EventRecord>> {

@@ -99,4 +99,20 @@ impl Store for RedbStore {
     async fn sync(&self) -> StoreResult<()> {
         self.sync_to_disk().await
     }
+
+    async fn open_session(
+        &self,
+        session: SessionRecord,
+        refresh_hash: String,
+        refresh: RefreshRecord,
+        device: DeviceRecord,
+    ) -> StoreResult<Option<(UserRecord, bool)>> {
+        self.write(move |tx| {
+            let Some(user) = super::sessions::create_session_in(tx, &session, &refresh_hash, &refresh)? else {
+                return Ok(None);
+            };
+            Ok(Some((user, super::devices::touch_device_in(tx, device)?)))
+        })
+        .await
+    }
 }

@@ -21,7 +21,7 @@ pub use backup::{contents_of, Contents, Snapshot, StagedRestore};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -122,7 +122,13 @@ pub struct RedbStore {
     /// the writes `store::sync_once` commits without an fsync wait for it
     /// to pass them, which any durable commit may do for them.
     durable: Arc<AtomicU64>,
+    /// Writes no one waits on (a security event without mail), left by
+    /// `store::sync_once` scopes to the durable commit that closes them.
+    later: Arc<Mutex<Vec<LaterWrite>>>,
 }
+
+/// A write applied inside another transaction (see `RedbStore::write_later`).
+type LaterWrite = Box<dyn FnOnce(&WriteTransaction) -> StoreResult<()> + Send>;
 
 fn backend(e: impl Into<super::BoxError>) -> StoreError {
     StoreError::Backend(e.into())
@@ -185,6 +191,7 @@ impl RedbStore {
             db: Arc::new(db),
             epoch: Arc::default(),
             durable: Arc::default(),
+            later: Arc::default(),
         })
     }
 
@@ -232,26 +239,70 @@ impl RedbStore {
         .map_err(backend)?
     }
 
-    /// Puts every write counted so far on disk, with one empty durable
-    /// commit unless another durable commit already did (concurrent logins
-    /// share one). Every write counted when a durable commit begins (it
-    /// holds the write lock) finished before it, so the commit covers it.
+    /// Inside a [`crate::store::sync_once`] scope, leaves `f` (a write whose
+    /// outcome no one waits on) to the durable commit closing the scope,
+    /// which saves a commit of its own; elsewhere hands it back. Until then
+    /// readers do not see it; if it fails there, it is logged and lost and
+    /// the scope's other writes are synced all the same, as a failed event
+    /// write always was only logged.
+    fn write_later<F>(&self, f: F) -> Option<F>
+    where
+        F: FnOnce(&WriteTransaction) -> StoreResult<()> + Send + 'static,
+    {
+        if !crate::store::defer_sync() {
+            return Some(f);
+        }
+        self.later
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(f));
+        // Counted after it is queued: a durable commit that counts it
+        // takes the queue after counting, so it holds it.
+        self.epoch.fetch_add(1, Ordering::Release);
+        None
+    }
+
+    /// Puts every write counted so far on disk, with one durable commit
+    /// (carrying the writes left to it) unless another durable commit
+    /// already did (concurrent logins share one). Every write counted when
+    /// a durable commit begins (it holds the write lock) finished before
+    /// it, so the commit covers it.
     pub(super) async fn sync_to_disk(&self) -> StoreResult<()> {
         let target = self.epoch.load(Ordering::Acquire);
-        let covered = move |durable: &AtomicU64| durable.load(Ordering::Acquire) >= target;
-        if covered(&self.durable) {
+        let queued = |later: &Mutex<Vec<LaterWrite>>| !later.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        if self.durable.load(Ordering::Acquire) >= target && !queued(&self.later) {
             return Ok(());
         }
-        let (db, epoch, durable) = (self.db.clone(), self.epoch.clone(), self.durable.clone());
+        let (db, epoch, durable, later) = (
+            self.db.clone(),
+            self.epoch.clone(),
+            self.durable.clone(),
+            self.later.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let mut tx = db.begin_write().map_err(backend)?;
+            // Counted first, taken after: whatever is counted is taken.
+            let before = epoch.load(Ordering::Acquire);
+            let writes = std::mem::take(&mut *later.lock().unwrap_or_else(PoisonError::into_inner));
             // The commit we waited behind may have been a durable one.
-            if covered(&durable) {
+            if writes.is_empty() && durable.load(Ordering::Acquire) >= target {
                 return tx.abort().map_err(backend);
             }
             tx.set_durability(Durability::Immediate);
-            let before = epoch.load(Ordering::Acquire);
-            tx.commit().map_err(backend)?;
+            let mut applied = !writes.is_empty();
+            if let Err(e) = writes.into_iter().try_for_each(|w| w(&tx)) {
+                tracing::error!(error = %e, "cannot store the writes left to a closing commit (security events)");
+                tx.abort().map_err(backend)?;
+                tx = db.begin_write().map_err(backend)?;
+                tx.set_durability(Durability::Immediate);
+                applied = false;
+            }
+            let committed = tx.commit().map_err(backend);
+            if applied {
+                // What it applied is news to cached reads.
+                epoch.fetch_add(1, Ordering::Release);
+            }
+            committed?;
             durable.fetch_max(before, Ordering::Release);
             Ok(())
         })
@@ -355,6 +406,54 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// An event without mail recorded in a sync_once scope is written by
+    /// the scope's closing durable commit, not a commit of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scopes_events_ride_its_closing_commit() {
+        use crate::store::{EventFilter, EventRecord, EventStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path()).unwrap());
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let event = |id: &str| EventRecord {
+            id: id.into(),
+            timestamp: crate::domain::now(),
+            event: "login_success".into(),
+            outcome: "success".into(),
+            user_id: Some("u1".into()),
+            email: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            details: serde_json::json!({}),
+            link: None,
+        };
+        let listed = |s: Arc<RedbStore>| async move {
+            s.events(EventFilter {
+                user_id: Some("u1".into()),
+                limit: 10,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap()
+            .len()
+        };
+        let inner = store.clone();
+        crate::store::sync_once(&dyn_store, async move {
+            inner.record_event(event("e1"), vec![]).await.unwrap();
+            assert_eq!(listed(inner.clone()).await, 0, "left to the closing commit");
+            assert_eq!(inner.later.lock().unwrap().len(), 1);
+        })
+        .await
+        .unwrap();
+        assert!(store.later.lock().unwrap().is_empty());
+        assert_eq!(listed(store.clone()).await, 1, "written when the scope ends");
+        store.record_event(event("e2"), vec![]).await.unwrap();
+        assert_eq!(listed(store.clone()).await, 2, "outside a scope, written at once");
+        drop((store, dyn_store));
+        let again = Arc::new(RedbStore::open(dir.path()).unwrap());
+        assert_eq!(listed(again).await, 2, "both survived a reopen");
     }
 
     #[tokio::test]

@@ -21,6 +21,30 @@ fn end_session(tx: &WriteTransaction, id: &str, now: DateTime<Utc>) -> StoreResu
     Ok(true)
 }
 
+/// [`SessionStore::create_session`] inside `tx`.
+pub(super) fn create_session_in(
+    tx: &WriteTransaction,
+    session: &SessionRecord,
+    refresh_hash: &str,
+    refresh: &RefreshRecord,
+) -> StoreResult<Option<UserRecord>> {
+    put(tx, SESSIONS, &session.id, session)?;
+    let key = format!("{}/{}", session.user_id, session.id);
+    let mut us = tx.open_table(USER_SESSIONS).map_err(backend)?;
+    us.insert(key.as_str(), [].as_slice()).map_err(backend)?;
+    drop(us);
+    put(tx, REFRESH_TOKENS, refresh_hash, refresh)?;
+    let mut users = tx.open_table(USERS).map_err(backend)?;
+    let Some(mut user) = get::<UserRecord>(&users, "users", &session.user_id)? else {
+        return Ok(None);
+    };
+    user.last_login_at = Some(session.created_at);
+    users
+        .insert(user.id.as_str(), encode(&user)?.as_slice())
+        .map_err(backend)?;
+    Ok(Some(user))
+}
+
 #[async_trait]
 impl SessionStore for RedbStore {
     async fn create_session(
@@ -29,24 +53,8 @@ impl SessionStore for RedbStore {
         refresh_hash: String,
         refresh: RefreshRecord,
     ) -> StoreResult<Option<UserRecord>> {
-        self.write(move |tx| {
-            put(tx, SESSIONS, &session.id, &session)?;
-            let key = format!("{}/{}", session.user_id, session.id);
-            let mut us = tx.open_table(USER_SESSIONS).map_err(backend)?;
-            us.insert(key.as_str(), [].as_slice()).map_err(backend)?;
-            drop(us);
-            put(tx, REFRESH_TOKENS, &refresh_hash, &refresh)?;
-            let mut users = tx.open_table(USERS).map_err(backend)?;
-            let Some(mut user) = get::<UserRecord>(&users, "users", &session.user_id)? else {
-                return Ok(None);
-            };
-            user.last_login_at = Some(session.created_at);
-            users
-                .insert(user.id.as_str(), encode(&user)?.as_slice())
-                .map_err(backend)?;
-            Ok(Some(user))
-        })
-        .await
+        self.write(move |tx| create_session_in(tx, &session, &refresh_hash, &refresh))
+            .await
     }
 
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
