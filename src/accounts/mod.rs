@@ -293,7 +293,7 @@ impl Accounts {
             .jwt
             .issue_device(&user.id, &device_id, Duration::days(365))
             .map_err(AccountsError::internal)?;
-        let device = self.device_record(&user, client, device_id.clone(), device_claims.jti, now);
+        let device = Self::device_record(&user, client, device_id.clone(), device_claims.jti, now);
         let (user, new_device) = self
             .store
             .open_session(session, token_hash(&refresh_token), refresh, device)
@@ -337,7 +337,6 @@ impl Accounts {
     /// The device of a successful sign-in, bound to the device token just
     /// issued for it.
     fn device_record(
-        &self,
         user: &UserRecord,
         client: &ClientInfo,
         id: String,
