@@ -1,23 +1,25 @@
 //! HTTP middleware for the defensive layers of SPEC §5, in request order:
-//! CORS → (CSRF, checked where a cookie authenticates) → request queue →
-//! rate limits → handlers; plus body limit, timeout and security headers
-//! around everything.
+//! request id and security headers → CORS → timeout, body limit and metrics
+//! → (CSRF, checked where a cookie authenticates) → request queue and rate
+//! limits → handlers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 
 use crate::config::{ServerConfig, TlsMode};
 use crate::http::client::{client_ip, ClientInfo};
 use crate::http::error::ApiError;
 use crate::http::extract::access_token;
+use crate::http::request_id;
 use crate::http::state::AppState;
 use crate::security::events::{EventType, NewEvent};
 use crate::security::rate_limit::Group;
@@ -86,35 +88,36 @@ fn overloaded() -> Response {
     .into_response()
 }
 
-pub async fn queue(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let q = &state.queue;
-    let permit = match q.permits.clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => {
-            if q.waiting.fetch_add(1, Ordering::AcqRel) >= q.max_waiting {
-                q.waiting.fetch_sub(1, Ordering::AcqRel);
-                return overloaded();
-            }
-            let got = tokio::time::timeout(q.timeout, q.permits.clone().acquire_owned()).await;
-            q.waiting.fetch_sub(1, Ordering::AcqRel);
-            match got {
-                Ok(Ok(p)) => p,
-                _ => return overloaded(),
-            }
-        }
-    };
-    let resp = next.run(req).await;
-    drop(permit);
-    resp
+/// A slot for one request, or `503 overloaded` when none frees up in time.
+async fn admit(q: &RequestQueue) -> Result<OwnedSemaphorePermit, Response> {
+    if let Ok(p) = q.permits.clone().try_acquire_owned() {
+        return Ok(p);
+    }
+    if q.waiting.fetch_add(1, Ordering::AcqRel) >= q.max_waiting {
+        q.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(overloaded());
+    }
+    let got = tokio::time::timeout(q.timeout, q.permits.clone().acquire_owned()).await;
+    q.waiting.fetch_sub(1, Ordering::AcqRel);
+    match got {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(overloaded()),
+    }
 }
 
-/// Rate limit for one endpoint group (SPEC §5.4). Every request counts
+/// The request queue (SPEC §5.3), then the rate limit of one endpoint group
+/// (SPEC §5.4), as one layer in front of each API route (each layer costs
+/// every request a clone of the service under it). Every request counts
 /// against its client IP's bucket (IPv6 clients by /64); a request to an
 /// authenticated endpoint whose access token passes the full check
 /// (signature, expiry, revocation, live session, enabled user) also counts
 /// against its user's bucket. A token never lifts the IP limit, and on the
 /// anonymous endpoints (register, login, refresh) it is not even looked at.
 pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req: Request, next: Next) -> Response {
+    let _slot = match admit(&state.queue).await {
+        Ok(slot) => slot,
+        Err(refused) => return refused,
+    };
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -250,33 +253,41 @@ async fn body_limit(state: &AppState, req: Request, next: Next) -> Response {
     }
 }
 
-pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
+/// The outermost layer: the request id (SPEC §1) with its tracing span and
+/// `Server-Timing`, and the security headers, on every answer (a caught
+/// panic's included). One layer, not three: each layer applied to the
+/// router wrapped every route in a boxed service that every request cloned
+/// (the profile of `GET /portfolio` showed those clones at about a tenth of
+/// the server's time).
+pub async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id::assign(&mut req);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = next.run(req).instrument(span).await;
+    request_id::stamp(&mut resp, &id, started);
+    security_headers(&state, resp.headers_mut());
+    resp
+}
+
+fn security_headers(state: &AppState, h: &mut axum::http::HeaderMap) {
+    let mut set = |name: header::HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "no-referrer");
+    // Every response is per-user or security-relevant: never cache.
+    set(header::CACHE_CONTROL, "no-store");
+    if state.config.server.tls != TlsMode::Off {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
+    }
     // The docs page states its own (scripts and styles from this server).
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        set(
-            h,
+        h.insert(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
     }
-    // Every response is per-user or security-relevant: never cache.
-    set(h, header::CACHE_CONTROL, "no-store");
-    if state.config.server.tls != TlsMode::Off {
-        set(
-            h,
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        );
-    }
-    resp
 }
 
 #[cfg(test)]

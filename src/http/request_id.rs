@@ -1,12 +1,13 @@
 //! `X-Request-Id` (SPEC §1): echoed when the client sent a well-formed one,
 //! otherwise generated; carried in the tracing span of the request. The
-//! same layer reports the server's own time in `Server-Timing`.
+//! same layer reports the server's own time in `Server-Timing`
+//! ([`crate::http::middleware::front`] applies both).
+
+use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -20,7 +21,9 @@ fn well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-pub async fn layer(mut req: Request, next: Next) -> Response {
+/// The request's id: the client's own when well formed, otherwise a new
+/// one; kept in the request's extensions for handlers and events.
+pub fn assign(req: &mut Request) -> String {
     let id = req
         .headers()
         .get(HEADER)
@@ -29,16 +32,17 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(crate::domain::new_id);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let started = std::time::Instant::now();
-    let mut resp = next.run(req).instrument(span).await;
+    id
+}
+
+/// Echoes the id on the answer, with the time spent in the server since
+/// `started` for clients and benchmarks (W3C `Server-Timing`).
+pub fn stamp(resp: &mut Response, id: &str, started: Instant) {
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert(HEADER, v);
     }
-    // Time spent in the server, for clients and benchmarks (W3C Server-Timing).
     if let Ok(v) = HeaderValue::from_str(&format!("app;dur={elapsed_ms:.3}")) {
         resp.headers_mut().insert("server-timing", v);
     }
-    resp
 }

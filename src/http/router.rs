@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,13 +22,10 @@ use crate::http::openapi::{self, Published};
 use crate::http::state::AppState;
 
 /// Every public route with its documentation. Serving (`state` given), the
-/// rate limits and the request queue are in front of the API routes; the
+/// request queue and the rate limits are in front of the API routes; the
 /// document is the same either way.
 fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
-    let mut limited = api::router(Limits(state));
-    if let Some(state) = state {
-        limited = limited.layer(middleware::from_fn_with_state(state.clone(), layers::queue));
-    }
+    let limited = api::router(Limits(state));
     OpenApiRouter::with_openapi(openapi::Base::openapi())
         .nest("/api/v1", api::ops::router().merge(limited))
         .routes(routes!(openapi::docs))
@@ -42,25 +40,33 @@ pub fn document() -> serde_json::Value {
     openapi::complete(routes(None).into_openapi())
 }
 
-/// The public router with every layer. `.layer` wraps what is above it, so
-/// the last layer listed sees the request first.
+/// The public router with every layer, in request order: request id and
+/// security headers, panics caught, CORS, the OpenAPI document and the
+/// body limit for extractors, then the routes, each behind the timeout,
+/// body limit and metrics layer (which needs the matched route).
+///
+/// Only that layer is applied with `Router::layer`: it wraps every route in
+/// a boxed service of its own, cloned by every request, so the layers that
+/// need no route wrap the whole router once instead.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let (router, doc) = routes(Some(&state)).split_for_parts();
     let published = Arc::new(Published::new(&openapi::complete(doc)));
-    router
+    let routed = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(published))
-        .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), layers::guard))
-        .layer(layers::cors(&state.config.server))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::security_headers))
+        .with_state(state.clone());
+    let front = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), layers::front))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
-        .layer(middleware::from_fn(crate::http::request_id::layer))
-        .with_state(state)
+        .layer(layers::cors(&state.config.server))
+        .layer(Extension(published))
+        .layer(DefaultBodyLimit::max(max_body))
+        .service(routed);
+    Router::new().fallback_service(front)
 }
 
 async fn not_found() -> ApiError {
