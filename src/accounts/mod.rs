@@ -427,7 +427,7 @@ impl Accounts {
     }
 
     /// Resolves an access token to its user and live session.
-    pub async fn authenticate(&self, token: &str) -> AccountsResult<AuthContext> {
+    pub async fn authenticate(&self, token: &str) -> AccountsResult<Arc<AuthContext>> {
         let unauthorized = || AccountsError::Unauthenticated("missing, invalid, expired or revoked access token");
         let hash = token_hash(token);
         if self.revocations.is_revoked(&hash).await? {
@@ -449,13 +449,13 @@ impl Accounts {
         if !session.is_active(Utc::now()) || session.user_id != claims.sub || user.disabled {
             return Err(unauthorized());
         }
-        let ctx = AuthContext {
+        let ctx = Arc::new(AuthContext {
             user,
             authenticated_at: session.authenticated_at(),
             session_id,
             claims,
             token_hash: hash,
-        };
+        });
         if let Some(epoch) = epoch {
             self.verified.insert(epoch, session.expires_at, &ctx);
         }

@@ -22,7 +22,7 @@ use super::AuthContext;
 struct Entry {
     epoch: u64,
     session_expires_at: DateTime<Utc>,
-    ctx: AuthContext,
+    ctx: Arc<AuthContext>,
 }
 
 pub struct VerifiedTokens {
@@ -43,14 +43,14 @@ impl VerifiedTokens {
 
     /// The context checked for the token hashing to `token_hash`, if that
     /// check is still what a full one would find at `epoch` and `now`.
-    pub fn get(&self, token_hash: &str, epoch: u64, now: DateTime<Utc>) -> Option<AuthContext> {
+    pub fn get(&self, token_hash: &str, epoch: u64, now: DateTime<Utc>) -> Option<Arc<AuthContext>> {
         let e = self.entries.get(token_hash)?;
         let fresh = e.epoch == epoch && now.timestamp() < e.ctx.claims.exp && now < e.session_expires_at;
         fresh.then(|| e.ctx.clone())
     }
 
     /// Remembers a full check that began at `epoch`.
-    pub fn insert(&self, epoch: u64, session_expires_at: DateTime<Utc>, ctx: &AuthContext) {
+    pub fn insert(&self, epoch: u64, session_expires_at: DateTime<Utc>, ctx: &Arc<AuthContext>) {
         let entry = Entry {
             epoch,
             session_expires_at,

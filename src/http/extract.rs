@@ -2,6 +2,8 @@
 //! (naming the offending field), `AppQuery<T>` and `AppPath<T>` (naming the
 //! offending parameter), `AuthUser` for access tokens.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
@@ -246,7 +248,8 @@ const UNVERIFIED_MAY_USE: [&str; 4] = [
 
 /// An authenticated caller.
 pub struct AuthUser {
-    pub ctx: AuthContext,
+    /// Shared with the cache of checked tokens: a request clones no record.
+    pub ctx: Arc<AuthContext>,
     pub via: Credential,
 }
 

@@ -146,9 +146,9 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req
         }
     }
     let headers = [
-        ("ratelimit-limit", d.limit.to_string()),
-        ("ratelimit-remaining", d.remaining.to_string()),
-        ("ratelimit-reset", d.reset_secs.to_string()),
+        ("ratelimit-limit", HeaderValue::from(d.limit)),
+        ("ratelimit-remaining", HeaderValue::from(d.remaining)),
+        ("ratelimit-reset", HeaderValue::from(d.reset_secs)),
     ];
     let mut resp = if d.allowed {
         next.run(req).await
@@ -182,9 +182,7 @@ pub async fn rate_limit(State((state, group)): State<(AppState, Group)>, mut req
         .into_response()
     };
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(name, v);
-        }
+        resp.headers_mut().insert(name, value);
     }
     resp
 }
@@ -204,7 +202,7 @@ pub fn rate_key_net(ip: std::net::IpAddr) -> std::net::IpAddr {
 /// The caller of a request whose access token the rate limiter already
 /// checked in full; the `AuthUser` extractor reuses it.
 #[derive(Clone)]
-pub struct Authenticated(pub crate::accounts::AuthContext);
+pub struct Authenticated(pub Arc<crate::accounts::AuthContext>);
 
 /// The request timeout, the body limit and the request metrics, outermost
 /// first, as one layer: each `from_fn` layer clones and boxes the service

@@ -343,7 +343,7 @@ async fn logout_all(State(state): State<AppState>, auth: AuthUser, client: Clien
     responses((status = 200, description = "The token", body = CsrfToken, headers(("Set-Cookie" = String, description = "The `fortfolio_csrf` cookie")))),
 )]
 async fn csrf(State(state): State<AppState>, caller: Option<Extension<Authenticated>>) -> Response {
-    let session = caller.map(|Extension(c)| c.0.session_id).unwrap_or_default();
+    let session = caller.map(|Extension(c)| c.0.session_id.clone()).unwrap_or_default();
     let mut out = HeaderMap::new();
     let token = cookies::set_csrf(&state, &mut out, &session);
     (out, Json(CsrfToken { csrf_token: token })).into_response()
