@@ -70,7 +70,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Each async worker thread stays on a core of its own (Linux, the
     /// embedded store only), so two never queue on one core while another
-    /// runs only password hashing (README, Benchmarks).
+    /// runs only password hashing; so does each hashing thread, which keeps
+    /// its memory in one core's caches (README, Benchmarks).
     pub pin_workers: bool,
 }
 
@@ -661,6 +662,13 @@ pub struct Overrides {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// Whether `server.pin_workers` applies: the embedded store only (with
+    /// PostgreSQL and Redis on the same cores, pinned workers starved the
+    /// password hashing; README, Benchmarks).
+    pub fn pins_to_cores(&self) -> bool {
+        self.server.pin_workers && self.storage.backend == StorageBackend::Embedded
+    }
+
     /// Loads all layers. `file`: an explicit `--config`; when absent,
     /// `./config.toml` is read if it exists.
     /// Loads `file`, else the first of [`DEFAULT_FILES`] that exists, then

@@ -54,11 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(cli.command, Command::Admin(_) | Command::Prices(_) | Command::Model(_)) {
         cli::privileges::become_data_dir_owner(&config)?;
     }
-    // Embedded only: with PostgreSQL and Redis on the same cores, pinned
-    // workers starved the password hashing (README, Benchmarks).
-    let pin = matches!(cli.command, Command::Serve { .. })
-        && config.server.pin_workers
-        && config.storage.backend == fortfolio::config::StorageBackend::Embedded;
+    let pin = matches!(cli.command, Command::Serve { .. }) && config.pins_to_cores();
     let runtime = fortfolio::server::runtime(pin)?;
     match cli.command {
         Command::Config(ConfigCommand::Check) => {

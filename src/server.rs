@@ -12,6 +12,7 @@ use axum_server::Handle;
 use tokio::task::JoinHandle;
 
 use crate::security::alerts::{run_outbox, Mailer};
+use crate::security::cores::Cores;
 
 use crate::config::{Config, TlsMode};
 use crate::http::state::AppState;
@@ -42,27 +43,16 @@ pub fn runtime(pin_workers: bool) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The cores this process may use, handed to the async workers in turn.
 struct WorkerCores {
-    cores: Vec<usize>,
+    cores: Cores,
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl WorkerCores {
-    /// None where the affinity mask cannot be read or holds one core.
     fn of_this_process() -> Option<Self> {
-        #[cfg(target_os = "linux")]
-        {
-            use nix::sched::{sched_getaffinity, CpuSet};
-            let mask = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
-            let cores: Vec<usize> = (0..CpuSet::count())
-                .filter(|&c| mask.is_set(c).unwrap_or(false))
-                .collect();
-            (cores.len() > 1).then(|| Self {
-                cores,
-                next: std::sync::atomic::AtomicUsize::new(0),
-            })
-        }
-        #[cfg(not(target_os = "linux"))]
-        None
+        Cores::of_this_process().map(|cores| Self {
+            cores,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// Keeps the calling worker on the next core; once per thread (the
@@ -75,20 +65,7 @@ impl WorkerCores {
             return;
         }
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(&core) = self.cores.get(turn % self.cores.len().max(1)) else {
-            return;
-        };
-        #[cfg(target_os = "linux")]
-        {
-            use nix::sched::{sched_setaffinity, CpuSet};
-            let mut one = CpuSet::new();
-            let pinned = one
-                .set(core)
-                .and_then(|()| sched_setaffinity(nix::unistd::Pid::from_raw(0), &one));
-            if let Err(e) = pinned {
-                tracing::warn!(core, error = %e, "could not keep an async worker on its core");
-            }
-        }
+        self.cores.pin_this_thread(turn, "an async worker");
     }
 }
 

@@ -764,8 +764,12 @@ mod tests {
             throttle: LoginThrottle::new(rt_state, &config),
             revocations: RevocationList::load(store.clone(), state).await.unwrap(),
             jwt: JwtKeys::new(&[7u8; 32], "fortfolio-test"),
-            hasher: PasswordHasher::new(crate::config::HashPriority::Normal, std::time::Duration::from_secs(2))
-                .unwrap(),
+            hasher: PasswordHasher::new(
+                crate::config::HashPriority::Normal,
+                std::time::Duration::from_secs(2),
+                false,
+            )
+            .unwrap(),
             totp_box: Arc::new(SecretBox::new(&[9u8; 32]).unwrap()),
             mail_enabled: false,
             public_url: "https://127.0.0.1:8443".into(),

@@ -102,7 +102,11 @@ impl AppState {
         };
         let jwt = JwtKeys::new(&secret, &config.auth.issuer);
         let csrf = crate::security::csrf::CsrfKey::derive(&secret);
-        let hasher = PasswordHasher::new(config.auth.hash_priority, config.auth.hash_max_wait.0)?;
+        let hasher = PasswordHasher::new(
+            config.auth.hash_priority,
+            config.auth.hash_max_wait.0,
+            config.pins_to_cores(),
+        )?;
         let idle_bucket = RateLimiter::longest_period(&config.rate_limits);
         let mut health_changes = None;
         let state: Arc<dyn State> = match config.state.backend {

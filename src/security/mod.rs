@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod client;
+pub mod cores;
 pub mod csrf;
 pub mod devices;
 pub mod events;
