@@ -3,7 +3,6 @@
 //! [`HashPriority`]) and with a bounded wait, so a login storm uses the cores
 //! nothing else needs and never the latency of other requests.
 
-use crate::security::cores::Cores;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::HashPriority;
 use crate::domain::Secret;
+use crate::security::cores::Cores;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
