@@ -76,6 +76,20 @@ impl Argon2id {
         salt: &[u8],
         memory: &mut Vec<Block>,
     ) -> Result<[u8; TAG_BYTES], CostError> {
+        self.hash_pausing(cost, password, salt, memory, Pause::never())
+    }
+
+    /// [`Self::hash`], calling `pause` after every `pause.every` blocks
+    /// computed: a point where the caller may give up the core (the hash
+    /// itself holds no lock and makes no system call).
+    pub fn hash_pausing(
+        self,
+        cost: Cost,
+        password: &[u8],
+        salt: &[u8],
+        memory: &mut Vec<Block>,
+        mut pause: Pause<'_>,
+    ) -> Result<[u8; TAG_BYTES], CostError> {
         cost.check()?;
         let lanes = cost.lanes as usize;
         let lane_blocks = cost.lane_blocks();
@@ -95,7 +109,7 @@ impl Argon2id {
         for pass in 0..cost.passes {
             for slice in 0..SLICES {
                 for lane in 0..lanes {
-                    self.fill_segment(&shape, memory, pass, slice, lane);
+                    self.fill_segment(&shape, memory, pass, slice, lane, &mut pause);
                 }
             }
         }
@@ -126,7 +140,15 @@ impl Argon2id {
     }
 
     /// Computes one segment: `segment_blocks` consecutive blocks of `lane`.
-    fn fill_segment(self, shape: &Shape, memory: &mut [Block], pass: u32, slice: usize, lane: usize) {
+    fn fill_segment(
+        self,
+        shape: &Shape,
+        memory: &mut [Block],
+        pass: u32,
+        slice: usize,
+        lane: usize,
+        pause: &mut Pause<'_>,
+    ) {
         let base = lane * shape.lane_blocks + slice * shape.segment_blocks;
         // The first two blocks of every lane came from H0.
         let first = if pass == 0 && slice == 0 { 2 } else { 0 };
@@ -156,6 +178,44 @@ impl Argon2id {
             };
             // Version 1.3 XORs into the old block after the first pass.
             self.compress(prev, refd, out, pass > 0);
+            pause.block_done();
+        }
+    }
+}
+
+/// A call made every `every` blocks of a hash ([`Argon2id::hash_pausing`]).
+pub struct Pause<'a> {
+    every: usize,
+    left: usize,
+    call: Option<&'a mut dyn FnMut()>,
+}
+
+impl<'a> Pause<'a> {
+    /// Calls `call` after every `every` blocks (at least one).
+    pub fn every(every: usize, call: &'a mut dyn FnMut()) -> Self {
+        let every = every.max(1);
+        Self {
+            every,
+            left: every,
+            call: Some(call),
+        }
+    }
+
+    fn never() -> Self {
+        Self {
+            every: usize::MAX,
+            left: usize::MAX,
+            call: None,
+        }
+    }
+
+    fn block_done(&mut self) {
+        self.left -= 1;
+        if self.left == 0 {
+            self.left = self.every;
+            if let Some(call) = self.call.as_mut() {
+                call();
+            }
         }
     }
 }

@@ -17,4 +17,4 @@ mod block;
 mod fill;
 
 pub use block::Block;
-pub use fill::{Argon2id, Cost, CostError};
+pub use fill::{Argon2id, Cost, CostError, Pause};
