@@ -237,16 +237,20 @@ impl Load {
     /// 42 per second.
     fn expected_wait(&self) -> Duration {
         let ahead = self.queued.load(Ordering::Relaxed) as f64;
-        let mut per_second = 0.0;
-        for t in self.threads.iter().filter(|t| !t.aside.load(Ordering::Relaxed)) {
-            match t.job_ns.load(Ordering::Relaxed) {
-                0 => return Duration::ZERO, // not measured yet
-                ns => per_second += 1e9 / ns as f64,
-            }
+        let taking = || self.threads.iter().filter(|t| !t.aside.load(Ordering::Relaxed));
+        // A thread yet to finish a job has no pace: counted only when none has.
+        let paces: Vec<u64> = taking()
+            .map(|t| t.job_ns.load(Ordering::Relaxed))
+            .filter(|&ns| ns > 0)
+            .collect();
+        if paces.is_empty() {
+            return if taking().next().is_some() {
+                Duration::ZERO
+            } else {
+                Duration::MAX
+            };
         }
-        if per_second == 0.0 {
-            return Duration::MAX;
-        }
+        let per_second: f64 = paces.iter().map(|&ns| 1e9 / ns as f64).sum();
         Duration::try_from_secs_f64(ahead / per_second).unwrap_or(Duration::MAX)
     }
 
@@ -637,6 +641,8 @@ mod tests {
         load.queued.store(16, Ordering::Relaxed);
         assert_eq!(load.expected_wait(), Duration::ZERO, "nothing measured yet");
         load.record(0, Duration::from_millis(10));
+        // Thread 1 has no pace yet: 16 jobs at 100 per second.
+        assert!((load.expected_wait().as_secs_f64() - 0.16).abs() < 1e-3);
         load.record(1, Duration::from_secs(2));
         // 16 jobs at 100 + 0.5 per second.
         let wait = load.expected_wait().as_secs_f64();
