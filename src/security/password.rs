@@ -115,13 +115,14 @@ pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Memory) -> bo
                 lanes: std.p_cost(),
             };
             let mut give_way = std::thread::yield_now;
-            let computed = if memory.yields {
-                let pause = fortfolio_argon2id::Pause::every(YIELD_BLOCKS, &mut give_way);
-                fast.hash_pausing(cost, password.as_bytes(), salt.as_ref(), &mut memory.fast, pause)
+            let pause = if memory.yields {
+                fortfolio_argon2id::Pause::every(YIELD_BLOCKS, &mut give_way)
             } else {
-                fast.hash(cost, password.as_bytes(), salt.as_ref(), &mut memory.fast)
+                fortfolio_argon2id::Pause::never()
             };
-            computed.map(Vec::from).ok()
+            fast.hash_pausing(cost, password.as_bytes(), salt.as_ref(), &mut memory.fast, pause)
+                .map(Vec::from)
+                .ok()
         }
         None => {
             memory.portable.resize(std.block_count(), Block::default());
@@ -237,20 +238,18 @@ impl Load {
     /// 42 per second.
     fn expected_wait(&self) -> Duration {
         let ahead = self.queued.load(Ordering::Relaxed) as f64;
-        let taking = || self.threads.iter().filter(|t| !t.aside.load(Ordering::Relaxed));
         // A thread yet to finish a job has no pace: counted only when none has.
-        let paces: Vec<u64> = taking()
-            .map(|t| t.job_ns.load(Ordering::Relaxed))
-            .filter(|&ns| ns > 0)
-            .collect();
-        if paces.is_empty() {
-            return if taking().next().is_some() {
-                Duration::ZERO
-            } else {
-                Duration::MAX
-            };
+        let (mut taking, mut per_second) = (false, 0.0);
+        for t in self.threads.iter().filter(|t| !t.aside.load(Ordering::Relaxed)) {
+            taking = true;
+            match t.job_ns.load(Ordering::Relaxed) {
+                0 => {}
+                ns => per_second += 1e9 / ns as f64,
+            }
         }
-        let per_second: f64 = paces.iter().map(|&ns| 1e9 / ns as f64).sum();
+        if per_second == 0.0 {
+            return if taking { Duration::ZERO } else { Duration::MAX };
+        }
         Duration::try_from_secs_f64(ahead / per_second).unwrap_or(Duration::MAX)
     }
 
@@ -258,11 +257,13 @@ impl Load {
         let Some(t) = self.threads.get(thread) else {
             return;
         };
+        // At least 1 ns: zero means "not measured yet".
         let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
         let old = t.job_ns.load(Ordering::Relaxed);
-        // An exponential moving average over about eight jobs.
+        // An exponential moving average over about eight jobs (never below
+        // 1 once `old` and `took` are at least 1).
         let new = if old == 0 { took } else { old - old / 8 + took / 8 };
-        t.job_ns.store(new.max(1), Ordering::Relaxed);
+        t.job_ns.store(new, Ordering::Relaxed);
     }
 
     /// What a refused caller is told to wait: the backlog's drain time,

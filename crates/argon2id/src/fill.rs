@@ -201,7 +201,8 @@ impl<'a> Pause<'a> {
         }
     }
 
-    fn never() -> Self {
+    /// No call at all: a hash run to its end.
+    pub fn never() -> Self {
         Self {
             every: usize::MAX,
             left: usize::MAX,
