@@ -12,7 +12,9 @@ fn code(b32: &str, offset_steps: i64) -> String {
     fortfolio::security::totp::code_at(&secret_bytes(b32), now as u64)
 }
 
-async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
+/// Enables 2FA: the secret, the backup codes and the code that verified
+/// the enrolment (spent from then on).
+async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>, String) {
     let r = app
         .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(access))
         .await;
@@ -39,9 +41,8 @@ async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
     if code(&secret, 0) != "000000" {
         problem(r, 401, "invalid_2fa_code").await;
     }
-    let r = app
-        .post("/auth/2fa/verify", json!({"code": code(&secret, 0)}), Some(access))
-        .await;
+    let spent = code(&secret, 0);
+    let r = app.post("/auth/2fa/verify", json!({"code": spent}), Some(access)).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["two_factor_enabled"], true);
@@ -52,7 +53,7 @@ async fn enrol(app: &TestApp, access: &str) -> (String, Vec<String>) {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(codes.len(), 10);
-    (secret, codes)
+    (secret, codes, spent)
 }
 
 async fn challenge(app: &TestApp, email: &str) -> String {
@@ -70,7 +71,7 @@ async fn totp_login_with_replay_protection_and_single_use_challenges() {
     let app = TestApp::spawn().await;
     let reg = app.register("pa@example.com").await;
     let access = token(&reg, "access_token");
-    let (secret, _) = enrol(&app, &access).await;
+    let (secret, _, spent) = enrol(&app, &access).await;
     let r = app
         .post("/auth/2fa/enable", json!({"password": PASSWORD}), Some(&access))
         .await;
@@ -79,13 +80,10 @@ async fn totp_login_with_replay_protection_and_single_use_challenges() {
     let ch = challenge(&app, "pa@example.com").await;
     // The challenge is not an access token.
     problem(app.get("/me", Some(&ch)).await, 401, "unauthorized").await;
-    // The verify step already used the current step: the same code is a replay.
+    // The verify step spent its code: the same code is a replay (sent as
+    // spent, not recomputed: a 30 s step may have begun since).
     let r = app
-        .post(
-            "/auth/login/2fa",
-            json!({"challenge_token": ch, "code": code(&secret, 0)}),
-            None,
-        )
+        .post("/auth/login/2fa", json!({"challenge_token": ch, "code": spent}), None)
         .await;
     let body = problem(r, 401, "invalid_2fa_code").await;
     // The wrong code at enrolment counted too.
@@ -125,7 +123,7 @@ async fn backup_codes_work_once_each_and_disable_needs_a_code() {
     let app = TestApp::spawn().await;
     let reg = app.register("qi@example.com").await;
     let access = token(&reg, "access_token");
-    let (secret, codes) = enrol(&app, &access).await;
+    let (secret, codes, _) = enrol(&app, &access).await;
     for (i, c) in codes.iter().take(3).enumerate() {
         let ch = challenge(&app, "qi@example.com").await;
         let r = app
@@ -184,7 +182,7 @@ async fn secrets_are_encrypted_at_rest_and_admin_can_reset() {
     let mut app = TestApp::spawn().await;
     let reg = app.register("ro@example.com").await;
     let access = token(&reg, "access_token");
-    let (secret, _) = enrol(&app, &access).await;
+    let (secret, _, _) = enrol(&app, &access).await;
     app.stop().await;
     let db = std::fs::read(app.data_dir().join("fortfolio.redb")).unwrap();
     let raw = secret_bytes(&secret);
