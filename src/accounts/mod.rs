@@ -2,6 +2,7 @@
 //! refresh with rotation and reuse detection, logout and password change.
 //! Handlers in `api/` only translate HTTP to these functions and back.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -30,7 +31,9 @@ use crate::security::revocation::RevocationList;
 use crate::security::token_hash;
 use crate::security::totp::SecretBox;
 use crate::store::Store;
-use crate::store::{CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, StoreResult, UserRecord};
+use crate::store::{
+    CreateUserError, RefreshRecord, Role, Rotation, SessionRecord, SignInEvents, StoreResult, UserRecord,
+};
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -294,33 +297,42 @@ impl Accounts {
             .issue_device(&user.id, &device_id, Duration::days(365))
             .map_err(AccountsError::internal)?;
         let device = Self::device_record(&user, client, device_id.clone(), device_claims.jti, now);
-        let (user, new_device) = self
+        let mailed = Arc::new(AtomicBool::new(false));
+        let then: SignInEvents = if origin == Origin::Login {
+            let (events, client, session_id, mailed) =
+                (self.events.clone(), client.clone(), session_id.clone(), mailed.clone());
+            Box::new(move |user: &UserRecord, new_device: bool| {
+                let mut out = events.prepare(
+                    &NewEvent::success(EventType::LoginSuccess)
+                        .user(user)
+                        .client(&client)
+                        .detail("session_id", session_id),
+                );
+                if new_device {
+                    out.extend(
+                        events.prepare(
+                            &NewEvent::success(EventType::NewDeviceLogin)
+                                .user(user)
+                                .client(&client)
+                                .detail("device_id", device_id),
+                        ),
+                    );
+                }
+                mailed.store(out.iter().any(|w| !w.mails.is_empty()), Ordering::Relaxed);
+                out
+            })
+        } else {
+            Box::new(|_: &UserRecord, _: bool| Vec::new())
+        };
+        let (user, _) = self
             .store
-            .open_session(session, token_hash(&refresh_token), refresh, device)
+            .open_session(session, token_hash(&refresh_token), refresh, device, then)
             .await?
             .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
-        let new_device = new_device.then_some(device_id);
-        let access_token = self.issue_access(&user.id, &session_id)?;
-        if origin == Origin::Login {
-            self.events
-                .emit(
-                    NewEvent::success(EventType::LoginSuccess)
-                        .user(&user)
-                        .client(client)
-                        .detail("session_id", session_id.as_str()),
-                )
-                .await;
-            if let Some(device_id) = new_device {
-                self.events
-                    .emit(
-                        NewEvent::success(EventType::NewDeviceLogin)
-                            .user(&user)
-                            .client(client)
-                            .detail("device_id", device_id),
-                    )
-                    .await;
-            }
+        if mailed.load(Ordering::Relaxed) {
+            self.events.wake_mailer();
         }
+        let access_token = self.issue_access(&user.id, &session_id)?;
         Ok(AuthSuccess {
             user: UserView::from(&user),
             tokens: TokenPair {
@@ -851,6 +863,41 @@ mod tests {
         let ctx = a.authenticate(&s.tokens.access_token).await.unwrap();
         a.logout(&ctx, &client()).await.unwrap();
         assert!(a.authenticate(&s.tokens.access_token).await.is_err());
+    }
+
+    /// A sign-in is one commit: its session, device and events together,
+    /// durable, with nothing left for its scope to sync after it.
+    #[tokio::test]
+    async fn a_sign_in_is_one_commit_with_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = accounts(dir.path()).await;
+        a.register("fay@example.com", PASSWORD, None, &client()).await.unwrap();
+        let before = a.store.write_epoch().unwrap();
+        let outcome = a
+            .login("fay@example.com", &Secret::new(PASSWORD), &client(), None)
+            .await
+            .unwrap();
+        let LoginOutcome::Tokens(signed_in) = outcome else {
+            panic!("no second factor here")
+        };
+        assert_eq!(a.store.write_epoch().unwrap(), before + 1, "one commit");
+        let events = a
+            .store
+            .events(crate::store::EventFilter {
+                user_id: Some(signed_in.user.id.clone()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["login_success", "register"],
+            "newest first; the device is known"
+        );
+        let ctx = a.authenticate(&signed_in.tokens.access_token).await.unwrap();
+        assert_eq!(events[0].details["session_id"], ctx.session_id.as_str());
     }
 
     /// A token served from the verified cache is refused as soon as any

@@ -21,7 +21,7 @@ use super::alerts::{self, AlertKind};
 use super::audit::{self, AuditKey, Break, ChainReport};
 use super::client::ClientInfo;
 use crate::domain::{new_id, rfc3339};
-use crate::store::{ChainCut, ChainLink, EventFilter, EventRecord, OutboxMessage, Store, UserRecord};
+use crate::store::{ChainCut, ChainLink, EventFilter, EventRecord, EventWrite, OutboxMessage, Store, UserRecord};
 
 /// The event types of SPEC §5.10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -712,27 +712,51 @@ impl SecurityLog {
     }
 
     async fn emit_at(&self, ev: NewEvent, now: DateTime<Utc>) {
-        if let Some(c) = self.counters.get(ev.kind.index()) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        let record = new_record(&ev, now);
-        tracing::info!(target: "security", event = %record.event, outcome = %record.outcome, user_id = ?record.user_id, ip = ?record.ip, "security event");
-        let mut queued = false;
-        for r in self.append(record) {
-            let mails = if r.event == ev.kind.as_str() {
-                self.mails_for(&ev, &r)
-            } else {
-                Vec::new()
-            };
-            queued |= !mails.is_empty();
-            if let Err(e) = self.store.record_event(r, mails).await {
+        let records = self.prepare_at(&ev, now);
+        let queued = records.iter().any(|r| !r.mails.is_empty());
+        for r in records {
+            if let Err(e) = self.store.record_event(r.event, r.mails).await {
                 tracing::error!(error = %e, "cannot store a security event");
             }
         }
         if queued {
-            if let Some(n) = &self.mail_wakeup {
-                n.notify_one();
-            }
+            self.wake_mailer();
+        }
+    }
+
+    /// Everything [`Self::emit`] does but the store's write, which is left
+    /// to the caller (a sign-in stores its events in the transaction that
+    /// opens its session): counted, logged, linked into the chain and
+    /// written to the files. Returns what the store must get, in chain
+    /// order; wake the mailer ([`Self::wake_mailer`]) once it holds them
+    /// if any carries mail.
+    pub fn prepare(&self, ev: &NewEvent) -> Vec<EventWrite> {
+        self.prepare_at(ev, Utc::now())
+    }
+
+    fn prepare_at(&self, ev: &NewEvent, now: DateTime<Utc>) -> Vec<EventWrite> {
+        if let Some(c) = self.counters.get(ev.kind.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let record = new_record(ev, now);
+        tracing::info!(target: "security", event = %record.event, outcome = %record.outcome, user_id = ?record.user_id, ip = ?record.ip, "security event");
+        self.append(record)
+            .into_iter()
+            .map(|event| {
+                let mails = if event.event == ev.kind.as_str() {
+                    self.mails_for(ev, &event)
+                } else {
+                    Vec::new()
+                };
+                EventWrite { event, mails }
+            })
+            .collect()
+    }
+
+    /// Tells the outbox worker that mail was stored (nothing without SMTP).
+    pub fn wake_mailer(&self) {
+        if let Some(n) = &self.mail_wakeup {
+            n.notify_one();
         }
     }
 

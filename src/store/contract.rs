@@ -780,8 +780,32 @@ async fn news_pages_by_cursor(store: &dyn Store) {
     assert_eq!(seen, want.iter().map(|n| n.id.clone()).collect::<Vec<_>>());
 }
 
-/// `open_session` stores the session, its refresh token and the device,
-/// and says whether the device is new; for a user who is gone, no device.
+/// The events a test sign-in records: one naming whether the device was
+/// new, for the user `open_session` hands over.
+fn sign_in_events(now: DateTime<Utc>) -> SignInEvents {
+    Box::new(move |user: &UserRecord, new_device: bool| {
+        vec![EventWrite {
+            event: EventRecord {
+                id: crate::domain::new_id(),
+                timestamp: now,
+                event: "login_success".into(),
+                outcome: "success".into(),
+                user_id: Some(user.id.clone()),
+                email: None,
+                ip: None,
+                user_agent: None,
+                request_id: None,
+                details: serde_json::json!({ "new_device": new_device }),
+                link: None,
+            },
+            mails: Vec::new(),
+        }]
+    })
+}
+
+/// `open_session` stores the session, its refresh token, the device and
+/// the events its caller gives for the updated user, and says whether the
+/// device is new; for a user who is gone, no device and no events.
 async fn a_sign_in_opens_its_session_and_records_its_device(store: &dyn Store) {
     let u = new_user(store, &[]).await;
     let now = micros_now();
@@ -799,7 +823,7 @@ async fn a_sign_in_opens_its_session_and_records_its_device(store: &dyn Store) {
         let (s, r) = session_for(&u, now);
         let (hash, sid) = (crate::domain::new_id(), s.id.clone());
         let (user, was_new) = store
-            .open_session(s, hash.clone(), r, device(jti, &u.id))
+            .open_session(s, hash.clone(), r, device(jti, &u.id), sign_in_events(now))
             .await
             .unwrap()
             .unwrap();
@@ -816,17 +840,45 @@ async fn a_sign_in_opens_its_session_and_records_its_device(store: &dyn Store) {
     }
     let d = store.device(&u.id, "d-open").await.unwrap().unwrap();
     assert!(d.speaks_for("jti-a") && d.speaks_for("jti-b"), "both sign-ins bound");
+    let of_user = |id: String| EventFilter {
+        user_id: Some(id),
+        limit: 10,
+        ..EventFilter::default()
+    };
+    let mut recorded: Vec<bool> = store
+        .events(of_user(u.id.clone()))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.details["new_device"].as_bool().unwrap())
+        .collect();
+    recorded.sort_unstable();
+    assert_eq!(
+        recorded,
+        [false, true],
+        "one event per sign-in, told whether its device was new"
+    );
     let mut gone = u.clone();
     gone.id = crate::domain::new_id();
     let (s, r) = session_for(&gone, now);
     assert!(store
-        .open_session(s, crate::domain::new_id(), r, device("jti-c", &gone.id))
+        .open_session(
+            s,
+            crate::domain::new_id(),
+            r,
+            device("jti-c", &gone.id),
+            sign_in_events(now)
+        )
         .await
         .unwrap()
         .is_none());
     assert!(
         store.device(&gone.id, "d-open").await.unwrap().is_none(),
         "no device for no user"
+    );
+    assert!(
+        store.events(of_user(gone.id.clone())).await.unwrap().is_empty(),
+        "no events for no user"
     );
 }
 

@@ -678,6 +678,16 @@ pub struct OutboxMessage {
     pub sealed_token: Option<String>,
 }
 
+/// A security event with the mails it queues, as the store keeps them.
+pub struct EventWrite {
+    pub event: EventRecord,
+    pub mails: Vec<OutboxMessage>,
+}
+
+/// The events a sign-in records once its session is open, from the updated
+/// user and whether the device was new ([`Store::open_session`]).
+pub type SignInEvents = Box<dyn FnOnce(&UserRecord, bool) -> Vec<EventWrite> + Send>;
+
 /// Which events to list (admin view).
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -998,21 +1008,31 @@ pub trait Store:
         Ok(())
     }
     /// A sign-in's writes: [`SessionStore::create_session`] and, if the
-    /// user still exists, [`DeviceStore::touch_device`]. Returns the
-    /// updated user and whether the device was new. In one transaction
-    /// where the backend overrides this (the embedded store, where each
-    /// commit costs), in two otherwise.
+    /// user still exists, [`DeviceStore::touch_device`] and the events
+    /// `then` gives for the updated user and whether the device was new.
+    /// Returns those two. In one durable transaction where the backend
+    /// overrides this (the embedded store, where each commit costs; a
+    /// [`sync_once`] scope it runs in has nothing left to sync for it), in
+    /// one write each otherwise, an event that cannot be stored logged as
+    /// [`EventStore::record_event`]'s callers do.
     async fn open_session(
         &self,
         session: SessionRecord,
         refresh_hash: String,
         refresh: RefreshRecord,
         device: DeviceRecord,
+        then: SignInEvents,
     ) -> StoreResult<Option<(UserRecord, bool)>> {
         let Some(user) = self.create_session(session, refresh_hash, refresh).await? else {
             return Ok(None);
         };
-        Ok(Some((user, self.touch_device(device).await?)))
+        let new_device = self.touch_device(device).await?;
+        for w in then(&user, new_device) {
+            if let Err(e) = self.record_event(w.event, w.mails).await {
+                tracing::error!(error = %e, "cannot store a security event");
+            }
+        }
+        Ok(Some((user, new_device)))
     }
 }
 

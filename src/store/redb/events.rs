@@ -10,34 +10,38 @@ fn event_matches(e: &EventRecord, f: &EventFilter) -> bool {
     f.event.as_ref().is_none_or(|t| &e.event == t) && f.since.is_none_or(|s| e.timestamp >= s)
 }
 
+/// Stores `event`, its chain head (when it is the chain's newest link) and
+/// its user's index row, and the mails it queues, in `tx`.
+pub(super) fn record_event_in(tx: &WriteTransaction, event: &EventRecord, mails: &[OutboxMessage]) -> StoreResult<()> {
+    put(tx, EVENTS, &event.id, event)?;
+    if let Some(link) = &event.link {
+        let mut heads = tx.open_table(CHAIN_HEADS).map_err(backend)?;
+        let newer = match get::<ChainLink>(&heads, "chain_heads", &link.chain)? {
+            Some(head) => link.seq > head.seq,
+            None => true,
+        };
+        if newer {
+            heads
+                .insert(link.chain.as_str(), encode(link)?.as_slice())
+                .map_err(backend)?;
+        }
+    }
+    if let Some(uid) = &event.user_id {
+        let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
+        let key = format!("{uid}/{}", event.id);
+        ue.insert(key.as_str(), [].as_slice()).map_err(backend)?;
+    }
+    for mail in mails {
+        put(tx, OUTBOX, &mail.id, mail)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl EventStore for RedbStore {
     async fn record_event(&self, event: EventRecord, mails: Vec<OutboxMessage>) -> StoreResult<()> {
         let no_mail = mails.is_empty();
-        let write = move |tx: &WriteTransaction| {
-            put(tx, EVENTS, &event.id, &event)?;
-            if let Some(link) = &event.link {
-                let mut heads = tx.open_table(CHAIN_HEADS).map_err(backend)?;
-                let newer = match get::<ChainLink>(&heads, "chain_heads", &link.chain)? {
-                    Some(head) => link.seq > head.seq,
-                    None => true,
-                };
-                if newer {
-                    heads
-                        .insert(link.chain.as_str(), encode(link)?.as_slice())
-                        .map_err(backend)?;
-                }
-            }
-            if let Some(uid) = &event.user_id {
-                let mut ue = tx.open_table(USER_EVENTS).map_err(backend)?;
-                let key = format!("{uid}/{}", event.id);
-                ue.insert(key.as_str(), [].as_slice()).map_err(backend)?;
-            }
-            for mail in &mails {
-                put(tx, OUTBOX, &mail.id, mail)?;
-            }
-            Ok(())
-        };
+        let write = move |tx: &WriteTransaction| record_event_in(tx, &event, &mails);
         // A mail is written at once: the mailer is woken when this returns.
         match if no_mail { self.write_later(write) } else { Some(write) } {
             Some(write) => self.write(write).await,

@@ -34,8 +34,8 @@ use super::{
     ChainCut, ChainLink, CreateUserError, DeviceRecord, DeviceStore, EmailChange, EventFilter, EventRecord, EventStore,
     FailureStatus, IdempotencyKey, LockoutPolicy, LockoutRecord, LockoutStore, MaintenanceStore, NewsFilter, NewsStore,
     OrderOutcome, OrderReceipt, OutboxMessage, OutboxStore, PortfolioStore, PriceStore, Purged, RefreshRecord,
-    RevocationStore, Rotation, SessionRecord, SessionStore, Store, StoreError, StoreResult, TotpChange, TwoFactorStore,
-    UserRecord, UserStore, IDEMPOTENCY_TTL_HOURS,
+    RevocationStore, Rotation, SessionRecord, SessionStore, SignInEvents, Store, StoreError, StoreResult, TotpChange,
+    TwoFactorStore, UserRecord, UserStore, IDEMPOTENCY_TTL_HOURS,
 };
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -219,6 +219,17 @@ impl RedbStore {
             Durability::Immediate if crate::store::defer_sync() => Durability::None,
             other => other,
         };
+        self.commit_as(durability, f).await
+    }
+
+    /// Runs `f` in a write transaction committed with `durability` as it
+    /// is, even inside a [`crate::store::sync_once`] scope (which this
+    /// write then leaves nothing to sync for).
+    async fn commit_as<T, F>(&self, durability: Durability, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> StoreResult<T> + Send + 'static,
+    {
         let (db, epoch, durable) = (self.db.clone(), self.epoch.clone(), self.durable.clone());
         tokio::task::spawn_blocking(move || {
             let mut tx = db.begin_write().map_err(backend)?;
