@@ -2,7 +2,6 @@
 //! refresh with rotation and reuse detection, logout and password change.
 //! Handlers in `api/` only translate HTTP to these functions and back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -297,10 +296,8 @@ impl Accounts {
             .issue_device(&user.id, &device_id, Duration::days(365))
             .map_err(AccountsError::internal)?;
         let device = Self::device_record(&user, client, device_id.clone(), device_claims.jti, now);
-        let mailed = Arc::new(AtomicBool::new(false));
         let then: SignInEvents = if origin == Origin::Login {
-            let (events, client, session_id, mailed) =
-                (self.events.clone(), client.clone(), session_id.clone(), mailed.clone());
+            let (events, client, session_id) = (self.events.clone(), client.clone(), session_id.clone());
             Box::new(move |user: &UserRecord, new_device: bool| {
                 let mut out = events.prepare(
                     &NewEvent::success(EventType::LoginSuccess)
@@ -318,18 +315,18 @@ impl Accounts {
                         ),
                     );
                 }
-                mailed.store(out.iter().any(|w| !w.mails.is_empty()), Ordering::Relaxed);
                 out
             })
         } else {
             Box::new(|_: &UserRecord, _: bool| Vec::new())
         };
-        let (user, _) = self
+        let (user, new_device) = self
             .store
             .open_session(session, token_hash(&refresh_token), refresh, device, then)
             .await?
             .ok_or_else(|| AccountsError::Unauthenticated("account no longer exists"))?;
-        if mailed.load(Ordering::Relaxed) {
+        if new_device && origin == Origin::Login {
+            // `new_device_login` queued its alert (with SMTP configured).
             self.events.wake_mailer();
         }
         let access_token = self.issue_access(&user.id, &session_id)?;
