@@ -183,7 +183,7 @@ for run in $(seq "$RUNS"); do
     if [ $side = e ]; then RAW_AFTER=$(raw_argon2_rust); fi
     R[$side.storm]=$(storm "$base" "$tok")
   done
-  RAW_RUST=$(echo "scale=1; ($RAW_BEFORE + $RAW_AFTER) / 2" | bc)
+  RAW_RUST=$(echo "scale=2; ($RAW_BEFORE + $RAW_AFTER) / 2" | bc)
   RAW_PEER=$(raw_argon2_peer)
 
   col() { # key field... → one cell per side, the fields joined by " / "
