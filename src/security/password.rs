@@ -99,13 +99,11 @@ pub fn verify_with_memory(password: &str, hash: &str, memory: &mut Memory) -> bo
     let ours = Params::try_from(&parsed)
         .is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (std.m_cost(), std.t_cost(), std.p_cost()))
         && parsed.algorithm == Algorithm::Argon2id.ident()
-        && parsed.version == Some(Version::V0x13.into());
+        && parsed.version == Some(Version::V0x13.into())
+        && parsed.hash.is_some_and(|h| h.len() == TAG_BYTES);
     let (Some(salt), Some(expected), true) = (&parsed.salt, &parsed.hash, ours) else {
         return argon2.verify_password(password.as_bytes(), &parsed).is_ok();
     };
-    if expected.len() != TAG_BYTES {
-        return argon2.verify_password(password.as_bytes(), &parsed).is_ok();
-    }
     tag_with_memory(&argon2, password, salt.as_ref(), memory)
         .is_some_and(|out| bool::from(out.as_slice().ct_eq(expected.as_ref())))
 }
@@ -154,24 +152,25 @@ fn tag_with_memory(argon2: &Argon2<'_>, password: &str, salt: &[u8], memory: &mu
 /// requests like a login's check, which a registration storm otherwise
 /// did not.
 pub fn hash_with_memory(password: &str, memory: &mut Memory) -> Result<String, HashError> {
-    use base64::Engine as _;
+    use argon2::password_hash::phc::{Output, ParamsString, Salt};
     use rand::RngCore as _;
+    fn failed(e: impl std::fmt::Display) -> HashError {
+        HashError::Failed(e.to_string())
+    }
     let argon2 = argon2()?;
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let tag = tag_with_memory(&argon2, password, &salt, memory)
         .ok_or_else(|| HashError::Failed("argon2id refused this server's parameters".into()))?;
-    // PHC strings carry salt and tag in unpadded standard Base64.
-    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let p = argon2.params();
-    Ok(format!(
-        "$argon2id$v=19$m={},t={},p={}${}${}",
-        p.m_cost(),
-        p.t_cost(),
-        p.p_cost(),
-        b64.encode(salt),
-        b64.encode(tag)
-    ))
+    // The `argon2` crate's own PHC string, as its `hash_password` builds it.
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(failed)?,
+        salt: Some(Salt::new(&salt).map_err(failed)?),
+        hash: Some(Output::new(&tag).map_err(failed)?),
+    };
+    Ok(hash.to_string())
 }
 
 /// Puts the calling thread at `priority`. Failure (a platform or sandbox
