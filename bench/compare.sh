@@ -76,17 +76,6 @@ start_fortfolio() { # name port [env...]
   PIDS+=($!)
   wait_up "http://127.0.0.1:$port/api/v1/health" "$WORK/$name.log"
 }
-fortfolio_user() { # base → access token of a user holding 20 positions
-  local base=$1 token s
-  token=$(curl -s "$base/auth/register" -H 'content-type: application/json' \
-    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | json_field access_token)
-  for s in $(curl -s "$base/prices" -H "Authorization: Bearer $token" | grep -oE '"symbol":"[A-Z]+"' | cut -d'"' -f4 | head -20); do
-    curl -sf "$base/portfolio/buy" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-      -d "{\"symbol\":\"$s\",\"quantity\":\"3\"}" >/dev/null
-  done
-  echo "$token"
-}
-
 start_fortfolio embedded 18701
 E=http://127.0.0.1:18701/api/v1
 TE=$(fortfolio_user "$E")

@@ -27,3 +27,15 @@ wait_up() { # url [log file shown on failure]
   exit 1
 }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+# base (http://…/api/v1) → the access token of a new user bench@example.com
+# (password $PASSWORD, or the benches' usual one) holding 20 positions.
+fortfolio_user() {
+  local base=$1 token s
+  token=$(curl -sk "$base/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"${PASSWORD:-violet-anchor-tundra-41}\"}" | json_field access_token)
+  for s in $(curl -sk "$base/prices" -H "Authorization: Bearer $token" | grep -oE '"symbol":"[A-Z]+"' | cut -d'"' -f4 | head -20); do
+    curl -skf "$base/portfolio/buy" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+      -d "{\"symbol\":\"$s\",\"quantity\":\"3\"}" >/dev/null
+  done
+  echo "$token"
+}

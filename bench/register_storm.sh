@@ -15,18 +15,13 @@ cargo build --release --quiet --bin fortfolio
 export FORTFOLIO_LOGGING__LEVEL=warn FORTFOLIO_SERVER__TLS=off
 lift_limits
 measure() { # label binary
-  local data pid base token s alone storm out
+  local data pid base token alone storm out
   data=$(mktemp -d)
   base="http://127.0.0.1:$PORT/api/v1"
   FORTFOLIO_LOGGING__DIR="$data/logs" "$2" serve --data-dir "$data" --bind "127.0.0.1:$PORT" >"$data/server.log" 2>&1 &
   pid=$!
   wait_up "$base/health" "$data/server.log"
-  token=$(curl -s "$base/auth/register" -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","password":"violet-anchor-tundra-41"}' | json_field access_token)
-  for s in $(curl -s "$base/prices" -H "Authorization: Bearer $token" | grep -oE '"symbol":"[A-Z]+"' | cut -d'"' -f4 | head -20); do
-    curl -sf "$base/portfolio/buy" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-      -d "{\"symbol\":\"$s\",\"quantity\":\"3\"}" >/dev/null
-  done
+  token=$(fortfolio_user "$base")
   alone=$(wrk -t1 -c16 -d"${DURATION}s" --latency -H "Authorization: Bearer $token" "$base/portfolio" | p99)
   wrk -t1 -c16 -d"$((DURATION + 2))s" -s bench/register.lua "http://127.0.0.1:$PORT" >"$data/storm" &
   sleep 1
