@@ -11,12 +11,23 @@ fn main() {
     println!("cargo:rustc-env=FORTFOLIO_BUILD_DATE={}", build_date());
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     // A new commit moves HEAD or the branch it names; either reruns this.
+    // Cargo reruns a build script on every build while a path it watches is
+    // missing, and a branch's file and `packed-refs` both come and go (`git
+    // gc` packs refs; this checkout had no `packed-refs`, so every build
+    // rebuilt the crate): the branch is watched through its directory, and
+    // `packed-refs` only where it exists.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{head}");
+        let dir = std::path::Path::new(&dir);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        if let Some(branches) =
+            git(&["symbolic-ref", "-q", "HEAD"]).and_then(|head| dir.join(head).parent().map(|p| p.to_path_buf()))
+        {
+            println!("cargo:rerun-if-changed={}", branches.display());
         }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        let packed = dir.join("packed-refs");
+        if packed.exists() {
+            println!("cargo:rerun-if-changed={}", packed.display());
+        }
     }
 }
 
