@@ -202,10 +202,12 @@ for run in $(seq "$RUNS"); do
       p99=$(printf '%s\n%s\n' "$(f "$L1" 2)" "$(f "$L2" 2)" | sort -g | tail -1)
       R[e.login]="$(echo "scale=2; ($(f "$L1" 1) + $(f "$L2" 1)) / 2" | bc) $p99 $(($(f "$L1" 3) + $(f "$L2" 3)))"
       RAW_RUST=$(echo "scale=2; ($RAW1 + 2 * $RAW2 + $RAW3) / 4" | bc)
+      secs=$((2 * half))
     else
       c0=$(counters) && R[$side.login]=$(logins "$base") && d=$(delta "$c0" "$(counters)")
+      secs=$DURATION
     fi
-    M[$side]=$(during "$d" "$(echo "$(f "${R[$side.login]}" 1) * $DURATION" | bc)")
+    M[$side]=$(during "$d" "$(echo "$(f "${R[$side.login]}" 1) * $secs" | bc)")
     R[$side.storm]=$(storm "$base" "$tok")
   done
   RAW_PEER=$(raw_argon2_peer)
