@@ -143,10 +143,20 @@ delta() { # before after [sum] → after - before (+ sum), field by field
   local b=($1) a=($2) s=(${3:-0 0 0 0})
   echo "$((a[0] - b[0] + s[0])) $((a[1] - b[1] + s[1])) $((a[2] - b[2] + s[2])) $((a[3] - b[3] + s[3]))"
 }
-during() { # delta requests → "steal %, writes and flushes per request"
+during() { # delta [logins] → "steal %", and with logins ", writes and flushes per login"
   local d=($1)
-  awk -v st="${d[0]}" -v all="${d[1]}" -v w="${d[2]}" -v fl="${d[3]}" -v n="$2" \
-    'BEGIN {n = n > 0 ? n : 1; printf "steal %.1f %% of CPU time, %.1f disk writes and %.2f flushes per login", 100 * st / (all > 0 ? all : 1), w / n, fl / n}'
+  awk -v st="${d[0]}" -v all="${d[1]}" -v w="${d[2]}" -v fl="${d[3]}" -v n="${2:-0}" -v disk="$DISK_STAT" \
+    'BEGIN {
+      printf "steal %.1f %% of CPU time", 100 * st / (all > 0 ? all : 1)
+      if (n > 0 && disk != "") printf ", %.1f disk writes and %.2f flushes per login", w / n, fl / n
+      else if (n > 0) printf " (no block device counters for this disk)"
+    }'
+}
+counted_logins() { # base seconds → L: the logins figures; D: the counters over them, added to D's
+  local c0
+  c0=$(counters)
+  L=$(logins "$1" "$2")
+  D=$(delta "$c0" "$(counters)" "$D")
 }
 raw_argon2_peer() {
   "$PEER_PYTHON" - "$DURATION" <<'PY'
@@ -194,20 +204,22 @@ for run in $(seq "$RUNS"); do
       half=$(((DURATION + 1) / 2))
       c0=$(counters)
       RAW1=$(raw_argon2_rust $half)
-      RAW_STEAL=$(during "$(delta "$c0" "$(counters)")" 0 | cut -d, -f1)
-      c0=$(counters) && L1=$(logins "$base" $half) && d=$(delta "$c0" "$(counters)")
+      RAW_STEAL=$(during "$(delta "$c0" "$(counters)")")
+      D="0 0 0 0"
+      counted_logins "$base" $half && L1=$L
       RAW2=$(raw_argon2_rust $half)
-      c0=$(counters) && L2=$(logins "$base" $half) && d=$(delta "$c0" "$(counters)" "$d")
+      counted_logins "$base" $half && L2=$L
       RAW3=$(raw_argon2_rust $half)
       p99=$(printf '%s\n%s\n' "$(f "$L1" 2)" "$(f "$L2" 2)" | sort -g | tail -1)
       R[e.login]="$(echo "scale=2; ($(f "$L1" 1) + $(f "$L2" 1)) / 2" | bc) $p99 $(($(f "$L1" 3) + $(f "$L2" 3)))"
       RAW_RUST=$(echo "scale=2; ($RAW1 + 2 * $RAW2 + $RAW3) / 4" | bc)
       secs=$((2 * half))
     else
-      c0=$(counters) && R[$side.login]=$(logins "$base") && d=$(delta "$c0" "$(counters)")
+      D="0 0 0 0"
+      counted_logins "$base" "$DURATION" && R[$side.login]=$L
       secs=$DURATION
     fi
-    M[$side]=$(during "$d" "$(echo "$(f "${R[$side.login]}" 1) * $secs" | bc)")
+    M[$side]=$(during "$D" "$(echo "$(f "${R[$side.login]}" 1) * $secs" | bc)")
     R[$side.storm]=$(storm "$base" "$tok")
   done
   RAW_PEER=$(raw_argon2_peer)
